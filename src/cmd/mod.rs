@@ -1,0 +1,56 @@
+//! One file per subcommand: its flags and the glue between the library and the terminal.
+
+pub mod export;
+pub mod info;
+pub mod sample;
+pub mod train;
+
+use std::fmt;
+use std::str::FromStr;
+
+use charrnn::linalg::Precision;
+
+/// A problem with how the command was invoked (exit code 2, like clap's own errors).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    UsageError(msg.into()).into()
+}
+
+pub fn exit_code(err: &anyhow::Error) -> i32 {
+    if err.chain().any(|e| e.is::<UsageError>()) { 2 } else { 1 }
+}
+
+/// clap value parser: an integer of at least 1.
+pub fn positive_int<T: FromStr + PartialOrd + From<u8>>(s: &str) -> Result<T, String> {
+    match s.parse::<T>() {
+        Ok(v) if v >= T::from(1) => Ok(v),
+        _ => Err(format!("must be a whole number of at least 1, got {s:?}")),
+    }
+}
+
+/// clap value parser: a finite number greater than 0.
+pub fn positive_float(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("must be a number greater than 0, got {s:?}")),
+    }
+}
+
+/// clap value parser: f32 or f64.
+pub fn precision(s: &str) -> Result<Precision, String> {
+    match s {
+        "f32" => Ok(Precision::F32),
+        "f64" => Ok(Precision::F64),
+        _ => Err(format!("must be f32 or f64, got {s:?}")),
+    }
+}

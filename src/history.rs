@@ -1,0 +1,171 @@
+//! `loss_history.csv`: one row per logged iteration, appended and flushed as
+//! training goes, so a crash loses no row that was already written.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub const HEADER: &str = "iteration,loss,smooth_loss,chars_per_sec,elapsed_s";
+
+#[derive(Debug, Error)]
+pub enum HistoryError {
+    #[error("loss history {path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("loss history {path}: first line is {found:?}, expected {HEADER:?}; is this a charrnn loss history?")]
+    Header { path: PathBuf, found: String },
+    #[error("loss history {path}, line {line}: {reason}")]
+    Row { path: PathBuf, line: u64, reason: String },
+}
+
+/// One logged iteration. `loss` is that iteration's loss (summed over the chunk, as
+/// min-char-rnn prints it); `smooth_loss` its running average.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Row {
+    pub iteration: u64,
+    pub loss: f64,
+    pub smooth_loss: f64,
+    pub chars_per_sec: f64,
+    pub elapsed_s: f64,
+}
+
+pub struct LossLog {
+    path: PathBuf,
+    out: csv::Writer<File>,
+}
+
+impl LossLog {
+    /// Starts a new history, replacing any file at `path`.
+    pub fn create(path: &Path) -> Result<LossLog, HistoryError> {
+        let io = |source| HistoryError::Io { path: path.to_path_buf(), source };
+        let mut file = File::create(path).map_err(io)?;
+        writeln!(file, "{HEADER}").map_err(io)?;
+        let out = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+        Ok(LossLog { path: path.to_path_buf(), out })
+    }
+
+    /// Continues the history of a run resumed at `iteration`. Rows logged after
+    /// that checkpoint (the run went on past it before it stopped) and a torn
+    /// last line are dropped, so the file never holds a row twice. Returns the log
+    /// and the number of rows dropped.
+    pub fn resume(path: &Path, iteration: u64) -> Result<(LossLog, usize), HistoryError> {
+        let io = |source| HistoryError::Io { path: path.to_path_buf(), source };
+        let bytes = match std::fs::read(path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((LossLog::create(path)?, 0)),
+            Err(e) => return Err(io(e)),
+        };
+        if bytes.is_empty() {
+            return Ok((LossLog::create(path)?, 0));
+        }
+        // a line without its newline was cut off mid-write
+        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let torn = usize::from(complete < bytes.len());
+        let rows = parse(path, &bytes[..complete])?;
+        let keep = rows.iter().take_while(|r| r.iteration <= iteration).count();
+        let dropped = rows.len() - keep + torn;
+        if dropped > 0 {
+            let mut text = format!("{HEADER}\n").into_bytes();
+            let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut text);
+            for row in &rows[..keep] {
+                w.serialize(row).map_err(|e| io(e.into()))?;
+            }
+            w.flush().map_err(io)?;
+            drop(w);
+            crate::fsutil::write_atomic(path, &text).map_err(io)?;
+        }
+        let file = OpenOptions::new().append(true).open(path).map_err(io)?;
+        let out = csv::WriterBuilder::new().has_headers(false).from_writer(file);
+        Ok((LossLog { path: path.to_path_buf(), out }, dropped))
+    }
+
+    pub fn append(&mut self, row: &Row) -> Result<(), HistoryError> {
+        let io = |source| HistoryError::Io { path: self.path.clone(), source };
+        self.out.serialize(row).map_err(|e| io(e.into()))?;
+        self.out.flush().map_err(io)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads a whole history file.
+pub fn read(path: &Path) -> Result<Vec<Row>, HistoryError> {
+    let bytes = std::fs::read(path).map_err(|source| HistoryError::Io { path: path.to_path_buf(), source })?;
+    parse(path, &bytes)
+}
+
+fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, HistoryError> {
+    let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
+    let first = String::from_utf8_lossy(first).trim_end_matches('\r').to_string();
+    if first != HEADER {
+        return Err(HistoryError::Header { path: path.to_path_buf(), found: first });
+    }
+    let mut reader = csv::Reader::from_reader(bytes);
+    let mut rows = Vec::new();
+    for result in reader.deserialize::<Row>() {
+        let row = result.map_err(|e| {
+            let line = e.position().map_or(0, |p| p.line());
+            let reason = match e.kind() {
+                csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
+                _ => e.to_string(),
+            };
+            HistoryError::Row { path: path.to_path_buf(), line, reason }
+        })?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(i: u64) -> Row {
+        Row { iteration: i, loss: 1.5 + i as f64, smooth_loss: 2.25, chars_per_sec: 1000.0, elapsed_s: 0.5 }
+    }
+
+    #[test]
+    fn create_append_read_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.csv");
+        let mut log = LossLog::create(&path).unwrap();
+        log.append(&row(100)).unwrap();
+        log.append(&row(200)).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.starts_with("iteration,loss,smooth_loss,chars_per_sec,elapsed_s\n100,101.5,2.25,"));
+        assert_eq!(read(&path).unwrap(), vec![row(100), row(200)]);
+    }
+
+    #[test]
+    fn resume_keeps_earlier_rows_drops_later_and_torn_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.csv");
+        let mut log = LossLog::create(&path).unwrap();
+        for i in [100, 200, 300] {
+            log.append(&row(i)).unwrap();
+        }
+        drop(log);
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        write!(f, "400,1.0,2").unwrap(); // torn row
+        drop(f);
+        let (mut log, dropped) = LossLog::resume(&path, 200).unwrap();
+        assert_eq!(dropped, 2);
+        log.append(&row(300)).unwrap();
+        assert_eq!(read(&path).unwrap(), vec![row(100), row(200), row(300)]);
+    }
+
+    #[test]
+    fn malformed_row_is_reported_with_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.csv");
+        std::fs::write(&path, format!("{HEADER}\n1,2,3,4,5\n2,x,3,4,5\n")).unwrap();
+        let err = read(&path).unwrap_err().to_string();
+        assert!(err.contains("line 3"), "{err}");
+        std::fs::write(&path, "a,b\n").unwrap();
+        assert!(matches!(read(&path), Err(HistoryError::Header { .. })));
+    }
+}

@@ -1,0 +1,16 @@
+//! charrnn: character-level recurrent language models, min-char-rnn exact by default.
+//!
+//! Data flows text -> [`data`] (vocabulary, ids) -> [`train`] asks [`model`] for the
+//! loss and gradients -> [`optim`] updates -> [`checkpoint`] and [`history`] record.
+//! [`sample`] writes text from a model; [`npz`] exchanges weights with NumPy.
+
+pub mod checkpoint;
+pub mod data;
+pub mod fsutil;
+pub mod history;
+pub mod linalg;
+pub mod model;
+pub mod npz;
+pub mod optim;
+pub mod sample;
+pub mod train;

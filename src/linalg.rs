@@ -1,0 +1,206 @@
+//! Small dense kernels the model is built from: the scalar type, dot products,
+//! matrix-vector products over row-major slices, GEMM, and softmax.
+//!
+//! Everything is generic over [`Real`] so the same code trains in f32 and is
+//! gradient-checked in f64.
+
+use std::fmt::{Debug, Display};
+
+use ndarray::linalg::general_mat_mul;
+use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};
+use rand::Rng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+/// The floating-point type a model computes in: f64 (min-char-rnn's precision, the
+/// default) or f32 (faster).
+pub trait Real:
+    num_traits::Float
+    + LinalgScalar
+    + Debug
+    + Display
+    + Default
+    + Send
+    + Sync
+    + Serialize
+    + DeserializeOwned
+    + 'static
+{
+    /// "f32" or "f64"
+    const NAME: &'static str;
+    const PRECISION: Precision;
+    /// Converts a constant; exact for f64, rounded for f32.
+    fn c(x: f64) -> Self;
+    fn as_f64(self) -> f64;
+    /// A draw from N(0, 1).
+    fn randn<R: Rng + ?Sized>(rng: &mut R) -> Self;
+}
+
+impl Real for f32 {
+    const NAME: &'static str = "f32";
+    const PRECISION: Precision = Precision::F32;
+    fn c(x: f64) -> Self {
+        x as f32
+    }
+    fn as_f64(self) -> f64 {
+        self as f64
+    }
+    fn randn<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        StandardNormal.sample(rng)
+    }
+}
+
+impl Real for f64 {
+    const NAME: &'static str = "f64";
+    const PRECISION: Precision = Precision::F64;
+    fn c(x: f64) -> Self {
+        x
+    }
+    fn as_f64(self) -> f64 {
+        self
+    }
+    fn randn<R: Rng + ?Sized>(rng: &mut R) -> Self {
+        StandardNormal.sample(rng)
+    }
+}
+
+/// The precision a run trains in; recorded in its checkpoint.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub enum Precision {
+    F32,
+    F64,
+}
+
+impl Precision {
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => f32::NAME,
+            Precision::F64 => f64::NAME,
+        }
+    }
+}
+
+impl Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Lanes of independent accumulators: float addition is not associative, so the
+/// compiler only vectorises a reduction that is written with separate partial sums.
+const LANES: usize = 8;
+
+/// sum_i a[i] * b[i]
+#[inline]
+pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+    debug_assert_eq!(a.len(), b.len());
+    let (ca, ra) = a.as_chunks::<LANES>();
+    let (cb, rb) = b.as_chunks::<LANES>();
+    let mut acc = [T::zero(); LANES];
+    for (x, y) in ca.iter().zip(cb) {
+        for k in 0..LANES {
+            acc[k] = acc[k] + x[k] * y[k];
+        }
+    }
+    let mut tail = T::zero();
+    for (&x, &y) in ra.iter().zip(rb) {
+        tail = tail + x * y;
+    }
+    let half = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
+    (half[0] + half[2]) + (half[1] + half[3]) + tail
+}
+
+/// y += a * x
+#[inline]
+pub fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
+    debug_assert_eq!(x.len(), y.len());
+    for (yi, &xi) in y.iter_mut().zip(x) {
+        *yi = *yi + a * xi;
+    }
+}
+
+/// y = W x for row-major W: (rows, cols), x: (cols), y: (rows).
+pub fn matvec<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
+    let cols = x.len();
+    debug_assert_eq!(w.len(), cols * y.len());
+    for (yi, row) in y.iter_mut().zip(w.chunks_exact(cols)) {
+        *yi = dot(row, x);
+    }
+}
+
+/// y = W^T x for row-major W: (rows, cols), x: (rows), y: (cols).
+/// Written as a sum of scaled rows so W is read in storage order.
+pub fn matvec_t<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
+    let cols = y.len();
+    debug_assert_eq!(w.len(), cols * x.len());
+    y.fill(T::zero());
+    for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
+        axpy(xi, row, y);
+    }
+}
+
+/// c = alpha * a b + beta * c (matrixmultiply's GEMM; any strides, so `a.t()` is free).
+pub fn gemm<T: Real>(alpha: T, a: &ArrayView2<T>, b: &ArrayView2<T>, beta: T, c: &mut ArrayViewMut2<T>) {
+    general_mat_mul(alpha, a, b, beta, c);
+}
+
+/// Turns logits into probabilities in place and returns ln(sum_j exp(logits_j)),
+/// so that -ln p[k] = lse - logits[k] can be formed without taking the log of a
+/// probability that may have underflowed to zero.
+pub fn softmax_in_place<T: Real>(v: &mut [T]) -> f64 {
+    let max = v.iter().copied().fold(T::neg_infinity(), T::max);
+    let mut sum = T::zero();
+    for x in v.iter_mut() {
+        *x = (*x - max).exp();
+        sum = sum + *x;
+    }
+    let inv = T::one() / sum;
+    for x in v.iter_mut() {
+        *x = *x * inv;
+    }
+    max.as_f64() + sum.as_f64().ln()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dot_matches_naive_sum_for_lengths_around_the_lane_width() {
+        for n in [0, 1, 7, 8, 9, 17, 100] {
+            let a: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
+            let naive: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
+            assert!((dot(&a, &b) - naive).abs() < 1e-12, "n={n}");
+        }
+    }
+
+    #[test]
+    fn matvec_and_transpose_agree_with_ndarray() {
+        let w = ndarray::Array2::from_shape_fn((5, 3), |(i, j)| (i * 3 + j) as f64 - 4.0);
+        let x = [1.0, -2.0, 0.5];
+        let mut y = [0.0; 5];
+        matvec(w.as_slice().unwrap(), &x, &mut y);
+        assert_eq!(y.to_vec(), w.dot(&ndarray::arr1(&x)).to_vec());
+        let u = [1.0, 0.0, -1.0, 2.0, 3.0];
+        let mut z = [9.0; 3];
+        matvec_t(w.as_slice().unwrap(), &u, &mut z);
+        assert_eq!(z.to_vec(), w.t().dot(&ndarray::arr1(&u)).to_vec());
+    }
+
+    #[test]
+    fn softmax_sums_to_one_and_returns_log_sum_exp() {
+        let mut v = [1000.0f64, 1001.0, 999.0];
+        let lse = softmax_in_place(&mut v);
+        assert!((v.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let expected = 1001.0 + ((-1.0f64).exp() + 1.0 + (-2.0f64).exp()).ln();
+        assert!((lse - expected).abs() < 1e-9);
+        assert!(v[1] > v[0] && v[0] > v[2]);
+    }
+}

@@ -1,0 +1,36 @@
+//! The `charrnn` command: parse arguments, dispatch to a subcommand, turn errors
+//! into a message and an exit code (0 ok, 1 runtime error, 2 usage error).
+
+mod cmd;
+
+use clap::{Parser, Subcommand};
+
+/// Train character-level recurrent language models (min-char-rnn, fast) and write text with them.
+#[derive(Parser)]
+#[command(name = "charrnn", version, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Train(cmd::train::Args),
+    Sample(cmd::sample::Args),
+    Info(cmd::info::Args),
+    Export(cmd::export::Args),
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => cmd::train::run(args),
+        Command::Sample(args) => cmd::sample::run(args),
+        Command::Info(args) => cmd::info::run(args),
+        Command::Export(args) => cmd::export::run(args),
+    };
+    if let Err(err) = result {
+        eprintln!("error: {err:#}");
+        std::process::exit(cmd::exit_code(&err));
+    }
+}
