@@ -53,10 +53,10 @@ const DECODE_LIMIT: usize = 1 << 34;
 
 #[derive(Debug, Error)]
 pub enum CheckpointError {
-    #[error("reading checkpoint {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
-    #[error("writing checkpoint {path}: {source}")]
-    Write { path: PathBuf, source: std::io::Error },
+    #[error("reading checkpoint {path}: {cause}")]
+    Read { path: PathBuf, cause: std::io::Error },
+    #[error("writing checkpoint {path}: {cause}")]
+    Write { path: PathBuf, cause: std::io::Error },
     #[error("reading checkpoint {path}: not a charrnn checkpoint ({reason})")]
     Foreign { path: PathBuf, reason: String },
     #[error(
@@ -68,8 +68,8 @@ pub enum CheckpointError {
     Truncated { path: PathBuf, have: u64, need: u64 },
     #[error("reading checkpoint {path}: file is corrupted ({reason})")]
     Corrupt { path: PathBuf, reason: String },
-    #[error("checkpoint {path} cannot be written: {source}")]
-    NotWritable { path: PathBuf, source: std::io::Error },
+    #[error("checkpoint {path} cannot be written: {cause}")]
+    NotWritable { path: PathBuf, cause: std::io::Error },
 }
 
 /// The bytes of a checkpoint file.
@@ -88,17 +88,17 @@ pub fn encode<T: Real>(state: &TrainState<T>) -> Vec<u8> {
 /// Writes atomically: the previous checkpoint survives a crash or kill at any moment.
 pub fn save<T: Real>(path: &Path, state: &TrainState<T>) -> Result<u64, CheckpointError> {
     let bytes = encode(state);
-    fsutil::write_atomic(path, &bytes).map_err(|source| CheckpointError::Write { path: path.into(), source })?;
+    fsutil::write_atomic(path, &bytes).map_err(|cause| CheckpointError::Write { path: path.into(), cause })?;
     Ok(bytes.len() as u64)
 }
 
 /// Fails early (before training) if the checkpoint could not be written later.
 pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
-    fsutil::check_writable(path).map_err(|source| CheckpointError::NotWritable { path: path.into(), source })
+    fsutil::check_writable(path).map_err(|cause| CheckpointError::NotWritable { path: path.into(), cause })
 }
 
 pub fn load(path: &Path) -> Result<AnyState, CheckpointError> {
-    let read_err = |source| CheckpointError::Read { path: path.into(), source };
+    let read_err = |cause| CheckpointError::Read { path: path.into(), cause };
     let mut file = File::open(path).map_err(read_err)?;
     let file_len = file.metadata().map_err(read_err)?.len();
     let mut header = Vec::with_capacity(HEADER_LEN as usize);

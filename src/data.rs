@@ -13,8 +13,8 @@ pub const BUILTIN_NAME: &str = "<built-in corpus>";
 
 #[derive(Debug, Error)]
 pub enum DataError {
-    #[error("cannot read {name}: {source}")]
-    Io { name: String, source: std::io::Error },
+    #[error("cannot read {name}: {cause}")]
+    Io { name: String, cause: std::io::Error },
     #[error("{name} is empty: give a UTF-8 text file to train on")]
     Empty { name: String },
     #[error(
@@ -46,7 +46,7 @@ impl Text {
     /// Reads a UTF-8 file, refusing empty files and reporting where invalid UTF-8 starts.
     pub fn read(path: &Path) -> Result<Text, DataError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|source| DataError::Io { name: name.clone(), source })?;
+        let bytes = std::fs::read(path).map_err(|cause| DataError::Io { name: name.clone(), cause })?;
         Text::from_bytes(name, bytes)
     }
 

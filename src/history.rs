@@ -12,8 +12,8 @@ pub const HEADER: &str = "iteration,loss,smooth_loss,chars_per_sec,elapsed_s";
 
 #[derive(Debug, Error)]
 pub enum HistoryError {
-    #[error("loss history {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    #[error("loss history {path}: {cause}")]
+    Io { path: PathBuf, cause: std::io::Error },
     #[error("loss history {path}: first line is {found:?}, expected {HEADER:?}; is this a charrnn loss history?")]
     Header { path: PathBuf, found: String },
     #[error("loss history {path}, line {line}: {reason}")]
@@ -39,7 +39,7 @@ pub struct LossLog {
 impl LossLog {
     /// Starts a new history, replacing any file at `path`.
     pub fn create(path: &Path) -> Result<LossLog, HistoryError> {
-        let io = |source| HistoryError::Io { path: path.to_path_buf(), source };
+        let io = |cause| HistoryError::Io { path: path.to_path_buf(), cause };
         let mut file = File::create(path).map_err(io)?;
         writeln!(file, "{HEADER}").map_err(io)?;
         let out = csv::WriterBuilder::new().has_headers(false).from_writer(file);
@@ -51,7 +51,7 @@ impl LossLog {
     /// last line are dropped, so the file never holds a row twice. Returns the log
     /// and the number of rows dropped.
     pub fn resume(path: &Path, iteration: u64) -> Result<(LossLog, usize), HistoryError> {
-        let io = |source| HistoryError::Io { path: path.to_path_buf(), source };
+        let io = |cause| HistoryError::Io { path: path.to_path_buf(), cause };
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((LossLog::create(path)?, 0)),
@@ -82,7 +82,7 @@ impl LossLog {
     }
 
     pub fn append(&mut self, row: &Row) -> Result<(), HistoryError> {
-        let io = |source| HistoryError::Io { path: self.path.clone(), source };
+        let io = |cause| HistoryError::Io { path: self.path.clone(), cause };
         self.out.serialize(row).map_err(|e| io(e.into()))?;
         self.out.flush().map_err(io)
     }
@@ -94,7 +94,7 @@ impl LossLog {
 
 /// Reads a whole history file.
 pub fn read(path: &Path) -> Result<Vec<Row>, HistoryError> {
-    let bytes = std::fs::read(path).map_err(|source| HistoryError::Io { path: path.to_path_buf(), source })?;
+    let bytes = std::fs::read(path).map_err(|cause| HistoryError::Io { path: path.to_path_buf(), cause })?;
     parse(path, &bytes)
 }
 

@@ -14,10 +14,10 @@ use crate::model::{Rnn, RnnDims};
 
 #[derive(Debug, Error)]
 pub enum NpzError {
-    #[error("reading {path}: {source}")]
-    Open { path: PathBuf, source: std::io::Error },
-    #[error("reading {path}: {source}")]
-    Read { path: PathBuf, source: ReadNpzError },
+    #[error("reading {path}: {cause}")]
+    Open { path: PathBuf, cause: std::io::Error },
+    #[error("reading {path}: {cause}")]
+    Read { path: PathBuf, cause: ReadNpzError },
     #[error("reading {path}: array {name}: {reason}")]
     Array { path: PathBuf, name: &'static str, reason: String },
     #[error("writing {path}: {reason}")]
@@ -43,8 +43,8 @@ pub fn export<T: Real>(path: &Path, model: &Rnn<T>) -> Result<(), NpzError> {
 /// Reads weights for a text whose vocabulary has `vocab` characters; H is taken
 /// from Whh. Every shape is checked against min-char-rnn's.
 pub fn import<T: Real>(path: &Path, vocab: usize) -> Result<Rnn<T>, NpzError> {
-    let file = File::open(path).map_err(|source| NpzError::Open { path: path.into(), source })?;
-    let mut npz = NpzReader::new(file).map_err(|source| NpzError::Read { path: path.into(), source })?;
+    let file = File::open(path).map_err(|cause| NpzError::Open { path: path.into(), cause })?;
+    let mut npz = NpzReader::new(file).map_err(|cause| NpzError::Read { path: path.into(), cause })?;
     let mut tensors = Vec::new();
     let mut hidden = None;
     for name in ["Whh", "Wxh", "Why", "bh", "by"] {
@@ -85,7 +85,7 @@ fn read_array(path: &Path, npz: &mut NpzReader<File>, name: &'static str) -> Res
         ReadNpzError::Zip(zip::result::ZipError::FileNotFound) => {
             NpzError::Array { path: path.into(), name, reason: "missing (min-char-rnn saves Wxh, Whh, Why, bh, by)".into() }
         }
-        other => NpzError::Read { path: path.into(), source: other },
+        other => NpzError::Read { path: path.into(), cause: other },
     };
     let as_f64: Result<ArrayD<f64>, _> = npz.by_name(name);
     let (shape, data) = match as_f64 {

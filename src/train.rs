@@ -189,10 +189,10 @@ impl<T: Real> TrainState<T> {
 #[derive(Debug, Error)]
 pub enum TrainError {
     #[error(
-        "loss became {loss} at iteration {iteration}; training stopped without saving the diverged weights. \
+        "training diverged at iteration {iteration}: {what}; stopped without saving the diverged state. \
          {kept} Try a smaller --learning-rate or --clip."
     )]
-    NonFinite { iteration: u64, loss: f64, kept: String },
+    Diverged { iteration: u64, what: String, kept: String },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
@@ -262,7 +262,11 @@ impl<T: Real> Trainer<T> {
         let (inputs, targets) = (&ids[p..p + seq], &ids[p + 1..p + seq + 1]);
         let loss = s.model.forward_backward(inputs, targets, &mut s.hidden, &mut self.grads, &mut self.ws);
         if !loss.is_finite() {
-            return Err(TrainError::NonFinite { iteration: s.iteration + 1, loss, kept: String::new() });
+            return Err(TrainError::Diverged {
+                iteration: s.iteration + 1,
+                what: format!("the loss became {loss}"),
+                kept: String::new(),
+            });
         }
         s.smooth_loss = 0.999 * s.smooth_loss + 0.001 * loss;
         s.last_loss = loss;
@@ -290,8 +294,11 @@ impl<T: Real> Trainer<T> {
 
     fn save(&mut self, path: &Path, obs: &mut dyn Observer) -> Result<(), TrainError> {
         if !self.state.is_finite() {
-            let s = &self.state;
-            return Err(TrainError::NonFinite { iteration: s.iteration, loss: s.last_loss, kept: String::new() });
+            return Err(TrainError::Diverged {
+                iteration: self.state.iteration,
+                what: "the weights overflowed to infinity or NaN".into(),
+                kept: String::new(),
+            });
         }
         checkpoint::save(path, &self.state)?;
         obs.saved(path, self.state.iteration);
@@ -317,6 +324,17 @@ impl<T: Real> Trainer<T> {
         let elapsed_before = self.state.elapsed_s;
         let (mut log_t, mut log_it) = (started, self.state.iteration);
         let (mut prog_t, mut prog_it) = (started, self.state.iteration);
+        // a diverged run says which checkpoint on disk is still good
+        let note_kept = |e: TrainError, saved_at: Option<u64>| match e {
+            TrainError::Diverged { iteration, what, .. } => {
+                let kept = match saved_at {
+                    Some(i) => format!("The last good checkpoint (iteration {i}) is kept in {}.", checkpoint.display()),
+                    None => "No checkpoint had been written yet.".to_string(),
+                };
+                TrainError::Diverged { iteration, what, kept }
+            }
+            other => other,
+        };
         let reason = loop {
             if stop.load(Ordering::SeqCst) {
                 break Stop::Interrupted;
@@ -327,16 +345,7 @@ impl<T: Real> Trainer<T> {
             if schedule.max_time.is_some_and(|t| started.elapsed() >= t) {
                 break Stop::TimeLimit;
             }
-            let loss = self.step(ids).map_err(|e| match e {
-                TrainError::NonFinite { iteration, loss, .. } => {
-                    let kept = match saved_at {
-                        Some(i) => format!("The last good checkpoint (iteration {i}) is kept in {}.", checkpoint.display()),
-                        None => "No checkpoint had been written yet.".to_string(),
-                    };
-                    TrainError::NonFinite { iteration, loss, kept }
-                }
-                other => other,
-            })?;
+            let loss = self.step(ids).map_err(|e| note_kept(e, saved_at))?;
             let it = self.state.iteration;
             let now = Instant::now();
             self.state.elapsed_s = elapsed_before + (now - started).as_secs_f64();
@@ -356,7 +365,7 @@ impl<T: Real> Trainer<T> {
                 obs.report(it, self.state.smooth_loss, &text);
             }
             if every(schedule.checkpoint_every, it) {
-                self.save(checkpoint, obs)?;
+                self.save(checkpoint, obs).map_err(|e| note_kept(e, saved_at))?;
                 saved_at = Some(it);
             }
             if now - prog_t >= Duration::from_millis(100) {
@@ -367,7 +376,7 @@ impl<T: Real> Trainer<T> {
         };
         self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
         if saved_at != Some(self.state.iteration) {
-            self.save(checkpoint, obs)?;
+            self.save(checkpoint, obs).map_err(|e| note_kept(e, saved_at))?;
         }
         Ok(reason)
     }

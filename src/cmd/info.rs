@@ -29,7 +29,7 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
     println!("model          vanilla RNN (tanh), hidden {}, vocabulary {}, {}", h.hidden_size, s.vocab.len(), T::NAME);
     println!("parameters     {}", s.model.params.len());
     println!(
-        "training       seq_length {}, learning_rate {}, clip {}, optimizer adagrad, rng_seed {}",
+        "training       seq_length {}, learning_rate {:?}, clip {:?}, optimizer adagrad, rng_seed {}",
         h.seq_length, h.learning_rate, h.clip, h.rng_seed
     );
     println!("iteration      {}", s.iteration);

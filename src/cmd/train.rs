@@ -137,7 +137,7 @@ fn refuse_overwrite(ckpt: &Path, csv: Option<&Path>) -> Result<()> {
     let existing: Vec<String> = [Some(ckpt), csv]
         .into_iter()
         .flatten()
-        .filter(|p| p.metadata().is_ok_and(|m| m.len() > 0))
+        .filter(|p| p.metadata().is_ok_and(|m| m.is_file() && m.len() > 0))
         .map(|p| p.display().to_string())
         .collect();
     if existing.is_empty() {
@@ -271,8 +271,8 @@ fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, len: usize) {
     let h = &s.hyper;
     let verb = if resumed { "resuming" } else { "training" };
     eprintln!(
-        "{verb} on {} ({len} chars, vocabulary {}): vanilla RNN hidden {}, seq_length {}, learning rate {}, \
-         clip {}, {}, {} parameters, rng seed {}",
+        "{verb} on {} ({len} chars, vocabulary {}): vanilla RNN hidden {}, seq_length {}, learning rate {:?}, \
+         clip {:?}, {}, {} parameters, rng seed {}",
         s.text.name,
         s.vocab.len(),
         h.hidden_size,

@@ -1,0 +1,55 @@
+//! Helpers shared by the integration tests: run the real binary in a temp dir.
+#![allow(dead_code)] // each test file uses a different subset
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use charrnn::checkpoint::{self, AnyState};
+use charrnn::train::TrainState;
+
+pub fn charrnn(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_charrnn"));
+    cmd.current_dir(dir);
+    cmd
+}
+
+/// A short English text (the first few KB of the built-in corpus).
+pub fn small_text() -> &'static str {
+    let t = charrnn::data::BUILTIN_TEXT;
+    let end = t.char_indices().nth(6000).map_or(t.len(), |(i, _)| i);
+    &t[..end]
+}
+
+pub fn write(dir: &Path, name: &str, content: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, content).unwrap();
+    path
+}
+
+pub fn load_f64(path: &Path) -> TrainState<f64> {
+    match checkpoint::load(path).unwrap() {
+        AnyState::F64(s) => s,
+        AnyState::F32(_) => panic!("{} holds an f32 run", path.display()),
+    }
+}
+
+pub fn load_f32(path: &Path) -> TrainState<f32> {
+    match checkpoint::load(path).unwrap() {
+        AnyState::F32(s) => s,
+        AnyState::F64(_) => panic!("{} holds an f64 run", path.display()),
+    }
+}
+
+/// Data rows of a CSV file, each split on commas (the header is skipped).
+pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(path).unwrap();
+    text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
+}
+
+pub fn stderr(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
