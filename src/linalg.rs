@@ -16,16 +16,7 @@ use serde::de::DeserializeOwned;
 /// The floating-point type a model computes in: f64 (min-char-rnn's precision, the
 /// default) or f32 (faster).
 pub trait Real:
-    num_traits::Float
-    + LinalgScalar
-    + Debug
-    + Display
-    + Default
-    + Send
-    + Sync
-    + Serialize
-    + DeserializeOwned
-    + 'static
+    num_traits::Float + LinalgScalar + Debug + Display + Default + Send + Sync + Serialize + DeserializeOwned + 'static
 {
     /// "f32" or "f64"
     const NAME: &'static str;
@@ -107,12 +98,7 @@ pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
     for (&x, &y) in ra.iter().zip(rb) {
         tail = tail + x * y;
     }
-    let half = [
-        acc[0] + acc[4],
-        acc[1] + acc[5],
-        acc[2] + acc[6],
-        acc[3] + acc[7],
-    ];
+    let half = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
     (half[0] + half[2]) + (half[1] + half[3]) + tail
 }
 

@@ -77,7 +77,11 @@ impl<'m, T: Real> Sampler<'m, T> {
 pub fn encode_seed(vocab: &Vocab, seed: &str) -> Result<Vec<u32>, SampleError> {
     seed.chars()
         .map(|c| {
-            vocab.id(c).ok_or(SampleError::UnknownSeedChar { ch: c, code: c as u32, vocab_size: vocab.len() })
+            vocab.id(c).ok_or(SampleError::UnknownSeedChar {
+                ch: c,
+                code: c as u32,
+                vocab_size: vocab.len(),
+            })
         })
         .collect()
 }
@@ -122,7 +126,11 @@ mod tests {
             let mut s = Sampler::new(&m, &[0.0; 8], 1.0).unwrap();
             let mut out = vec![];
             let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            generate(&mut s, &[1, 2], 300, &mut rng, |id| Ok::<_, ()>(out.push(id))).unwrap();
+            generate(&mut s, &[1, 2], 300, &mut rng, |id| {
+                out.push(id);
+                Ok::<_, ()>(())
+            })
+            .unwrap();
             out
         };
         let (a, b, c) = (run(7), run(7), run(8));

@@ -32,7 +32,13 @@ pub struct Hyper {
 
 impl Default for Hyper {
     fn default() -> Self {
-        Hyper { hidden_size: 100, seq_length: 25, learning_rate: 0.1, clip: 5.0, rng_seed: 0 }
+        Hyper {
+            hidden_size: 100,
+            seq_length: 25,
+            learning_rate: 0.1,
+            clip: 5.0,
+            rng_seed: 0,
+        }
     }
 }
 
@@ -108,7 +114,10 @@ impl<T: Real> TrainState<T> {
     /// A new run. `init` gives starting weights (from `--init-npz`); otherwise
     /// they are drawn as min-char-rnn draws them.
     pub fn new(hyper: Hyper, vocab: Vocab, text: TextInfo, init: Option<Vec<T>>) -> TrainState<T> {
-        let dims = RnnDims { vocab: vocab.len(), hidden: hyper.hidden_size };
+        let dims = RnnDims {
+            vocab: vocab.len(),
+            hidden: hyper.hidden_size,
+        };
         let mut train_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
         let mut sample_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
         sample_rng.set_stream(1);
@@ -166,7 +175,11 @@ impl<T: Real> TrainState<T> {
             ));
         }
         if self.hidden.len() != dims.hidden {
-            return Err(format!("hidden state has {} values, expected {}", self.hidden.len(), dims.hidden));
+            return Err(format!(
+                "hidden state has {} values, expected {}",
+                self.hidden.len(),
+                dims.hidden
+            ));
         }
         if self.optim.learning_rate != T::c(h.learning_rate) {
             return Err("optimizer learning rate differs from the hyperparameters".into());
@@ -221,6 +234,14 @@ pub trait Observer {
     fn saved(&mut self, _path: &Path, _iteration: u64) {}
 }
 
+/// Where a run records itself.
+pub struct Record<'a> {
+    pub checkpoint: &'a Path,
+    pub log: Option<&'a mut LossLog>,
+    /// Iteration of this run's checkpoint already on disk, if any (a resumed run's).
+    pub saved_at: Option<u64>,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
     Iterations,
@@ -260,7 +281,9 @@ impl<T: Real> Trainer<T> {
             s.hidden.fill(T::zero());
         }
         let (inputs, targets) = (&ids[p..p + seq], &ids[p + 1..p + seq + 1]);
-        let loss = s.model.forward_backward(inputs, targets, &mut s.hidden, &mut self.grads, &mut self.ws);
+        let loss = s
+            .model
+            .forward_backward(inputs, targets, &mut s.hidden, &mut self.grads, &mut self.ws);
         if !loss.is_finite() {
             return Err(TrainError::Diverged {
                 iteration: s.iteration + 1,
@@ -306,17 +329,19 @@ impl<T: Real> Trainer<T> {
     }
 
     /// Trains until the schedule or `stop` says to stop, then saves a checkpoint.
-    /// `saved_at` is the iteration of the checkpoint already on disk, if any.
     pub fn run(
         &mut self,
         ids: &[u32],
         schedule: &Schedule,
-        checkpoint: &Path,
-        mut log: Option<&mut LossLog>,
+        record: Record<'_>,
         obs: &mut dyn Observer,
         stop: &AtomicBool,
-        mut saved_at: Option<u64>,
     ) -> Result<Stop, TrainError> {
+        let Record {
+            checkpoint,
+            mut log,
+            mut saved_at,
+        } = record;
         let every = |n: u64, it: u64| n > 0 && it.is_multiple_of(n);
         let seq_length = self.state.hyper.seq_length as u64;
         let chars = |iters: u64| (iters * seq_length) as f64;
@@ -328,7 +353,10 @@ impl<T: Real> Trainer<T> {
         let note_kept = |e: TrainError, saved_at: Option<u64>| match e {
             TrainError::Diverged { iteration, what, .. } => {
                 let kept = match saved_at {
-                    Some(i) => format!("The last good checkpoint (iteration {i}) is kept in {}.", checkpoint.display()),
+                    Some(i) => format!(
+                        "The last good checkpoint (iteration {i}) is kept in {}.",
+                        checkpoint.display()
+                    ),
                     None => "No checkpoint had been written yet.".to_string(),
                 };
                 TrainError::Diverged { iteration, what, kept }

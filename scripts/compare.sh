@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Training speed side by side: charrnn (f64 and f32) against min-char-rnn's NumPy
+# reference in its naive and fast forms, on the same file, default configuration
+# (hidden 100, seq_length 25). Rounds are interleaved so machine noise hits every
+# implementation alike; the table shows medians.
+#
+# usage: scripts/compare.sh [DATA] [ITERS] [ROUNDS]
+#   DATA    text file          (default ../shared/data/tinyshakespeare.txt)
+#   ITERS   iterations per run (default 20000)
+#   ROUNDS  runs of each       (default 3)
+#   REF=path/to/min_char_rnn.py overrides the reference script (needs python3 + numpy)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${1:-../shared/data/tinyshakespeare.txt}
+ITERS=${2:-20000}
+ROUNDS=${3:-3}
+REF=${REF:-../shared/ref/min_char_rnn.py}
+
+cargo build --release --quiet
+BIN=target/release/charrnn
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+charrnn_its() { # precision
+    "$BIN" train --data "$DATA" --iters "$ITERS" --precision "$1" --sample-every 0 --log-every 0 \
+        --checkpoint "$tmp/c.ckpt" --force --rng-seed 1 2>&1 | sed -n 's/.*(\([0-9.]*\) it\/s).*/\1/p'
+}
+numpy_its() { # impl
+    python3 "$REF" --data "$DATA" --iters "$ITERS" --impl "$1" | sed -n 's/.*iters_per_s=\([0-9.]*\).*/\1/p'
+}
+
+for r in $(seq "$ROUNDS"); do
+    echo "round $r/$ROUNDS ..." >&2
+    echo "charrnn-f64 $(charrnn_its f64)" >>"$tmp/results"
+    echo "charrnn-f32 $(charrnn_its f32)" >>"$tmp/results"
+    if [ -f "$REF" ] && python3 -c 'import numpy' 2>/dev/null; then
+        echo "numpy-naive $(numpy_its naive)" >>"$tmp/results"
+        echo "numpy-fast $(numpy_its fast)" >>"$tmp/results"
+    fi
+done
+
+python3 - "$tmp/results" "$ITERS" "$ROUNDS" <<'PY'
+import sys, statistics
+rows = {}
+for line in open(sys.argv[1]):
+    name, its = line.split()
+    rows.setdefault(name, []).append(float(its))
+med = {k: statistics.median(v) for k, v in rows.items()}
+print(f"{'implementation':<14} {'it/s (median)':>14} {'chars/s':>10} {'vs naive':>9} {'vs fast':>8}   runs")
+for name in ["charrnn-f64", "charrnn-f32", "numpy-naive", "numpy-fast"]:
+    if name not in med:
+        continue
+    m = med[name]
+    ratio = lambda ref: f"{m / med[ref]:.1f}x" if ref in med else "-"
+    runs = " ".join(f"{x:.0f}" for x in rows[name])
+    print(f"{name:<14} {m:>14.0f} {m * 25:>10.0f} {ratio('numpy-naive'):>9} {ratio('numpy-fast'):>8}   {runs}")
+print(f"({sys.argv[2]} iterations per run, {sys.argv[3]} runs each, hidden 100, seq_length 25)")
+PY
