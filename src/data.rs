@@ -21,13 +21,7 @@ pub enum DataError {
         "{name} is not valid UTF-8: byte 0x{byte:02x} at byte offset {offset} (line {line}, column {column}); \
          convert the file to UTF-8 first, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`"
     )]
-    InvalidUtf8 {
-        name: String,
-        byte: u8,
-        offset: usize,
-        line: usize,
-        column: usize,
-    },
+    InvalidUtf8 { name: String, byte: u8, offset: usize, line: usize, column: usize },
     #[error(
         "{name} has {len} characters, but training needs at least seq_length + 1 = {need}; \
          use a longer text or a smaller --seq-length"
@@ -37,14 +31,7 @@ pub enum DataError {
         "{name}: character {ch:?} (U+{code:04X}) at line {line}, column {column} is not in the \
          model's vocabulary of {vocab_size} characters"
     )]
-    OutOfVocab {
-        name: String,
-        ch: char,
-        code: u32,
-        line: usize,
-        column: usize,
-        vocab_size: usize,
-    },
+    OutOfVocab { name: String, ch: char, code: u32, line: usize, column: usize, vocab_size: usize },
     #[error("invalid vocabulary: {0}")]
     BadVocab(String),
 }
@@ -59,10 +46,7 @@ impl Text {
     /// Reads a UTF-8 file, refusing empty files and reporting where invalid UTF-8 starts.
     pub fn read(path: &Path) -> Result<Text, DataError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|cause| DataError::Io {
-            name: name.clone(),
-            cause,
-        })?;
+        let bytes = std::fs::read(path).map_err(|cause| DataError::Io { name: name.clone(), cause })?;
         Text::from_bytes(name, bytes)
     }
 
@@ -78,22 +62,13 @@ impl Text {
                 let before = &bytes[..offset];
                 let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
                 let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                Err(DataError::InvalidUtf8 {
-                    name,
-                    byte: bytes[offset],
-                    offset,
-                    line,
-                    column: offset - line_start + 1,
-                })
+                Err(DataError::InvalidUtf8 { name, byte: bytes[offset], offset, line, column: offset - line_start + 1 })
             }
         }
     }
 
     pub fn builtin() -> Text {
-        Text {
-            name: BUILTIN_NAME.to_string(),
-            content: BUILTIN_TEXT.to_string(),
-        }
+        Text { name: BUILTIN_NAME.to_string(), content: BUILTIN_TEXT.to_string() }
     }
 
     pub fn info(&self) -> TextInfo {
@@ -149,10 +124,7 @@ impl Vocab {
             return Err(DataError::BadVocab("no characters".into()));
         }
         if let Some(w) = chars.windows(2).find(|w| w[0] >= w[1]) {
-            return Err(DataError::BadVocab(format!(
-                "characters {:?} and {:?} are out of order",
-                w[0], w[1]
-            )));
+            return Err(DataError::BadVocab(format!("characters {:?} and {:?} are out of order", w[0], w[1])));
         }
         if chars.len() > u32::MAX as usize / 2 {
             return Err(DataError::BadVocab("too many characters".into()));
@@ -242,10 +214,7 @@ mod tests {
     use super::*;
 
     fn text(s: &str) -> Text {
-        Text {
-            name: "t.txt".into(),
-            content: s.into(),
-        }
+        Text { name: "t.txt".into(), content: s.into() }
     }
 
     #[test]
@@ -294,10 +263,7 @@ mod tests {
 
     #[test]
     fn empty_text_is_refused() {
-        assert!(matches!(
-            Text::from_bytes("e".into(), vec![]),
-            Err(DataError::Empty { .. })
-        ));
+        assert!(matches!(Text::from_bytes("e".into(), vec![]), Err(DataError::Empty { .. })));
     }
 
     #[test]

@@ -39,17 +39,11 @@ pub struct LossLog {
 impl LossLog {
     /// Starts a new history, replacing any file at `path`.
     pub fn create(path: &Path) -> Result<LossLog, HistoryError> {
-        let io = |cause| HistoryError::Io {
-            path: path.to_path_buf(),
-            cause,
-        };
+        let io = |cause| HistoryError::Io { path: path.to_path_buf(), cause };
         let mut file = File::create(path).map_err(io)?;
         writeln!(file, "{HEADER}").map_err(io)?;
         let out = csv::WriterBuilder::new().has_headers(false).from_writer(file);
-        Ok(LossLog {
-            path: path.to_path_buf(),
-            out,
-        })
+        Ok(LossLog { path: path.to_path_buf(), out })
     }
 
     /// Continues the history of a run resumed at `iteration`. Rows logged after
@@ -57,10 +51,7 @@ impl LossLog {
     /// last line are dropped, so the file never holds a row twice. Returns the log
     /// and the number of rows dropped.
     pub fn resume(path: &Path, iteration: u64) -> Result<(LossLog, usize), HistoryError> {
-        let io = |cause| HistoryError::Io {
-            path: path.to_path_buf(),
-            cause,
-        };
+        let io = |cause| HistoryError::Io { path: path.to_path_buf(), cause };
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((LossLog::create(path)?, 0)),
@@ -87,20 +78,11 @@ impl LossLog {
         }
         let file = OpenOptions::new().append(true).open(path).map_err(io)?;
         let out = csv::WriterBuilder::new().has_headers(false).from_writer(file);
-        Ok((
-            LossLog {
-                path: path.to_path_buf(),
-                out,
-            },
-            dropped,
-        ))
+        Ok((LossLog { path: path.to_path_buf(), out }, dropped))
     }
 
     pub fn append(&mut self, row: &Row) -> Result<(), HistoryError> {
-        let io = |cause| HistoryError::Io {
-            path: self.path.clone(),
-            cause,
-        };
+        let io = |cause| HistoryError::Io { path: self.path.clone(), cause };
         self.out.serialize(row).map_err(|e| io(e.into()))?;
         self.out.flush().map_err(io)
     }
@@ -112,10 +94,7 @@ impl LossLog {
 
 /// Reads a whole history file.
 pub fn read(path: &Path) -> Result<Vec<Row>, HistoryError> {
-    let bytes = std::fs::read(path).map_err(|cause| HistoryError::Io {
-        path: path.to_path_buf(),
-        cause,
-    })?;
+    let bytes = std::fs::read(path).map_err(|cause| HistoryError::Io { path: path.to_path_buf(), cause })?;
     parse(path, &bytes)
 }
 
@@ -123,10 +102,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, HistoryError> {
     let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = String::from_utf8_lossy(first).trim_end_matches('\r').to_string();
     if first != HEADER {
-        return Err(HistoryError::Header {
-            path: path.to_path_buf(),
-            found: first,
-        });
+        return Err(HistoryError::Header { path: path.to_path_buf(), found: first });
     }
     let mut reader = csv::Reader::from_reader(bytes);
     let mut rows = Vec::new();
@@ -137,11 +113,7 @@ fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, HistoryError> {
                 csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
                 _ => e.to_string(),
             };
-            HistoryError::Row {
-                path: path.to_path_buf(),
-                line,
-                reason,
-            }
+            HistoryError::Row { path: path.to_path_buf(), line, reason }
         })?;
         rows.push(row);
     }
@@ -153,13 +125,7 @@ mod tests {
     use super::*;
 
     fn row(i: u64) -> Row {
-        Row {
-            iteration: i,
-            loss: 1.5 + i as f64,
-            smooth_loss: 2.25,
-            chars_per_sec: 1000.0,
-            elapsed_s: 0.5,
-        }
+        Row { iteration: i, loss: 1.5 + i as f64, smooth_loss: 2.25, chars_per_sec: 1000.0, elapsed_s: 0.5 }
     }
 
     #[test]

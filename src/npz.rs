@@ -19,29 +19,19 @@ pub enum NpzError {
     #[error("reading {path}: {cause}")]
     Read { path: PathBuf, cause: ReadNpzError },
     #[error("reading {path}: array {name}: {reason}")]
-    Array {
-        path: PathBuf,
-        name: &'static str,
-        reason: String,
-    },
+    Array { path: PathBuf, name: &'static str, reason: String },
     #[error("writing {path}: {reason}")]
     Write { path: PathBuf, reason: String },
 }
 
 /// Writes the five tensors with min-char-rnn's names and shapes.
 pub fn export<T: Real>(path: &Path, model: &Rnn<T>) -> Result<(), NpzError> {
-    let write_err = |reason: String| NpzError::Write {
-        path: path.into(),
-        reason,
-    };
+    let write_err = |reason: String| NpzError::Write { path: path.into(), reason };
     let file = File::create(path).map_err(|e| write_err(e.to_string()))?;
     let mut npz = NpzWriter::new(file);
     let mut offset = 0;
     for (name, [rows, cols]) in model.dims.shapes() {
-        let data: Vec<f64> = model.params[offset..offset + rows * cols]
-            .iter()
-            .map(|x| x.as_f64())
-            .collect();
+        let data: Vec<f64> = model.params[offset..offset + rows * cols].iter().map(|x| x.as_f64()).collect();
         let array = Array2::from_shape_vec((rows, cols), data).expect("layout matches dims");
         npz.add_array(name, &array).map_err(|e| write_err(e.to_string()))?;
         offset += rows * cols;
@@ -53,23 +43,13 @@ pub fn export<T: Real>(path: &Path, model: &Rnn<T>) -> Result<(), NpzError> {
 /// Reads weights for a text whose vocabulary has `vocab` characters; H is taken
 /// from Whh. Every shape is checked against min-char-rnn's.
 pub fn import<T: Real>(path: &Path, vocab: usize) -> Result<Rnn<T>, NpzError> {
-    let file = File::open(path).map_err(|cause| NpzError::Open {
-        path: path.into(),
-        cause,
-    })?;
-    let mut npz = NpzReader::new(file).map_err(|cause| NpzError::Read {
-        path: path.into(),
-        cause,
-    })?;
+    let file = File::open(path).map_err(|cause| NpzError::Open { path: path.into(), cause })?;
+    let mut npz = NpzReader::new(file).map_err(|cause| NpzError::Read { path: path.into(), cause })?;
     let mut tensors = Vec::new();
     let mut hidden = None;
     for name in ["Whh", "Wxh", "Why", "bh", "by"] {
         let (shape, data) = read_array(path, &mut npz, name)?;
-        let bad = |reason: String| NpzError::Array {
-            path: path.into(),
-            name,
-            reason,
-        };
+        let bad = |reason: String| NpzError::Array { path: path.into(), name, reason };
         let h = *hidden.get_or_insert(shape.first().copied().unwrap_or(0));
         let expected = RnnDims { vocab, hidden: h }
             .shapes()
@@ -89,10 +69,7 @@ pub fn import<T: Real>(path: &Path, vocab: usize) -> Result<Rnn<T>, NpzError> {
         }
         tensors.push((name, data));
     }
-    let dims = RnnDims {
-        vocab,
-        hidden: hidden.unwrap_or(0),
-    };
+    let dims = RnnDims { vocab, hidden: hidden.unwrap_or(0) };
     let mut params = Vec::with_capacity(dims.num_params());
     for (name, _) in dims.shapes() {
         let (_, data) = tensors.iter().find(|(n, _)| *n == name).expect("all five read");
@@ -110,10 +87,7 @@ fn read_array(path: &Path, npz: &mut NpzReader<File>, name: &'static str) -> Res
             name,
             reason: "missing (min-char-rnn saves Wxh, Whh, Why, bh, by)".into(),
         },
-        other => NpzError::Read {
-            path: path.into(),
-            cause: other,
-        },
+        other => NpzError::Read { path: path.into(), cause: other },
     };
     let as_f64: Result<ArrayD<f64>, _> = npz.by_name(name);
     let (shape, data) = match as_f64 {
@@ -121,11 +95,7 @@ fn read_array(path: &Path, npz: &mut NpzReader<File>, name: &'static str) -> Res
         Err(e) if wrong_type(&e) => {
             let a: ArrayD<f32> = npz.by_name(name).map_err(|e| {
                 if wrong_type(&e) {
-                    NpzError::Array {
-                        path: path.into(),
-                        name,
-                        reason: "dtype is not float32 or float64".into(),
-                    }
+                    NpzError::Array { path: path.into(), name, reason: "dtype is not float32 or float64".into() }
                 } else {
                     describe(e)
                 }

@@ -28,10 +28,7 @@ impl<T: Real> Adagrad<T> {
     pub const EPS: f64 = 1e-8;
 
     pub fn new(learning_rate: T, num_params: usize) -> Self {
-        Adagrad {
-            learning_rate,
-            memory: vec![T::zero(); num_params],
-        }
+        Adagrad { learning_rate, memory: vec![T::zero(); num_params] }
     }
 
     pub fn step(&mut self, params: &mut [T], grads: &[T]) {

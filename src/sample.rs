@@ -76,13 +76,7 @@ impl<'m, T: Real> Sampler<'m, T> {
 /// Turns a seed string into ids, naming the first character the model does not know.
 pub fn encode_seed(vocab: &Vocab, seed: &str) -> Result<Vec<u32>, SampleError> {
     seed.chars()
-        .map(|c| {
-            vocab.id(c).ok_or(SampleError::UnknownSeedChar {
-                ch: c,
-                code: c as u32,
-                vocab_size: vocab.len(),
-            })
-        })
+        .map(|c| vocab.id(c).ok_or(SampleError::UnknownSeedChar { ch: c, code: c as u32, vocab_size: vocab.len() }))
         .collect()
 }
 

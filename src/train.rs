@@ -32,13 +32,7 @@ pub struct Hyper {
 
 impl Default for Hyper {
     fn default() -> Self {
-        Hyper {
-            hidden_size: 100,
-            seq_length: 25,
-            learning_rate: 0.1,
-            clip: 5.0,
-            rng_seed: 0,
-        }
+        Hyper { hidden_size: 100, seq_length: 25, learning_rate: 0.1, clip: 5.0, rng_seed: 0 }
     }
 }
 
@@ -114,10 +108,7 @@ impl<T: Real> TrainState<T> {
     /// A new run. `init` gives starting weights (from `--init-npz`); otherwise
     /// they are drawn as min-char-rnn draws them.
     pub fn new(hyper: Hyper, vocab: Vocab, text: TextInfo, init: Option<Vec<T>>) -> TrainState<T> {
-        let dims = RnnDims {
-            vocab: vocab.len(),
-            hidden: hyper.hidden_size,
-        };
+        let dims = RnnDims { vocab: vocab.len(), hidden: hyper.hidden_size };
         let mut train_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
         let mut sample_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
         sample_rng.set_stream(1);
@@ -175,11 +166,7 @@ impl<T: Real> TrainState<T> {
             ));
         }
         if self.hidden.len() != dims.hidden {
-            return Err(format!(
-                "hidden state has {} values, expected {}",
-                self.hidden.len(),
-                dims.hidden
-            ));
+            return Err(format!("hidden state has {} values, expected {}", self.hidden.len(), dims.hidden));
         }
         if self.optim.learning_rate != T::c(h.learning_rate) {
             return Err("optimizer learning rate differs from the hyperparameters".into());
@@ -260,11 +247,7 @@ pub struct Trainer<T> {
 impl<T: Real> Trainer<T> {
     pub fn new(state: TrainState<T>) -> Trainer<T> {
         let dims = state.model.dims;
-        Trainer {
-            grads: vec![T::zero(); dims.num_params()],
-            ws: Workspace::new(dims, state.hyper.seq_length),
-            state,
-        }
+        Trainer { grads: vec![T::zero(); dims.num_params()], ws: Workspace::new(dims, state.hyper.seq_length), state }
     }
 
     /// One min-char-rnn iteration on `ids` (at least seq_length + 1 long).
@@ -281,9 +264,7 @@ impl<T: Real> Trainer<T> {
             s.hidden.fill(T::zero());
         }
         let (inputs, targets) = (&ids[p..p + seq], &ids[p + 1..p + seq + 1]);
-        let loss = s
-            .model
-            .forward_backward(inputs, targets, &mut s.hidden, &mut self.grads, &mut self.ws);
+        let loss = s.model.forward_backward(inputs, targets, &mut s.hidden, &mut self.grads, &mut self.ws);
         if !loss.is_finite() {
             return Err(TrainError::Diverged {
                 iteration: s.iteration + 1,
@@ -337,11 +318,7 @@ impl<T: Real> Trainer<T> {
         obs: &mut dyn Observer,
         stop: &AtomicBool,
     ) -> Result<Stop, TrainError> {
-        let Record {
-            checkpoint,
-            mut log,
-            mut saved_at,
-        } = record;
+        let Record { checkpoint, mut log, mut saved_at } = record;
         let every = |n: u64, it: u64| n > 0 && it.is_multiple_of(n);
         let seq_length = self.state.hyper.seq_length as u64;
         let chars = |iters: u64| (iters * seq_length) as f64;
@@ -353,10 +330,7 @@ impl<T: Real> Trainer<T> {
         let note_kept = |e: TrainError, saved_at: Option<u64>| match e {
             TrainError::Diverged { iteration, what, .. } => {
                 let kept = match saved_at {
-                    Some(i) => format!(
-                        "The last good checkpoint (iteration {i}) is kept in {}.",
-                        checkpoint.display()
-                    ),
+                    Some(i) => format!("The last good checkpoint (iteration {i}) is kept in {}.", checkpoint.display()),
                     None => "No checkpoint had been written yet.".to_string(),
                 };
                 TrainError::Diverged { iteration, what, kept }

@@ -15,17 +15,7 @@ fn train_sample_info_resume_on_a_temp_dir() {
     write(d, "t.txt", small_text());
 
     let out = charrnn(d)
-        .args([
-            "train",
-            "--data",
-            "t.txt",
-            "--iters",
-            "200",
-            "--rng-seed",
-            "1",
-            "--hidden-size",
-            "32",
-        ])
+        .args(["train", "--data", "t.txt", "--iters", "200", "--rng-seed", "1", "--hidden-size", "32"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -44,10 +34,7 @@ fn train_sample_info_resume_on_a_temp_dir() {
     // sample: starts with the seed, then exactly -n characters of the vocabulary
     let vocab = Vocab::from_text(small_text());
     let sample = |seed: &str| {
-        let out = charrnn(d)
-            .args(["sample", "--seed", "The ", "-n", "300", "--rng-seed", seed])
-            .output()
-            .unwrap();
+        let out = charrnn(d).args(["sample", "--seed", "The ", "-n", "300", "--rng-seed", seed]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out)
     };
@@ -68,41 +55,25 @@ fn train_sample_info_resume_on_a_temp_dir() {
     assert!(info.contains("iteration      200"), "{info}");
     assert!(info.contains("hidden 32"), "{info}");
     let v = vocab.len();
-    assert!(
-        info.contains(&format!("parameters     {}", 32 * (32 + 2 * v + 1) + v)),
-        "{info}"
-    );
+    assert!(info.contains(&format!("parameters     {}", 32 * (32 + 2 * v + 1) + v)), "{info}");
     let chars: String = vocab.chars().iter().collect();
     assert!(info.contains(&format!("vocabulary     {chars:?}")), "{info}");
 
-    let out = charrnn(d)
-        .args(["train", "--data", "t.txt", "--resume", "--iters", "300"])
-        .output()
-        .unwrap();
+    let out = charrnn(d).args(["train", "--data", "t.txt", "--resume", "--iters", "300"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("\niter 300, loss "));
     assert!(stderr(&out).contains("resuming at iteration 200"));
     let rows = csv_rows(&d.join("loss_history.csv"));
-    assert_eq!(
-        rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
-        ["100", "200", "300"]
-    );
+    assert_eq!(rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["100", "200", "300"]);
     assert_eq!(load_f64(&d.join("charrnn.ckpt")).iteration, 300);
 }
 
 #[test]
 fn train_without_data_uses_the_built_in_corpus_from_any_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let out = charrnn(dir.path())
-        .args(["train", "--iters", "3", "--sample-every", "0"])
-        .output()
-        .unwrap();
+    let out = charrnn(dir.path()).args(["train", "--iters", "3", "--sample-every", "0"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("training on <built-in corpus>"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("training on <built-in corpus>"), "{}", stderr(&out));
     let s = load_f64(&dir.path().join("charrnn.ckpt"));
     assert_eq!(s.text.bytes as usize, charrnn::data::BUILTIN_TEXT.len());
     assert_eq!(s.hyper.hidden_size, 100);
@@ -118,27 +89,13 @@ fn same_rng_seed_gives_bit_identical_weights_and_another_seed_does_not() {
     write(d, "t.txt", small_text());
     for (ckpt, seed) in [("a.ckpt", "9"), ("b.ckpt", "9"), ("c.ckpt", "10")] {
         let out = charrnn(d)
-            .args([
-                "train",
-                "--data",
-                "t.txt",
-                "--iters",
-                "120",
-                "--rng-seed",
-                seed,
-                "--checkpoint",
-                ckpt,
-            ])
+            .args(["train", "--data", "t.txt", "--iters", "120", "--rng-seed", seed, "--checkpoint", ckpt])
             .args(["--log-every", "0", "--hidden-size", "24"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let (a, b, c) = (
-        load_f64(&d.join("a.ckpt")),
-        load_f64(&d.join("b.ckpt")),
-        load_f64(&d.join("c.ckpt")),
-    );
+    let (a, b, c) = (load_f64(&d.join("a.ckpt")), load_f64(&d.join("b.ckpt")), load_f64(&d.join("c.ckpt")));
     assert_eq!(a.model.params, b.model.params);
     assert_eq!(a.optim.memory, b.optim.memory);
     assert_ne!(a.model.params, c.model.params);
@@ -149,11 +106,7 @@ fn a_new_run_refuses_to_overwrite_an_earlier_one_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let run = |extra: &[&str]| {
-        charrnn(d)
-            .args(["train", "--iters", "2", "--sample-every", "0"])
-            .args(extra)
-            .output()
-            .unwrap()
+        charrnn(d).args(["train", "--iters", "2", "--sample-every", "0"]).args(extra).output().unwrap()
     };
     assert!(run(&[]).status.success());
     let out = run(&[]);
@@ -170,17 +123,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly_then_resume_continues() {
     let d = dir.path();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_charrnn"))
         .current_dir(d)
-        .args([
-            "train",
-            "--sample-every",
-            "0",
-            "--log-every",
-            "10",
-            "--rng-seed",
-            "2",
-            "--hidden-size",
-            "16",
-        ])
+        .args(["train", "--sample-every", "0", "--log-every", "10", "--rng-seed", "2", "--hidden-size", "16"])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
@@ -190,10 +133,7 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly_then_resume_continues() {
         assert!(started.elapsed() < Duration::from_secs(60), "training never started");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
+    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
@@ -203,34 +143,24 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly_then_resume_continues() {
     let saved = load_f64(&d.join("charrnn.ckpt"));
     assert!(saved.iteration >= 20);
     // every row logged before the interrupt is at or before the saved iteration
-    let last_row: u64 = csv_rows(&d.join("loss_history.csv")).last().unwrap()[0]
-        .parse()
-        .unwrap();
+    let last_row: u64 = csv_rows(&d.join("loss_history.csv")).last().unwrap()[0].parse().unwrap();
     assert!(last_row <= saved.iteration);
 
     let target = (saved.iteration + 15).to_string();
-    let out = charrnn(d)
-        .args(["train", "--resume", "--iters", &target, "--sample-every", "0"])
-        .output()
-        .unwrap();
+    let out = charrnn(d).args(["train", "--resume", "--iters", &target, "--sample-every", "0"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(load_f64(&d.join("charrnn.ckpt")).iteration, saved.iteration + 15);
 }
 
 fn csv_rows_if_any(path: &std::path::Path) -> usize {
-    std::fs::read_to_string(path)
-        .map(|t| t.lines().count().saturating_sub(1))
-        .unwrap_or(0)
+    std::fs::read_to_string(path).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0)
 }
 
 #[test]
 fn max_time_stops_training_and_saves() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let out = charrnn(dir.path())
-        .args(["train", "--max-time", "1s", "--sample-every", "0"])
-        .output()
-        .unwrap();
+    let out = charrnn(dir.path()).args(["train", "--max-time", "1s", "--sample-every", "0"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(stderr(&out).contains("(reached --max-time)"), "{}", stderr(&out));
@@ -242,10 +172,7 @@ fn iters_zero_writes_initial_weights_that_export_as_min_char_rnn_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "t.txt", small_text());
-    let out = charrnn(d)
-        .args(["train", "--data", "t.txt", "--iters", "0", "--rng-seed", "4"])
-        .output()
-        .unwrap();
+    let out = charrnn(d).args(["train", "--data", "t.txt", "--iters", "0", "--rng-seed", "4"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let s = load_f64(&d.join("charrnn.ckpt"));
     assert_eq!(s.iteration, 0);
@@ -259,13 +186,7 @@ fn iters_zero_writes_initial_weights_that_export_as_min_char_rnn_shapes() {
     assert!(out.status.success(), "{}", stderr(&out));
     let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(d.join("w.npz")).unwrap()).unwrap();
     let v = s.vocab.len();
-    for (name, shape) in [
-        ("Wxh", [100, v]),
-        ("Whh", [100, 100]),
-        ("Why", [v, 100]),
-        ("bh", [100, 1]),
-        ("by", [v, 1]),
-    ] {
+    for (name, shape) in [("Wxh", [100, v]), ("Whh", [100, 100]), ("Why", [v, 100]), ("bh", [100, 1]), ("by", [v, 1])] {
         let a: ndarray::Array2<f64> = npz.by_name(name).unwrap();
         assert_eq!(a.shape(), shape, "{name}");
     }
@@ -274,17 +195,7 @@ fn iters_zero_writes_initial_weights_that_export_as_min_char_rnn_shapes() {
 
     // and a new run can start from them
     let out = charrnn(d)
-        .args([
-            "train",
-            "--data",
-            "t.txt",
-            "--init-npz",
-            "w.npz",
-            "--iters",
-            "1",
-            "--checkpoint",
-            "b.ckpt",
-        ])
+        .args(["train", "--data", "t.txt", "--init-npz", "w.npz", "--iters", "1", "--checkpoint", "b.ckpt"])
         .args(["--log-every", "0"])
         .output()
         .unwrap();
@@ -295,10 +206,8 @@ fn iters_zero_writes_initial_weights_that_export_as_min_char_rnn_shapes() {
 fn f32_precision_trains_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = charrnn(d)
-        .args(["train", "--precision", "f32", "--iters", "50", "--sample-every", "0"])
-        .output()
-        .unwrap();
+    let out =
+        charrnn(d).args(["train", "--precision", "f32", "--iters", "50", "--sample-every", "0"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let s = load_f32(&d.join("charrnn.ckpt"));
     assert_eq!(s.iteration, 50);

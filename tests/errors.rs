@@ -27,17 +27,7 @@ fn trained() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "t.txt", small_text());
     let out = charrnn(dir.path())
-        .args([
-            "train",
-            "--data",
-            "t.txt",
-            "--iters",
-            "5",
-            "--hidden-size",
-            "32",
-            "--rng-seed",
-            "1",
-        ])
+        .args(["train", "--data", "t.txt", "--iters", "5", "--hidden-size", "32", "--rng-seed", "1"])
         .args(["--sample-every", "0"])
         .output()
         .unwrap();
@@ -49,17 +39,8 @@ fn trained() -> tempfile::TempDir {
 fn unreadable_texts_are_reported_with_where_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let err = fails(
-        d,
-        &["train", "--data", "nope.txt"],
-        1,
-        &["cannot read nope.txt", "No such file"],
-    );
-    assert_eq!(
-        err.matches("No such file").count(),
-        1,
-        "the cause is stated once: {err}"
-    );
+    let err = fails(d, &["train", "--data", "nope.txt"], 1, &["cannot read nope.txt", "No such file"]);
+    assert_eq!(err.matches("No such file").count(), 1, "the cause is stated once: {err}");
     write(d, "empty.txt", "");
     fails(d, &["train", "--data", "empty.txt"], 1, &["empty.txt is empty"]);
     write(d, "short.txt", "0123456789");
@@ -74,11 +55,7 @@ fn unreadable_texts_are_reported_with_where_and_what_to_do() {
         d,
         &["train", "--data", "latin1.txt"],
         1,
-        &[
-            "not valid UTF-8",
-            "byte 0xe9 at byte offset 14 (line 2, column 4)",
-            "iconv",
-        ],
+        &["not valid UTF-8", "byte 0xe9 at byte offset 14 (line 2, column 4)", "iconv"],
     );
     assert!(!d.join("charrnn.ckpt").exists(), "nothing is written for a bad text");
 }
@@ -103,20 +80,10 @@ fn nonsensical_flags_are_usage_errors() {
         fails(d, &["train", flag, value], 2, &[flag]);
     }
     for t in ["0", "-1", "nan"] {
-        fails(
-            d,
-            &["sample", "--temperature", t],
-            2,
-            &["--temperature", "greater than 0"],
-        );
+        fails(d, &["sample", "--temperature", t], 2, &["--temperature", "greater than 0"]);
     }
     fails(d, &["train", "--allow-data-change"], 2, &["--resume"]);
-    fails(
-        d,
-        &["train", "--resume", "--init-npz", "w.npz"],
-        2,
-        &["cannot be used with"],
-    );
+    fails(d, &["train", "--resume", "--init-npz", "w.npz"], 2, &["cannot be used with"]);
     assert!(!d.join("charrnn.ckpt").exists());
 }
 
@@ -128,10 +95,7 @@ fn a_seed_character_outside_the_vocabulary_is_named() {
         dir.path(),
         &["sample", "--seed", "Thé"],
         2,
-        &[
-            "seed character 'é' (U+00E9)",
-            &format!("vocabulary of {vocab} characters"),
-        ],
+        &["seed character 'é' (U+00E9)", &format!("vocabulary of {vocab} characters")],
     );
 }
 
@@ -143,30 +107,16 @@ fn damaged_checkpoints_are_reported_not_panicked_on() {
     let n = good.len();
     let info = |bytes: &[u8], needles: &[&str]| {
         std::fs::write(d.join("bad.ckpt"), bytes).unwrap();
-        fails(
-            d,
-            &["info", "--checkpoint", "bad.ckpt"],
-            1,
-            &[&["reading checkpoint bad.ckpt"], needles].concat(),
-        );
+        fails(d, &["info", "--checkpoint", "bad.ckpt"], 1, &[&["reading checkpoint bad.ckpt"], needles].concat());
         fails(d, &["sample", "--checkpoint", "bad.ckpt"], 1, needles);
     };
-    info(
-        &good[..n / 2],
-        &[&format!("file is truncated at byte {} of {n}", n / 2)],
-    );
+    info(&good[..n / 2], &[&format!("file is truncated at byte {} of {n}", n / 2)]);
     info(&good[..10], &["file is truncated at byte 10 of 28"]);
     let mut flipped = good.clone();
     flipped[n - 100] ^= 0x40;
     info(&flipped, &["corrupted", "checksum mismatch"]);
-    info(
-        b"First Citizen: Before we proceed",
-        &["not a charrnn checkpoint", "46 69 72 73 74 20 43 69"],
-    );
-    info(
-        b"PK\x03\x04 zip",
-        &["not a charrnn checkpoint", "zip archive", "--init-npz"],
-    );
+    info(b"First Citizen: Before we proceed", &["not a charrnn checkpoint", "46 69 72 73 74 20 43 69"]);
+    info(b"PK\x03\x04 zip", &["not a charrnn checkpoint", "zip archive", "--init-npz"]);
     info(b"", &["not a charrnn checkpoint (the file is empty)"]);
     let mut version = good.clone();
     version[8..12].copy_from_slice(&99u32.to_le_bytes());
@@ -180,35 +130,19 @@ fn damaged_checkpoints_are_reported_not_panicked_on() {
     let mut trailing = good.clone();
     trailing.extend_from_slice(b"extra");
     info(&trailing, &["corrupted", "5 bytes after"]);
-    fails(
-        d,
-        &["info", "--checkpoint", "missing.ckpt"],
-        1,
-        &["reading checkpoint missing.ckpt", "No such file"],
-    );
+    fails(d, &["info", "--checkpoint", "missing.ckpt"], 1, &["reading checkpoint missing.ckpt", "No such file"]);
 }
 
 #[test]
 fn a_well_formed_but_inconsistent_checkpoint_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let text = Text {
-        name: "x".into(),
-        content: small_text().into(),
-    };
-    let hyper = Hyper {
-        hidden_size: 8,
-        ..Hyper::default()
-    };
+    let text = Text { name: "x".into(), content: small_text().into() };
+    let hyper = Hyper { hidden_size: 8, ..Hyper::default() };
     let mut state = TrainState::<f64>::new(hyper, Vocab::from_text(&text.content), text.info(), None);
     state.hidden.push(0.5); // 9 values for H = 8
     std::fs::write(d.join("odd.ckpt"), checkpoint::encode(&state)).unwrap();
-    fails(
-        d,
-        &["info", "--checkpoint", "odd.ckpt"],
-        1,
-        &["corrupted", "hidden state has 9 values, expected 8"],
-    );
+    fails(d, &["info", "--checkpoint", "odd.ckpt"], 1, &["corrupted", "hidden state has 9 values, expected 8"]);
     state.hidden.pop();
     state.model.params[3] = f64::NAN;
     std::fs::write(d.join("nan.ckpt"), checkpoint::encode(&state)).unwrap();
@@ -220,23 +154,10 @@ fn an_unwritable_checkpoint_path_fails_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "plain", "not a directory");
-    fails(
-        d,
-        &["train", "--checkpoint", "plain/run/c.ckpt"],
-        1,
-        &["checkpoint plain/run/c.ckpt cannot be written"],
-    );
+    fails(d, &["train", "--checkpoint", "plain/run/c.ckpt"], 1, &["checkpoint plain/run/c.ckpt cannot be written"]);
     std::fs::create_dir(d.join("adir")).unwrap();
-    fails(
-        d,
-        &["train", "--checkpoint", "adir"],
-        1,
-        &["checkpoint adir cannot be written", "directory"],
-    );
-    assert!(
-        !d.join("loss_history.csv").exists(),
-        "failed before any training or logging"
-    );
+    fails(d, &["train", "--checkpoint", "adir"], 1, &["checkpoint adir cannot be written", "directory"]);
+    assert!(!d.join("loss_history.csv").exists(), "failed before any training or logging");
 
     // a read-only directory (meaningless for root, who may write anyway)
     let ro = d.join("ro");
@@ -248,29 +169,14 @@ fn an_unwritable_checkpoint_path_fails_before_training() {
         eprintln!("skipping the read-only directory case: this user can write to a 0555 directory (root?)");
         return;
     }
-    fails(
-        d,
-        &["train", "--checkpoint", "ro/c.ckpt"],
-        1,
-        &["cannot be written", "ermission denied"],
-    );
+    fails(d, &["train", "--checkpoint", "ro/c.ckpt"], 1, &["cannot be written", "ermission denied"]);
 }
 
 #[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let args = [
-        "train",
-        "--learning-rate",
-        "3e307",
-        "--iters",
-        "10",
-        "--checkpoint-every",
-        "1",
-        "--rng-seed",
-        "1",
-    ];
+    let args = ["train", "--learning-rate", "3e307", "--iters", "10", "--checkpoint-every", "1", "--rng-seed", "1"];
     fails(
         d,
         &args,
@@ -287,16 +193,7 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     // without any checkpoint yet, it says so
     fails(
         d,
-        &[
-            "train",
-            "--learning-rate",
-            "1e308",
-            "--iters",
-            "5",
-            "--force",
-            "--checkpoint",
-            "b.ckpt",
-        ],
+        &["train", "--learning-rate", "1e308", "--iters", "5", "--force", "--checkpoint", "b.ckpt"],
         1,
         &["training diverged at iteration", "No checkpoint had been written yet"],
     );
@@ -309,56 +206,22 @@ fn resume_refuses_conflicting_flags_and_other_texts() {
     let d = dir.path();
     fails(
         d,
-        &[
-            "train",
-            "--data",
-            "t.txt",
-            "--resume",
-            "--hidden-size",
-            "64",
-            "--learning-rate",
-            "0.05",
-        ],
+        &["train", "--data", "t.txt", "--resume", "--hidden-size", "64", "--learning-rate", "0.05"],
         2,
-        &[
-            "--hidden-size 64 (checkpoint has 32)",
-            "--learning-rate 0.05 (checkpoint has 0.1)",
-        ],
+        &["--hidden-size 64 (checkpoint has 32)", "--learning-rate 0.05 (checkpoint has 0.1)"],
     );
     // repeating the run's own values is fine
     let out = charrnn(d)
-        .args([
-            "train",
-            "--data",
-            "t.txt",
-            "--resume",
-            "--hidden-size",
-            "32",
-            "--iters",
-            "6",
-        ])
+        .args(["train", "--data", "t.txt", "--resume", "--hidden-size", "32", "--iters", "6"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 
     let other: String = small_text().chars().rev().collect();
     write(d, "other.txt", &other);
-    fails(
-        d,
-        &["train", "--data", "other.txt", "--resume"],
-        2,
-        &["other.txt is not the text", "--allow-data-change"],
-    );
+    fails(d, &["train", "--data", "other.txt", "--resume"], 2, &["other.txt is not the text", "--allow-data-change"]);
     let out = charrnn(d)
-        .args([
-            "train",
-            "--data",
-            "other.txt",
-            "--resume",
-            "--allow-data-change",
-            "--iters",
-            "8",
-        ])
+        .args(["train", "--data", "other.txt", "--resume", "--allow-data-change", "--iters", "8"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -371,39 +234,18 @@ fn resume_refuses_conflicting_flags_and_other_texts() {
         1,
         &["'ü' (U+00FC)", "not in the model's vocabulary"],
     );
-    fails(
-        d,
-        &["train", "--resume", "--checkpoint", "none.ckpt"],
-        2,
-        &["no checkpoint at none.ckpt"],
-    );
+    fails(d, &["train", "--resume", "--checkpoint", "none.ckpt"], 2, &["no checkpoint at none.ckpt"]);
 }
 
 #[test]
 fn init_npz_with_the_wrong_shapes_is_refused() {
     let dir = trained();
     let d = dir.path();
-    assert!(
-        charrnn(d)
-            .args(["export", "--out", "w.npz"])
-            .output()
-            .unwrap()
-            .status
-            .success()
-    );
+    assert!(charrnn(d).args(["export", "--out", "w.npz"]).output().unwrap().status.success());
     write(d, "abc.txt", "abcabcabcabcabcabcabcabcabcabcabc");
     fails(
         d,
-        &[
-            "train",
-            "--data",
-            "abc.txt",
-            "--init-npz",
-            "w.npz",
-            "--checkpoint",
-            "n.ckpt",
-            "--force",
-        ],
+        &["train", "--data", "abc.txt", "--init-npz", "w.npz", "--checkpoint", "n.ckpt", "--force"],
         1,
         &["reading w.npz: array", "vocabulary of 3 characters"],
     );
@@ -426,16 +268,7 @@ fn init_npz_with_the_wrong_shapes_is_refused() {
     );
     fails(
         d,
-        &[
-            "train",
-            "--data",
-            "t.txt",
-            "--init-npz",
-            "t.txt",
-            "--checkpoint",
-            "n.ckpt",
-            "--force",
-        ],
+        &["train", "--data", "t.txt", "--init-npz", "t.txt", "--checkpoint", "n.ckpt", "--force"],
         1,
         &["reading t.txt"],
     );

@@ -70,20 +70,10 @@ fn f32_gradients_agree_with_f64() {
     let (inputs, targets) = ([1u32, 2, 0, 4, 3], [2u32, 0, 4, 3, 1]);
     let mut g64 = vec![0.0; model64.params.len()];
     let mut g32 = vec![0.0f32; model64.params.len()];
-    let l64 = model64.forward_backward(
-        &inputs,
-        &targets,
-        &mut [0.0; 7],
-        &mut g64,
-        &mut Workspace::new(model64.dims, 5),
-    );
-    let l32 = model32.forward_backward(
-        &inputs,
-        &targets,
-        &mut [0.0; 7],
-        &mut g32,
-        &mut Workspace::new(model32.dims, 5),
-    );
+    let l64 =
+        model64.forward_backward(&inputs, &targets, &mut [0.0; 7], &mut g64, &mut Workspace::new(model64.dims, 5));
+    let l32 =
+        model32.forward_backward(&inputs, &targets, &mut [0.0; 7], &mut g32, &mut Workspace::new(model32.dims, 5));
     assert!((l64 - l32).abs() < 1e-5 * l64.abs());
     for (a, b) in g64.iter().zip(&g32) {
         // f32 carries ~7 significant digits; the chain of T steps loses a little

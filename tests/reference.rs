@@ -33,12 +33,7 @@ fn reference() -> Option<PathBuf> {
 }
 
 fn python(dir: &Path, script: &Path, args: &[&str]) {
-    let out = Command::new("python3")
-        .current_dir(dir)
-        .arg(script)
-        .args(args)
-        .output()
-        .unwrap();
+    let out = Command::new("python3").current_dir(dir).arg(script).args(args).output().unwrap();
     assert!(out.status.success(), "reference failed: {}", stderr(&out));
 }
 
@@ -55,10 +50,7 @@ fn train(dir: &Path, data: &Path, args: &[&str]) {
 
 /// (loss, smooth_loss) per iteration.
 fn losses(path: &Path) -> Vec<(f64, f64)> {
-    csv_rows(path)
-        .iter()
-        .map(|r| (r[1].parse().unwrap(), r[2].parse().unwrap()))
-        .collect()
+    csv_rows(path).iter().map(|r| (r[1].parse().unwrap(), r[2].parse().unwrap())).collect()
 }
 
 /// Relative difference of the per-iteration losses.
@@ -82,49 +74,21 @@ fn matches_min_char_rnn_from_its_own_initial_weights_on_tinyshakespeare() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = data.to_str().unwrap();
+    python(d, &script, &["--data", data, "--seed", "0", "--iters", "0", "--save-npz", "init.npz"]);
     python(
         d,
         &script,
-        &["--data", data, "--seed", "0", "--iters", "0", "--save-npz", "init.npz"],
-    );
-    python(
-        d,
-        &script,
-        &[
-            "--data",
-            data,
-            "--init-npz",
-            "init.npz",
-            "--iters",
-            "50",
-            "--log",
-            "ref.csv",
-            "--save-npz",
-            "ref.npz",
-        ],
+        &["--data", data, "--init-npz", "init.npz", "--iters", "50", "--log", "ref.csv", "--save-npz", "ref.npz"],
     );
     train(
         d,
         Path::new(data),
-        &[
-            "--init-npz",
-            "init.npz",
-            "--iters",
-            "50",
-            "--log-every",
-            "1",
-            "--loss-csv",
-            "ours.csv",
-        ],
+        &["--init-npz", "init.npz", "--iters", "50", "--log-every", "1", "--loss-csv", "ours.csv"],
     );
 
     let (ours, theirs) = (losses(&d.join("ours.csv")), losses(&d.join("ref.csv")));
     let diff = rel(&theirs, &ours);
-    let smooth = ours
-        .iter()
-        .zip(&theirs)
-        .map(|(a, b)| (a.1 - b.1).abs() / b.1)
-        .fold(0.0, f64::max);
+    let smooth = ours.iter().zip(&theirs).map(|(a, b)| (a.1 - b.1).abs() / b.1).fold(0.0, f64::max);
     eprintln!(
         "tinyshakespeare, reference seed-0 weights: max relative loss difference over 50 iterations {:.3e} (smooth loss {smooth:.3e})",
         max(&diff)
@@ -152,58 +116,18 @@ fn tracks_min_char_rnn_as_closely_as_its_own_fast_form_on_the_built_in_corpus() 
     let d = dir.path();
     let data = write(d, "builtin.txt", charrnn::data::BUILTIN_TEXT);
     // start from charrnn's own initial weights, exported for NumPy
-    train(
-        d,
-        &data,
-        &[
-            "--iters",
-            "0",
-            "--rng-seed",
-            "3",
-            "--log-every",
-            "0",
-            "--checkpoint",
-            "init.ckpt",
-        ],
-    );
-    let out = charrnn(d)
-        .args(["export", "--checkpoint", "init.ckpt", "--out", "init.npz"])
-        .output()
-        .unwrap();
+    train(d, &data, &["--iters", "0", "--rng-seed", "3", "--log-every", "0", "--checkpoint", "init.ckpt"]);
+    let out = charrnn(d).args(["export", "--checkpoint", "init.ckpt", "--out", "init.npz"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     for form in ["naive", "fast"] {
         let log = format!("{form}.csv");
         python(
             d,
             &script,
-            &[
-                "--data",
-                "builtin.txt",
-                "--init-npz",
-                "init.npz",
-                "--iters",
-                "50",
-                "--impl",
-                form,
-                "--log",
-                &log,
-            ],
+            &["--data", "builtin.txt", "--init-npz", "init.npz", "--iters", "50", "--impl", form, "--log", &log],
         );
     }
-    train(
-        d,
-        &data,
-        &[
-            "--init-npz",
-            "init.npz",
-            "--iters",
-            "50",
-            "--log-every",
-            "1",
-            "--loss-csv",
-            "ours.csv",
-        ],
-    );
+    train(d, &data, &["--init-npz", "init.npz", "--iters", "50", "--log-every", "1", "--loss-csv", "ours.csv"]);
 
     let naive = losses(&d.join("naive.csv"));
     let ours = rel(&naive, &losses(&d.join("ours.csv")));
@@ -219,13 +143,7 @@ fn tracks_min_char_rnn_as_closely_as_its_own_fast_form_on_the_built_in_corpus() 
     // margin for the chaos that turns equal rounding into unequal drift)
     for t in 0..ours.len() {
         let bound = (10.0 * max(&fast[..=t])).max(1e-4);
-        assert!(
-            max(&ours[..=t]) <= bound,
-            "iteration {}: charrnn {:?} vs fast {:?}",
-            t + 1,
-            &ours[..=t],
-            &fast[..=t]
-        );
+        assert!(max(&ours[..=t]) <= bound, "iteration {}: charrnn {:?} vs fast {:?}", t + 1, &ours[..=t], &fast[..=t]);
     }
 }
 
@@ -242,20 +160,7 @@ fn smooth_loss_after_5000_iterations_is_in_the_reference_range() {
     let dir = tempfile::tempdir().unwrap();
     for seed in ["1", "2", "3"] {
         let ckpt = format!("{seed}.ckpt");
-        train(
-            dir.path(),
-            &data,
-            &[
-                "--iters",
-                "5000",
-                "--rng-seed",
-                seed,
-                "--checkpoint",
-                &ckpt,
-                "--log-every",
-                "0",
-            ],
-        );
+        train(dir.path(), &data, &["--iters", "5000", "--rng-seed", seed, "--checkpoint", &ckpt, "--log-every", "0"]);
         let smooth = load_f64(&dir.path().join(&ckpt)).smooth_loss;
         eprintln!("seed {seed}: smooth loss after 5000 iterations {smooth:.3}");
         assert!((54.0..=62.0).contains(&smooth), "seed {seed}: smooth loss {smooth}");

@@ -10,28 +10,11 @@ use charrnn::linalg::Real;
 use charrnn::train::TrainState;
 use common::*;
 
-const FLAGS: &[&str] = &[
-    "--data",
-    "t.txt",
-    "--rng-seed",
-    "5",
-    "--log-every",
-    "1",
-    "--checkpoint-every",
-    "100",
-];
+const FLAGS: &[&str] = &["--data", "t.txt", "--rng-seed", "5", "--log-every", "1", "--checkpoint-every", "100"];
 
 fn train(dir: &Path, ckpt: &str, csv: &str, iters: u64, extra: &[&str]) -> String {
     let out = charrnn(dir)
-        .args([
-            "train",
-            "--checkpoint",
-            ckpt,
-            "--loss-csv",
-            csv,
-            "--iters",
-            &iters.to_string(),
-        ])
+        .args(["train", "--checkpoint", ckpt, "--loss-csv", csv, "--iters", &iters.to_string()])
         .args(FLAGS)
         .args(extra)
         .output()
@@ -106,25 +89,12 @@ fn resume_after_rows_logged_past_the_checkpoint_leaves_no_duplicates() {
     std::fs::write(d.join("b.csv"), csv).unwrap();
 
     let out = charrnn(d)
-        .args([
-            "train",
-            "--checkpoint",
-            "b.ckpt",
-            "--loss-csv",
-            "b.csv",
-            "--iters",
-            "400",
-            "--resume",
-        ])
+        .args(["train", "--checkpoint", "b.ckpt", "--loss-csv", "b.csv", "--iters", "400", "--resume"])
         .args(FLAGS)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("dropped 101 row(s) of b.csv logged after iteration 200"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("dropped 101 row(s) of b.csv logged after iteration 200"), "{}", stderr(&out));
     assert_eq!(loss_rows(&d.join("a.csv")), loss_rows(&d.join("b.csv")));
     same_run(&load_f64(&d.join("a.ckpt")), &load_f64(&d.join("b.ckpt")));
 }

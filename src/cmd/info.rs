@@ -25,17 +25,8 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let h = &s.hyper;
     let vocab: String = s.vocab.chars().iter().collect();
-    println!(
-        "checkpoint     {} (format v{}, {bytes} bytes)",
-        path.display(),
-        checkpoint::VERSION
-    );
-    println!(
-        "model          vanilla RNN (tanh), hidden {}, vocabulary {}, {}",
-        h.hidden_size,
-        s.vocab.len(),
-        T::NAME
-    );
+    println!("checkpoint     {} (format v{}, {bytes} bytes)", path.display(), checkpoint::VERSION);
+    println!("model          vanilla RNN (tanh), hidden {}, vocabulary {}, {}", h.hidden_size, s.vocab.len(), T::NAME);
     println!("parameters     {}", s.model.params.len());
     println!(
         "training       seq_length {}, learning_rate {:?}, clip {:?}, optimizer adagrad, rng_seed {}",

@@ -27,11 +27,7 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
 }
 
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    if err.chain().any(|e| e.is::<UsageError>()) {
-        2
-    } else {
-        1
-    }
+    if err.chain().any(|e| e.is::<UsageError>()) { 2 } else { 1 }
 }
 
 /// clap value parser: an integer of at least 1.

@@ -47,11 +47,7 @@ fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {
         })?,
         _ => vec![rng.random_range(0..vocab.len() as u32)],
     };
-    let mut sampler = Sampler::new(
-        &state.model,
-        &vec![T::zero(); state.model.dims.hidden],
-        args.temperature,
-    )?;
+    let mut sampler = Sampler::new(&state.model, &vec![T::zero(); state.model.dims.hidden], args.temperature)?;
 
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut buf = [0u8; 4];

@@ -48,12 +48,7 @@ pub struct Args {
     #[arg(long, value_name = "f32|f64", value_parser = precision, help_heading = "Model (fixed for a run)")]
     precision: Option<Precision>,
     /// Start from weights in a NumPy .npz (Wxh, Whh, Why, bh, by as min-char-rnn names them)
-    #[arg(
-        long,
-        value_name = "PATH",
-        conflicts_with = "resume",
-        help_heading = "Model (fixed for a run)"
-    )]
+    #[arg(long, value_name = "PATH", conflicts_with = "resume", help_heading = "Model (fixed for a run)")]
     init_npz: Option<PathBuf>,
 
     /// Stop when the iteration count reaches N (counted from the run's start, so
@@ -203,16 +198,10 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, text: Text) -> Result<
                 info.chars
             )));
         }
-        eprintln!(
-            "note: continuing on a different text ({}), as --allow-data-change asks",
-            text.name
-        );
+        eprintln!("note: continuing on a different text ({}), as --allow-data-change asks", text.name);
         state.text = info;
     }
-    let ids = state
-        .vocab
-        .encode(&text)
-        .context("the text must use only the checkpoint's characters")?;
+    let ids = state.vocab.encode(&text).context("the text must use only the checkpoint's characters")?;
     train(args, state, ids, text.name)
 }
 
@@ -220,12 +209,7 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Vec<u32>, text_name: S
     let ckpt = args.checkpoint.as_path();
     let need = state.hyper.seq_length + 1;
     if ids.len() < need {
-        return Err(DataError::TooShort {
-            name: text_name,
-            len: ids.len(),
-            need,
-        }
-        .into());
+        return Err(DataError::TooShort { name: text_name, len: ids.len(), need }.into());
     }
     let mut log = match args.loss_csv() {
         Some(path) if args.resume => {
@@ -258,11 +242,7 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Vec<u32>, text_name: S
     let mut trainer = Trainer::new(state);
     let mut ui = Ui::new(schedule.until, start_iteration);
     let started = Instant::now();
-    let record = Record {
-        checkpoint: ckpt,
-        log: log.as_mut(),
-        saved_at,
-    };
+    let record = Record { checkpoint: ckpt, log: log.as_mut(), saved_at };
     let reason = trainer.run(&ids, &schedule, record, &mut ui, &stop);
     ui.bar.finish_and_clear();
     let reason = reason?;
@@ -305,10 +285,7 @@ fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, len: usize) {
         h.rng_seed
     );
     if resumed {
-        eprintln!(
-            "resuming at iteration {}, smooth loss {:.4}",
-            s.iteration, s.smooth_loss
-        );
+        eprintln!("resuming at iteration {}, smooth loss {:.4}", s.iteration, s.smooth_loss);
     }
 }
 
@@ -340,10 +317,7 @@ impl Ui {
                 ProgressBar::with_draw_target(Some(n), target),
                 "{spinner} iter {pos}/{len} {wide_bar} {msg} [{elapsed_precise}<{eta}]",
             ),
-            None => (
-                ProgressBar::with_draw_target(None, target),
-                "{spinner} iter {pos} {msg} [{elapsed_precise}]",
-            ),
+            None => (ProgressBar::with_draw_target(None, target), "{spinner} iter {pos} {msg} [{elapsed_precise}]"),
         };
         bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
         bar.set_position(start);
@@ -354,8 +328,7 @@ impl Ui {
 impl Observer for Ui {
     fn progress(&mut self, iteration: u64, smooth_loss: f64, chars_per_sec: f64) {
         self.bar.set_position(iteration);
-        self.bar
-            .set_message(format!("loss {smooth_loss:.3}  {chars_per_sec:.0} chars/s"));
+        self.bar.set_message(format!("loss {smooth_loss:.3}  {chars_per_sec:.0} chars/s"));
     }
 
     fn report(&mut self, iteration: u64, smooth_loss: f64, sample: &str) {

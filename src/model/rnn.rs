@@ -29,13 +29,7 @@ impl RnnDims {
     /// Tensor names and shapes as min-char-rnn (and NumPy export) has them.
     pub fn shapes(self) -> [(&'static str, [usize; 2]); 5] {
         let (v, h) = (self.vocab, self.hidden);
-        [
-            ("Wxh", [h, v]),
-            ("Whh", [h, h]),
-            ("Why", [v, h]),
-            ("bh", [h, 1]),
-            ("by", [v, 1]),
-        ]
+        [("Wxh", [h, v]), ("Whh", [h, h]), ("Why", [v, h]), ("bh", [h, 1]), ("by", [v, 1])]
     }
 
     pub fn num_params(self) -> usize {
