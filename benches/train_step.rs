@@ -1,37 +1,53 @@
-//! One min-char-rnn training iteration (forward, backward, clip, Adagrad) at the
-//! default size: hidden 100, seq_length 25, vocabulary 65 (tinyshakespeare's).
+//! One training iteration (data walk, forward, backward, clipping, update) through
+//! the same `Trainer::step` the CLI uses, on random text with tinyshakespeare's
+//! vocabulary size (65).
 
+use charrnn::data::{TextInfo, Vocab};
 use charrnn::linalg::Real;
-use charrnn::model::{Rnn, RnnDims, Workspace};
-use charrnn::optim::{self, Adagrad};
+use charrnn::model::{Cell, Config};
+use charrnn::optim::Kind;
+use charrnn::train::{Hyper, TrainState, Trainer};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn bench_iteration<T: Real>(c: &mut Criterion, name: &str) {
-    let (vocab, hidden, seq) = (65, 100, 25);
+const V: usize = 65;
+
+fn trainer<T: Real>(config: Config, hyper: Hyper) -> (Trainer<T>, Vec<u32>) {
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let dims = RnnDims { vocab, hidden };
-    let mut model = Rnn::<T>::init(dims, &mut rng);
-    let ids: Vec<u32> = (0..seq + 1).map(|_| rng.random_range(0..vocab as u32)).collect();
-    let mut grads = vec![T::zero(); dims.num_params()];
-    let mut ws = Workspace::new(dims, seq);
-    let mut optim = Adagrad::new(T::c(0.1), dims.num_params());
-    let mut h = vec![T::zero(); hidden];
-    c.bench_function(name, |b| {
-        b.iter(|| {
-            let loss = model.forward_backward(&ids[..seq], &ids[1..], &mut h, &mut grads, &mut ws);
-            optim::clip(&mut grads, T::c(5.0));
-            optim.step(&mut model.params, &grads);
-            loss
-        })
-    });
+    let ids: Vec<u32> = (0..200_000).map(|_| rng.random_range(0..V as u32)).collect();
+    let vocab = Vocab::from_sorted((0..V as u32).map(|i| char::from_u32(32 + i).unwrap()).collect()).unwrap();
+    let text = TextInfo { name: "random".into(), chars: ids.len() as u64, bytes: ids.len() as u64, hash: 0 };
+    (Trainer::new(TrainState::new(config, hyper, vocab, text, None)), ids)
 }
 
-fn benches(c: &mut Criterion) {
-    bench_iteration::<f32>(c, "train_iteration/rnn_h100_seq25_f32");
-    bench_iteration::<f64>(c, "train_iteration/rnn_h100_seq25_f64");
+fn bench<T: Real>(c: &mut Criterion, name: &str, config: Config, hyper: Hyper) {
+    let (mut t, ids) = trainer::<T>(config, hyper);
+    c.bench_function(name, |b| b.iter(|| t.step(&ids).unwrap()));
 }
 
-criterion_group!(train_step, benches);
-criterion_main!(train_step);
+fn default_rnn(c: &mut Criterion) {
+    let config = Config::min_char_rnn(V, 100);
+    bench::<f64>(c, "train_iteration/rnn_h100_seq25_f64", config, Hyper::default());
+    bench::<f32>(c, "train_iteration/rnn_h100_seq25_f32", config, Hyper::default());
+}
+
+fn lstm(c: &mut Criterion) {
+    let config = Config { cell: Cell::Lstm, vocab: V, hidden: 256, layers: 1, embedding: 64 };
+    let hyper = Hyper {
+        seq_length: 50,
+        batch_size: 32,
+        optimizer: Kind::Adam { beta1: 0.9, beta2: 0.999 },
+        learning_rate: 2e-3,
+        ..Hyper::default()
+    };
+    bench::<f32>(c, "train_iteration/lstm_h256_e64_b32_seq50_f32", config, hyper);
+}
+
+criterion_group!(small, default_rnn);
+criterion_group! {
+    name = large;
+    config = Criterion::default().sample_size(10);
+    targets = lstm
+}
+criterion_main!(small, large);

@@ -25,7 +25,7 @@ use crate::linalg::{Precision, Real};
 use crate::train::TrainState;
 
 pub const MAGIC: [u8; 8] = *b"CHARRNN\0";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 /// A checkpoint's training state in whichever precision it was trained.
 #[derive(Debug)]

@@ -23,10 +23,10 @@ pub enum DataError {
     )]
     InvalidUtf8 { name: String, byte: u8, offset: usize, line: usize, column: usize },
     #[error(
-        "{name} has {len} characters, but training needs at least seq_length + 1 = {need}; \
-         use a longer text or a smaller --seq-length"
+        "{name} has {len} characters to train on, but {streams} stream(s) of seq_length {seq} need at least {need}; \
+         use a longer text, a smaller --seq-length or --batch-size, or a smaller --val-fraction"
     )]
-    TooShort { name: String, len: usize, need: usize },
+    TooShort { name: String, len: usize, need: usize, streams: usize, seq: usize },
     #[error(
         "{name}: character {ch:?} (U+{code:04X}) at line {line}, column {column} is not in the \
          model's vocabulary of {vocab_size} characters"
@@ -189,6 +189,35 @@ impl Vocab {
     }
 }
 
+/// Characters [`Vocab::encode_known`] skipped.
+#[derive(Debug, Default, PartialEq)]
+pub struct Unknown {
+    pub count: usize,
+    /// The first one and its line.
+    pub first: Option<(char, usize)>,
+}
+
+impl Vocab {
+    /// Encodes the characters the vocabulary knows and counts the others (for
+    /// evaluating a model on a text it was not trained on).
+    pub fn encode_known(&self, text: &str) -> (Vec<u32>, Unknown) {
+        let mut ids = Vec::with_capacity(text.len());
+        let mut unknown = Unknown::default();
+        let mut line = 1;
+        for c in text.chars() {
+            match self.id(c) {
+                Some(id) => ids.push(id),
+                None => {
+                    unknown.count += 1;
+                    unknown.first.get_or_insert((c, line));
+                }
+            }
+            line += usize::from(c == '\n');
+        }
+        (ids, unknown)
+    }
+}
+
 impl From<Vocab> for Vec<char> {
     fn from(v: Vocab) -> Vec<char> {
         v.chars
@@ -236,6 +265,14 @@ mod tests {
         assert_eq!(ids.len(), 7);
         let back: String = ids.iter().map(|&i| v.char(i)).collect();
         assert_eq!(back, t.content);
+    }
+
+    #[test]
+    fn encode_known_skips_and_counts_unknown_characters() {
+        let v = Vocab::from_text("abc\n");
+        let (ids, unknown) = v.encode_known("ab\nxa\nyc");
+        assert_eq!(ids.iter().map(|&i| v.char(i)).collect::<String>(), "ab\na\nc");
+        assert_eq!(unknown, Unknown { count: 2, first: Some(('x', 2)) });
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-pub const HEADER: &str = "iteration,loss,smooth_loss,chars_per_sec,elapsed_s";
+pub const HEADER: &str = "iteration,loss,smooth_loss,chars_per_sec,elapsed_s,val_loss";
 
 #[derive(Debug, Error)]
 pub enum HistoryError {
@@ -20,8 +20,10 @@ pub enum HistoryError {
     Row { path: PathBuf, line: u64, reason: String },
 }
 
-/// One logged iteration. `loss` is that iteration's loss (summed over the chunk, as
-/// min-char-rnn prints it); `smooth_loss` its running average.
+/// One logged iteration; every loss is in nats per character. `loss` is that
+/// iteration's training loss, `smooth_loss` its running average (min-char-rnn's
+/// smooth_loss divided by seq_length), `val_loss` the validation loss when it was
+/// measured at this iteration.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Row {
     pub iteration: u64,
@@ -29,6 +31,7 @@ pub struct Row {
     pub smooth_loss: f64,
     pub chars_per_sec: f64,
     pub elapsed_s: f64,
+    pub val_loss: Option<f64>,
 }
 
 pub struct LossLog {
@@ -125,7 +128,8 @@ mod tests {
     use super::*;
 
     fn row(i: u64) -> Row {
-        Row { iteration: i, loss: 1.5 + i as f64, smooth_loss: 2.25, chars_per_sec: 1000.0, elapsed_s: 0.5 }
+        let val_loss = (i == 200).then_some(1.75);
+        Row { iteration: i, loss: 1.5 + i as f64, smooth_loss: 2.25, chars_per_sec: 1000.0, elapsed_s: 0.5, val_loss }
     }
 
     #[test]
@@ -136,7 +140,8 @@ mod tests {
         log.append(&row(100)).unwrap();
         log.append(&row(200)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("iteration,loss,smooth_loss,chars_per_sec,elapsed_s\n100,101.5,2.25,"));
+        assert!(text.starts_with("iteration,loss,smooth_loss,chars_per_sec,elapsed_s,val_loss\n100,101.5,2.25,"));
+        assert!(text.contains(",0.5,\n200,") && text.ends_with(",0.5,1.75\n"), "{text}");
         assert_eq!(read(&path).unwrap(), vec![row(100), row(200)]);
     }
 
@@ -162,7 +167,7 @@ mod tests {
     fn malformed_row_is_reported_with_its_line() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("h.csv");
-        std::fs::write(&path, format!("{HEADER}\n1,2,3,4,5\n2,x,3,4,5\n")).unwrap();
+        std::fs::write(&path, format!("{HEADER}\n1,2,3,4,5,\n2,x,3,4,5,\n")).unwrap();
         let err = read(&path).unwrap_err().to_string();
         assert!(err.contains("line 3"), "{err}");
         std::fs::write(&path, "a,b\n").unwrap();

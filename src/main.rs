@@ -15,8 +15,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Train(cmd::train::Args),
+    Train(Box<cmd::train::Args>),
     Sample(cmd::sample::Args),
+    Eval(cmd::eval::Args),
     Info(cmd::info::Args),
     Export(cmd::export::Args),
 }
@@ -24,8 +25,9 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Train(args) => cmd::train::run(args),
+        Command::Train(args) => cmd::train::run(*args),
         Command::Sample(args) => cmd::sample::run(args),
+        Command::Eval(args) => cmd::eval::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Export(args) => cmd::export::run(args),
     };

@@ -10,7 +10,7 @@ use ndarray_npy::{NpzReader, NpzWriter, ReadNpyError, ReadNpzError};
 use thiserror::Error;
 
 use crate::linalg::Real;
-use crate::model::{Rnn, RnnDims};
+use crate::model::{Cell, Config, Model};
 
 #[derive(Debug, Error)]
 pub enum NpzError {
@@ -19,74 +19,74 @@ pub enum NpzError {
     #[error("reading {path}: {cause}")]
     Read { path: PathBuf, cause: ReadNpzError },
     #[error("reading {path}: array {name}: {reason}")]
-    Array { path: PathBuf, name: &'static str, reason: String },
+    Array { path: PathBuf, name: String, reason: String },
     #[error("writing {path}: {reason}")]
     Write { path: PathBuf, reason: String },
 }
 
-/// Writes the five tensors with min-char-rnn's names and shapes.
-pub fn export<T: Real>(path: &Path, model: &Rnn<T>) -> Result<(), NpzError> {
+/// Writes every tensor under its name with its [`Config::tensors`] shape (biases as
+/// (n, 1) columns, as min-char-rnn keeps them).
+pub fn export<T: Real>(path: &Path, model: &Model<T>) -> Result<(), NpzError> {
     let write_err = |reason: String| NpzError::Write { path: path.into(), reason };
     let file = File::create(path).map_err(|e| write_err(e.to_string()))?;
     let mut npz = NpzWriter::new(file);
-    let mut offset = 0;
-    for (name, [rows, cols]) in model.dims.shapes() {
-        let data: Vec<f64> = model.params[offset..offset + rows * cols].iter().map(|x| x.as_f64()).collect();
-        let array = Array2::from_shape_vec((rows, cols), data).expect("layout matches dims");
-        npz.add_array(name, &array).map_err(|e| write_err(e.to_string()))?;
-        offset += rows * cols;
+    for spec in model.config.tensors() {
+        let data: Vec<f64> = model.params[spec.range()].iter().map(|x| x.as_f64()).collect();
+        let array = Array2::from_shape_vec((spec.shape[0], spec.shape[1]), data).expect("layout matches the config");
+        npz.add_array(spec.name.as_str(), &array).map_err(|e| write_err(e.to_string()))?;
     }
     let file = npz.finish().map_err(|e| write_err(e.to_string()))?;
     file.sync_all().map_err(|e| write_err(e.to_string()))
 }
 
-/// Reads weights for a text whose vocabulary has `vocab` characters; H is taken
-/// from Whh. Every shape is checked against min-char-rnn's.
-pub fn import<T: Real>(path: &Path, vocab: usize) -> Result<Rnn<T>, NpzError> {
-    let file = File::open(path).map_err(|cause| NpzError::Open { path: path.into(), cause })?;
-    let mut npz = NpzReader::new(file).map_err(|cause| NpzError::Read { path: path.into(), cause })?;
-    let mut tensors = Vec::new();
-    let mut hidden = None;
-    for name in ["Whh", "Wxh", "Why", "bh", "by"] {
-        let (shape, data) = read_array(path, &mut npz, name)?;
-        let bad = |reason: String| NpzError::Array { path: path.into(), name, reason };
-        let h = *hidden.get_or_insert(shape.first().copied().unwrap_or(0));
-        let expected = RnnDims { vocab, hidden: h }
-            .shapes()
-            .into_iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, s)| s)
-            .expect("known tensor name");
+/// The hidden size of the weights in an .npz: the width of the first layer's
+/// recurrent matrix (Whh for the tanh RNN, Wh otherwise).
+pub fn hidden_size(path: &Path, cell: Cell) -> Result<usize, NpzError> {
+    let mut npz = open(path)?;
+    let name = if cell == Cell::Rnn { "Whh" } else { "Wh" };
+    let (shape, _) = read_array(path, &mut npz, name)?;
+    match shape[..] {
+        [_, h] if h > 0 => Ok(h),
+        _ => Err(NpzError::Array {
+            path: path.into(),
+            name: name.into(),
+            reason: format!("shape {shape:?} is not (G*H, H)"),
+        }),
+    }
+}
+
+/// Reads weights for `config`, checking that every tensor is present with its shape.
+pub fn import<T: Real>(path: &Path, config: Config) -> Result<Model<T>, NpzError> {
+    let mut npz = open(path)?;
+    let mut params = Vec::with_capacity(config.num_params());
+    for spec in config.tensors() {
+        let (shape, data) = read_array(path, &mut npz, &spec.name)?;
+        let bad = |reason: String| NpzError::Array { path: path.into(), name: spec.name.clone(), reason };
         // biases may also come as flat (n,) vectors
-        let matches = shape == expected || (expected[1] == 1 && shape == [expected[0]]);
-        if !matches || h == 0 {
-            return Err(bad(format!(
-                "shape {shape:?}, expected {expected:?} for hidden size {h} and a vocabulary of {vocab} characters"
-            )));
+        let expected = spec.shape;
+        if !(shape == expected || (expected[1] == 1 && shape == [expected[0]])) {
+            return Err(bad(format!("shape {shape:?}, expected {expected:?} for a {}", config.describe())));
         }
         if data.iter().any(|x| !x.is_finite()) {
             return Err(bad("holds NaN or infinite values".into()));
         }
-        tensors.push((name, data));
-    }
-    let dims = RnnDims { vocab, hidden: hidden.unwrap_or(0) };
-    let mut params = Vec::with_capacity(dims.num_params());
-    for (name, _) in dims.shapes() {
-        let (_, data) = tensors.iter().find(|(n, _)| *n == name).expect("all five read");
         params.extend(data.iter().map(|&x| T::c(x)));
     }
-    Ok(Rnn::from_params(dims, params))
+    Ok(Model::from_params(config, params))
+}
+
+fn open(path: &Path) -> Result<NpzReader<File>, NpzError> {
+    let file = File::open(path).map_err(|cause| NpzError::Open { path: path.into(), cause })?;
+    NpzReader::new(file).map_err(|cause| NpzError::Read { path: path.into(), cause })
 }
 
 /// One array as (shape, row-major values), from float64 or float32 storage.
-fn read_array(path: &Path, npz: &mut NpzReader<File>, name: &'static str) -> Result<(Vec<usize>, Vec<f64>), NpzError> {
+fn read_array(path: &Path, npz: &mut NpzReader<File>, name: &str) -> Result<(Vec<usize>, Vec<f64>), NpzError> {
     let wrong_type = |e: &ReadNpzError| matches!(e, ReadNpzError::Npy(ReadNpyError::WrongDescriptor(_)));
     let describe = |e: ReadNpzError| match e {
-        ReadNpzError::Zip(zip::result::ZipError::FileNotFound) => NpzError::Array {
-            path: path.into(),
-            name,
-            reason: "missing (min-char-rnn saves Wxh, Whh, Why, bh, by)".into(),
-        },
+        ReadNpzError::Zip(zip::result::ZipError::FileNotFound) => {
+            NpzError::Array { path: path.into(), name: name.into(), reason: "missing".into() }
+        }
         other => NpzError::Read { path: path.into(), cause: other },
     };
     let as_f64: Result<ArrayD<f64>, _> = npz.by_name(name);
@@ -95,7 +95,11 @@ fn read_array(path: &Path, npz: &mut NpzReader<File>, name: &'static str) -> Res
         Err(e) if wrong_type(&e) => {
             let a: ArrayD<f32> = npz.by_name(name).map_err(|e| {
                 if wrong_type(&e) {
-                    NpzError::Array { path: path.into(), name, reason: "dtype is not float32 or float64".into() }
+                    NpzError::Array {
+                        path: path.into(),
+                        name: name.into(),
+                        reason: "dtype is not float32 or float64".into(),
+                    }
                 } else {
                     describe(e)
                 }
@@ -113,18 +117,23 @@ mod tests {
     use rand::SeedableRng;
 
     #[test]
-    fn export_then_import_gives_the_same_model() {
+    fn export_then_import_gives_the_same_model_for_every_cell() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.npz");
-        let dims = RnnDims { vocab: 6, hidden: 4 };
-        let mut model = Rnn::<f32>::init(dims, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
-        let n = model.params.len();
-        model.params[n - 1] = 0.25; // a non-zero bias
-        export(&path, &model).unwrap();
-        assert_eq!(import::<f32>(&path, 6).unwrap(), model);
-        let wide = import::<f64>(&path, 6).unwrap();
-        assert!(wide.params.iter().zip(&model.params).all(|(&a, &b)| a == b as f64));
-        let err = import::<f32>(&path, 7).unwrap_err().to_string();
+        for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+            let config = Config { cell, vocab: 6, hidden: 4, layers: 2, embedding: 3 };
+            let model = Model::<f32>::init(config, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
+            export(&path, &model).unwrap();
+            assert_eq!(hidden_size(&path, cell).unwrap(), 4);
+            assert_eq!(import::<f32>(&path, config).unwrap(), model);
+            let wide = import::<f64>(&path, config).unwrap();
+            assert!(wide.params.iter().zip(&model.params).all(|(&a, &b)| a == b as f64));
+        }
+        let rnn = Config::min_char_rnn(6, 4);
+        export(&path, &Model::<f64>::init(rnn, &mut rand_chacha::ChaCha8Rng::seed_from_u64(2))).unwrap();
+        let err = import::<f32>(&path, Config { vocab: 7, ..rnn }).unwrap_err().to_string();
         assert!(err.contains("array Wxh: shape [4, 6], expected [4, 7]"), "{err}");
+        let err = import::<f32>(&path, Config { cell: Cell::Lstm, ..rnn }).unwrap_err().to_string();
+        assert!(err.contains("array Wx: missing"), "{err}");
     }
 }

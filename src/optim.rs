@@ -1,4 +1,4 @@
-//! Gradient clipping and the Adagrad update, over flat parameter buffers.
+//! Gradient clipping and the optimizers, over flat parameter buffers.
 
 use serde::{Deserialize, Serialize};
 
@@ -16,29 +16,110 @@ pub fn clip<T: Real>(grads: &mut [T], limit: T) {
     }
 }
 
-/// Adagrad: memory += g^2;  w -= lr * g / sqrt(memory + 1e-8)
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Adagrad<T> {
-    pub learning_rate: T,
-    /// Sum of squared gradients, same layout as the parameters.
-    pub memory: Vec<T>,
+/// Rescales the gradient so its global L2 norm is at most `max_norm` (PyTorch's
+/// clip_grad_norm_). Returns the norm before clipping.
+pub fn clip_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
+    let norm = grads.iter().map(|g| g.as_f64() * g.as_f64()).sum::<f64>().sqrt();
+    if norm > max_norm {
+        let scale = T::c(max_norm / (norm + 1e-6));
+        grads.iter_mut().for_each(|g| *g = *g * scale);
+    }
+    norm
 }
 
-impl<T: Real> Adagrad<T> {
-    pub const EPS: f64 = 1e-8;
+/// Which update rule, with its constants.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Kind {
+    /// m += g^2;  w -= lr g / sqrt(m + 1e-8)
+    Adagrad,
+    /// char-rnn's: m = decay m + (1 - decay) g^2;  w -= lr g / (sqrt(m) + 1e-8)
+    RmsProp { decay: f64 },
+    /// Adam with bias correction (PyTorch's form, eps 1e-8)
+    Adam { beta1: f64, beta2: f64 },
+}
 
-    pub fn new(learning_rate: T, num_params: usize) -> Self {
-        Adagrad { learning_rate, memory: vec![T::zero(); num_params] }
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Adagrad => "adagrad",
+            Kind::RmsProp { .. } => "rmsprop",
+            Kind::Adam { .. } => "adam",
+        }
     }
 
-    pub fn step(&mut self, params: &mut [T], grads: &[T]) {
-        assert_eq!(params.len(), self.memory.len());
-        assert_eq!(grads.len(), self.memory.len());
-        let (lr, eps) = (self.learning_rate, T::c(Self::EPS));
-        for ((w, &g), m) in params.iter_mut().zip(grads).zip(&mut self.memory) {
-            *m = *m + g * g;
-            *w = *w - lr * g / (*m + eps).sqrt();
+    /// The learning rate a run gets when none is given: min-char-rnn's 0.1 for
+    /// Adagrad, char-rnn's 2e-3 for RMSprop, and 2e-3 for Adam.
+    pub fn default_learning_rate(self) -> f64 {
+        match self {
+            Kind::Adagrad => 0.1,
+            _ => 2e-3,
         }
+    }
+}
+
+pub const EPS: f64 = 1e-8;
+
+/// An optimizer and its per-parameter state (same layout as the parameters).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Optimizer<T> {
+    pub kind: Kind,
+    /// Adagrad: sum of g^2; RMSprop: running mean of g^2; Adam: first moment.
+    pub m: Vec<T>,
+    /// Adam: second moment (empty otherwise).
+    pub v: Vec<T>,
+    /// Updates applied so far (Adam's bias correction uses it).
+    pub steps: u64,
+}
+
+impl<T: Real> Optimizer<T> {
+    pub fn new(kind: Kind, num_params: usize) -> Self {
+        let v = if matches!(kind, Kind::Adam { .. }) { vec![T::zero(); num_params] } else { Vec::new() };
+        Optimizer { kind, m: vec![T::zero(); num_params], v, steps: 0 }
+    }
+
+    pub fn step(&mut self, learning_rate: f64, params: &mut [T], grads: &[T]) {
+        assert_eq!(params.len(), self.m.len());
+        assert_eq!(grads.len(), self.m.len());
+        self.steps += 1;
+        let (eps, one) = (T::c(EPS), T::one());
+        match self.kind {
+            Kind::Adagrad => {
+                let lr = T::c(learning_rate);
+                for ((w, &g), m) in params.iter_mut().zip(grads).zip(&mut self.m) {
+                    *m = *m + g * g;
+                    *w = *w - lr * g / (*m + eps).sqrt();
+                }
+            }
+            Kind::RmsProp { decay } => {
+                let (lr, d) = (T::c(learning_rate), T::c(decay));
+                for ((w, &g), m) in params.iter_mut().zip(grads).zip(&mut self.m) {
+                    *m = d * *m + (one - d) * g * g;
+                    *w = *w - lr * g / (m.sqrt() + eps);
+                }
+            }
+            Kind::Adam { beta1, beta2 } => {
+                let (b1, b2) = (T::c(beta1), T::c(beta2));
+                let t = self.steps as i32;
+                // w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+                let step_size = T::c(learning_rate / (1.0 - beta1.powi(t)));
+                let inv_sqrt_bc2 = T::c(1.0 / (1.0 - beta2.powi(t)).sqrt());
+                for (((w, &g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
+                    *m = b1 * *m + (one - b1) * g;
+                    *v = b2 * *v + (one - b2) * g * g;
+                    *w = *w - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
+                }
+            }
+        }
+    }
+
+    /// Whether the state fits `num_params` parameters.
+    pub fn fits(&self, num_params: usize) -> bool {
+        let adam = matches!(self.kind, Kind::Adam { .. });
+        self.m.len() == num_params && self.v.len() == if adam { num_params } else { 0 }
+    }
+
+    pub fn is_finite(&self) -> bool {
+        self.m.iter().chain(&self.v).all(|x| x.is_finite())
     }
 }
 
@@ -55,15 +136,48 @@ mod tests {
     }
 
     #[test]
+    fn clip_norm_rescales_only_large_gradients() {
+        let mut g = [3.0f64, 4.0];
+        assert_eq!(clip_norm(&mut g, 10.0), 5.0);
+        assert_eq!(g, [3.0, 4.0]);
+        clip_norm(&mut g, 1.0);
+        assert!((g[0] - 0.6).abs() < 1e-6 && (g[1] - 0.8).abs() < 1e-6);
+    }
+
+    #[test]
     fn adagrad_matches_the_formula_over_two_steps() {
-        let mut opt = Adagrad::new(0.1f64, 2);
+        let mut opt = Optimizer::new(Kind::Adagrad, 2);
         let mut w = [1.0, -2.0];
-        opt.step(&mut w, &[0.5, 0.0]);
+        opt.step(0.1, &mut w, &[0.5, 0.0]);
         assert!((w[0] - (1.0 - 0.1 * 0.5 / (0.25f64 + 1e-8).sqrt())).abs() < 1e-15);
         assert_eq!(w[1], -2.0, "a zero gradient leaves the weight alone");
         let w0 = w[0];
-        opt.step(&mut w, &[-1.0, 0.0]);
+        opt.step(0.1, &mut w, &[-1.0, 0.0]);
         assert!((w[0] - (w0 + 0.1 / (1.25f64 + 1e-8).sqrt())).abs() < 1e-15);
-        assert_eq!(opt.memory, vec![1.25, 0.0]);
+        assert_eq!(opt.m, vec![1.25, 0.0]);
+    }
+
+    #[test]
+    fn rmsprop_matches_char_rnn() {
+        let mut opt = Optimizer::new(Kind::RmsProp { decay: 0.95 }, 1);
+        let mut w = [1.0f64];
+        opt.step(2e-3, &mut w, &[2.0]);
+        let m: f64 = 0.05 * 4.0;
+        assert!((w[0] - (1.0 - 2e-3 * 2.0 / (m.sqrt() + 1e-8))).abs() < 1e-15);
+    }
+
+    #[test]
+    fn adam_matches_pytorch_first_two_steps() {
+        // hand-computed from torch.optim.Adam's update rule
+        let mut opt = Optimizer::new(Kind::Adam { beta1: 0.9, beta2: 0.999 }, 1);
+        let mut w = [0.5f64];
+        opt.step(0.01, &mut w, &[0.2]);
+        // step 1: m_hat = g, v_hat = g^2, so w -= lr * g / (|g| + eps)
+        assert!((w[0] - (0.5 - 0.01 * 0.2 / (0.2 + 1e-8))).abs() < 1e-12);
+        let w1 = w[0];
+        opt.step(0.01, &mut w, &[-0.1]);
+        let (m, v) = (0.9 * 0.02 + 0.1 * -0.1, 0.999 * 0.00004 + 0.001 * 0.01);
+        let (mh, vh) = (m / (1.0 - 0.81), v / (1.0 - 0.999f64.powi(2)));
+        assert!((w[0] - (w1 - 0.01 * mh / (vh.sqrt() + 1e-8))).abs() < 1e-12);
     }
 }

@@ -1,12 +1,13 @@
-//! Writing text from a model: priming the hidden state with a seed, then drawing
-//! one character at a time from softmax(y / temperature).
+//! Writing text from a model: priming the hidden state with a seed, then choosing
+//! one character at a time from softmax(y / temperature), optionally restricted to
+//! the k likeliest, or greedily (argmax).
 
 use rand::Rng;
 use thiserror::Error;
 
 use crate::data::Vocab;
 use crate::linalg::{self, Real};
-use crate::model::Rnn;
+use crate::model::{Model, State, Workspace};
 
 #[derive(Debug, Error)]
 pub enum SampleError {
@@ -17,45 +18,91 @@ pub enum SampleError {
     UnknownSeedChar { ch: char, code: u32, vocab_size: usize },
     #[error("temperature must be a positive number, got {0}")]
     BadTemperature(f64),
+    #[error("top-k must be at least 1")]
+    BadTopK,
 }
 
-/// A running generator: hidden state plus the distribution over the next character.
+/// How the next character is chosen.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Draw {
+    /// From softmax(y / temperature), over the `top_k` likeliest characters if given.
+    Sample { temperature: f64, top_k: Option<usize> },
+    /// Always the likeliest (char-rnn's sample=0).
+    Argmax,
+}
+
+impl Default for Draw {
+    fn default() -> Self {
+        Draw::Sample { temperature: 1.0, top_k: None }
+    }
+}
+
+/// A running generator: one stream's hidden state plus the next-character distribution.
 pub struct Sampler<'m, T> {
-    model: &'m Rnn<T>,
-    h: Vec<T>,
-    /// (V): probabilities of the next character after the last `feed`
+    model: &'m Model<T>,
+    state: State<T>,
+    ws: Workspace<T>,
+    /// (V): logits after the last `feed`, then probabilities when sampling
     probs: Vec<T>,
-    scratch: Vec<T>,
-    inv_temperature: T,
+    draw: Draw,
 }
 
 impl<'m, T: Real> Sampler<'m, T> {
-    pub fn new(model: &'m Rnn<T>, h: &[T], temperature: f64) -> Result<Self, SampleError> {
-        if !(temperature > 0.0 && temperature.is_finite()) {
-            return Err(SampleError::BadTemperature(temperature));
+    /// Starts from a zero hidden state.
+    pub fn new(model: &'m Model<T>, draw: Draw) -> Result<Self, SampleError> {
+        Sampler::with_state(model, State::zeros(&model.config, 1), draw)
+    }
+
+    /// Starts from a given single-stream hidden state.
+    pub fn with_state(model: &'m Model<T>, state: State<T>, draw: Draw) -> Result<Self, SampleError> {
+        if let Draw::Sample { temperature, top_k } = draw {
+            if !(temperature > 0.0 && temperature.is_finite()) {
+                return Err(SampleError::BadTemperature(temperature));
+            }
+            if top_k == Some(0) {
+                return Err(SampleError::BadTopK);
+            }
         }
         Ok(Sampler {
+            ws: Workspace::new(model.config, 1, 1),
+            probs: vec![T::zero(); model.config.vocab],
             model,
-            h: h.to_vec(),
-            probs: vec![T::zero(); model.dims.vocab],
-            scratch: vec![T::zero(); model.dims.hidden],
-            inv_temperature: T::c(1.0 / temperature),
+            state,
+            draw,
         })
     }
 
     /// Advances the hidden state with character `id` and computes the next distribution.
     pub fn feed(&mut self, id: u32) {
-        self.model.step(id, &mut self.h, &mut self.probs, &mut self.scratch);
-        if self.inv_temperature != T::one() {
-            for y in &mut self.probs {
-                *y = *y * self.inv_temperature;
+        let logits = self.model.predict(&[id], &mut self.state, &mut self.ws);
+        self.probs.copy_from_slice(logits);
+        if let Draw::Sample { temperature, top_k } = self.draw {
+            if temperature != 1.0 {
+                let inv = T::c(1.0 / temperature);
+                self.probs.iter_mut().for_each(|y| *y = *y * inv);
             }
+            if let Some(k) = top_k.filter(|&k| k < self.probs.len()) {
+                // keep the k largest logits (ties at the threshold stay too)
+                let mut sorted = self.probs.clone();
+                sorted.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
+                let threshold = sorted[k - 1];
+                self.probs.iter_mut().filter(|y| **y < threshold).for_each(|y| *y = T::neg_infinity());
+            }
+            linalg::softmax_in_place(&mut self.probs);
         }
-        linalg::softmax_in_place(&mut self.probs);
     }
 
-    /// Draws the next character id from the current distribution.
+    /// Chooses the next character id from the current distribution.
     pub fn draw<R: Rng>(&self, rng: &mut R) -> u32 {
+        if self.draw == Draw::Argmax {
+            let mut best = 0;
+            for (i, &y) in self.probs.iter().enumerate() {
+                if y > self.probs[best] {
+                    best = i;
+                }
+            }
+            return best as u32;
+        }
         let u = rng.random::<f64>();
         let mut cumulative = 0.0f64;
         for (i, &p) in self.probs.iter().enumerate() {
@@ -68,6 +115,7 @@ impl<'m, T: Real> Sampler<'m, T> {
         self.probs.iter().rposition(|&p| p > T::zero()).unwrap_or(0) as u32
     }
 
+    /// The distribution after the last `feed` (logits under argmax).
     pub fn probs(&self) -> &[T] {
         &self.probs
     }
@@ -105,58 +153,77 @@ pub fn generate<T: Real, R: Rng, E>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::RnnDims;
+    use crate::model::{Cell, Config};
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
-    fn model() -> Rnn<f64> {
-        Rnn::init(RnnDims { vocab: 5, hidden: 8 }, &mut ChaCha8Rng::seed_from_u64(3))
+    fn model(cell: Cell) -> Model<f64> {
+        let config = Config { cell, vocab: 5, hidden: 8, layers: 2, embedding: 0 };
+        Model::init(config, &mut ChaCha8Rng::seed_from_u64(3))
+    }
+
+    fn run(m: &Model<f64>, draw: Draw, seed: u64) -> Vec<u32> {
+        let mut s = Sampler::new(m, draw).unwrap();
+        let mut out = vec![];
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        generate(&mut s, &[1, 2], 300, &mut rng, |id| {
+            out.push(id);
+            Ok::<_, ()>(())
+        })
+        .unwrap();
+        out
     }
 
     #[test]
     fn same_rng_seed_gives_same_text_and_ids_stay_in_vocabulary() {
-        let m = model();
-        let run = |seed| {
-            let mut s = Sampler::new(&m, &[0.0; 8], 1.0).unwrap();
-            let mut out = vec![];
-            let mut rng = ChaCha8Rng::seed_from_u64(seed);
-            generate(&mut s, &[1, 2], 300, &mut rng, |id| {
-                out.push(id);
-                Ok::<_, ()>(())
-            })
-            .unwrap();
-            out
-        };
-        let (a, b, c) = (run(7), run(7), run(8));
-        assert_eq!(a.len(), 300);
-        assert_eq!(a, b);
-        assert_ne!(a, c);
-        assert!(a.iter().all(|&id| id < 5));
+        for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+            let m = model(cell);
+            let (a, b, c) = (run(&m, Draw::default(), 7), run(&m, Draw::default(), 7), run(&m, Draw::default(), 8));
+            assert_eq!(a.len(), 300);
+            assert_eq!(a, b);
+            assert_ne!(a, c, "{cell}");
+            assert!(a.iter().all(|&id| id < 5));
+        }
     }
 
-    #[test]
-    fn low_temperature_sharpens_the_distribution() {
-        let mut m = model();
-        // make logits clearly unequal: by = [0, 1, 2, 3, 4]
-        let n = m.params.len();
-        for (i, b) in m.params[n - 5..].iter_mut().enumerate() {
+    /// A model whose output ignores the input: softmax(by) with by = [0, 1, 2, 3, 4].
+    fn biased() -> Model<f64> {
+        let mut m = model(Cell::Rnn);
+        let why = m.config.layout().why;
+        m.params[why].fill(0.0);
+        let by = m.config.layout().by;
+        for (i, b) in m.params[by].iter_mut().enumerate() {
             *b = i as f64;
         }
-        let max_prob = |t| {
-            let mut s = Sampler::new(&m, &[0.0; 8], t).unwrap();
-            s.feed(0);
-            s.probs().iter().cloned().fold(0.0, f64::max)
-        };
-        assert!(max_prob(0.1) > 0.99);
-        assert!(max_prob(1.0) < max_prob(0.5));
-        assert!(max_prob(10.0) < 0.3);
+        m
     }
 
     #[test]
-    fn bad_temperature_and_unknown_seed_char_are_errors() {
-        let m = model();
-        assert!(Sampler::new(&m, &[0.0; 8], 0.0).is_err());
-        assert!(Sampler::new(&m, &[0.0; 8], f64::NAN).is_err());
+    fn temperature_top_k_and_argmax_shape_the_distribution() {
+        let m = biased();
+        let probs = |draw| {
+            let mut s = Sampler::new(&m, draw).unwrap();
+            s.feed(0);
+            s.probs().to_vec()
+        };
+        let max = |v: Vec<f64>| v.iter().cloned().fold(0.0, f64::max);
+        let t = |temperature| Draw::Sample { temperature, top_k: None };
+        assert!(max(probs(t(0.1))) > 0.99);
+        assert!(max(probs(t(1.0))) < max(probs(t(0.5))));
+        assert!(max(probs(t(10.0))) < 0.3);
+        let top2 = probs(Draw::Sample { temperature: 1.0, top_k: Some(2) });
+        assert_eq!(&top2[..3], &[0.0, 0.0, 0.0]);
+        assert!((top2[3] + top2[4] - 1.0).abs() < 1e-12 && top2[4] > top2[3]);
+        assert!(run(&m, Draw::Sample { temperature: 1.0, top_k: Some(2) }, 1).iter().all(|&id| id >= 3));
+        assert!(run(&m, Draw::Argmax, 1).iter().all(|&id| id == 4));
+    }
+
+    #[test]
+    fn bad_draw_settings_and_unknown_seed_char_are_errors() {
+        let m = model(Cell::Gru);
+        assert!(Sampler::new(&m, Draw::Sample { temperature: 0.0, top_k: None }).is_err());
+        assert!(Sampler::new(&m, Draw::Sample { temperature: f64::NAN, top_k: None }).is_err());
+        assert!(Sampler::new(&m, Draw::Sample { temperature: 1.0, top_k: Some(0) }).is_err());
         let vocab = Vocab::from_text("abc");
         let err = encode_seed(&vocab, "abz").unwrap_err().to_string();
         assert!(err.contains("'z' (U+007A)") && err.contains("vocabulary of 3"), "{err}");

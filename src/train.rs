@@ -1,7 +1,7 @@
-//! Training: the state a checkpoint holds, one min-char-rnn iteration, and the
-//! loop around it (data pointer, logging cadence, samples, checkpoints, stop).
+//! Training: the state a checkpoint holds, one iteration over B streams, the
+//! validation loss, and the loop around them (cadences, samples, checkpoints, stop).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -14,65 +14,195 @@ use crate::checkpoint::{self, CheckpointError};
 use crate::data::{TextInfo, Vocab};
 use crate::history::{HistoryError, LossLog, Row};
 use crate::linalg::{Precision, Real};
-use crate::model::{Rnn, RnnDims, Workspace};
-use crate::optim::{self, Adagrad};
+use crate::model::{Cell, Config, Model, State, Workspace};
+use crate::optim::{self, Kind, Optimizer};
 use crate::sample::{self, Sampler};
 
-/// Hyperparameters fixed for the life of a run. Defaults are min-char-rnn's.
+/// How gradients are clipped before each update.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Clip {
+    /// Every element to [-c, c] (min-char-rnn, char-rnn).
+    Value(f64),
+    /// The whole gradient to L2 norm at most c.
+    Norm(f64),
+}
+
+/// Training settings fixed for the life of a run. Defaults are min-char-rnn's.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Hyper {
-    pub hidden_size: usize,
     pub seq_length: usize,
+    /// B: independent streams over the text, each carrying its own hidden state.
+    pub batch_size: usize,
+    pub optimizer: Kind,
     pub learning_rate: f64,
-    /// Gradients are clipped elementwise to [-clip, clip].
-    pub clip: f64,
-    /// Seeds weight initialisation and the training-time samples.
+    /// Multiply the learning rate by this at the end of every epoch from
+    /// `lr_decay_after` on (1 = never), as char-rnn does.
+    pub lr_decay: f64,
+    pub lr_decay_after: u64,
+    pub clip: Clip,
+    /// Inverted dropout on each layer's output (train only).
+    pub dropout: f64,
+    /// The last fraction of the text held out for validation.
+    pub val_fraction: f64,
+    /// Seeds weight initialisation, dropout and the training-time samples.
     pub rng_seed: u64,
 }
 
 impl Default for Hyper {
     fn default() -> Self {
-        Hyper { hidden_size: 100, seq_length: 25, learning_rate: 0.1, clip: 5.0, rng_seed: 0 }
+        Hyper {
+            seq_length: 25,
+            batch_size: 1,
+            optimizer: Kind::Adagrad,
+            learning_rate: 0.1,
+            lr_decay: 1.0,
+            lr_decay_after: 10,
+            clip: Clip::Value(5.0),
+            dropout: 0.0,
+            val_fraction: 0.0,
+            rng_seed: 0,
+        }
     }
 }
 
-/// Hyperparameters as given on a command line: `None` = not given.
+impl Hyper {
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |x: f64| x > 0.0 && x.is_finite();
+        let (clip_ok, lr_ok) = (
+            match self.clip {
+                Clip::Value(c) | Clip::Norm(c) => positive(c),
+            },
+            positive(self.learning_rate),
+        );
+        let optimizer_ok = match self.optimizer {
+            Kind::Adagrad => true,
+            Kind::RmsProp { decay } => (0.0..1.0).contains(&decay),
+            Kind::Adam { beta1, beta2 } => (0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2),
+        };
+        if self.seq_length == 0 || self.batch_size == 0 {
+            Err("seq_length and batch_size must be at least 1".into())
+        } else if !(clip_ok && lr_ok && optimizer_ok && positive(self.lr_decay) && self.lr_decay <= 1.0) {
+            Err("learning rate, its decay, the optimizer constants or the clip are out of range".into())
+        } else if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.val_fraction) {
+            Err("dropout and val_fraction must lie in [0, 1)".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Settings as given on a command line: `None` = not given.
 #[derive(Clone, Debug, Default)]
 pub struct HyperFlags {
+    pub cell: Option<Cell>,
     pub hidden_size: Option<usize>,
+    pub layers: Option<usize>,
+    pub embedding_size: Option<usize>,
     pub seq_length: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub optimizer: Option<&'static str>,
     pub learning_rate: Option<f64>,
+    pub decay_rate: Option<f64>,
+    pub lr_decay: Option<f64>,
+    pub lr_decay_after: Option<u64>,
     pub clip: Option<f64>,
+    pub clip_norm: Option<f64>,
+    pub dropout: Option<f64>,
+    pub val_fraction: Option<f64>,
     pub rng_seed: Option<u64>,
     pub precision: Option<Precision>,
 }
 
 impl HyperFlags {
-    /// The hyperparameters of a new run: each flag given, else its default.
+    /// The optimizer named by the flags (adagrad unless given).
+    fn optimizer_kind(&self) -> Kind {
+        let decay = self.decay_rate.unwrap_or(0.95);
+        match self.optimizer.unwrap_or("adagrad") {
+            "rmsprop" => Kind::RmsProp { decay },
+            "adam" => Kind::Adam { beta1: 0.9, beta2: 0.999 },
+            _ => Kind::Adagrad,
+        }
+    }
+
+    /// The architecture of a new run with `vocab` characters.
+    pub fn config(&self, vocab: usize) -> Config {
+        Config {
+            cell: self.cell.unwrap_or(Cell::Rnn),
+            vocab,
+            hidden: self.hidden_size.unwrap_or(100),
+            layers: self.layers.unwrap_or(1),
+            embedding: self.embedding_size.unwrap_or(0),
+        }
+    }
+
+    /// The precision of a new run: f64 for the tanh RNN (so that the default
+    /// matches min-char-rnn's float64), f32 for LSTM and GRU.
+    pub fn precision(&self) -> Precision {
+        self.precision.unwrap_or(match self.cell.unwrap_or(Cell::Rnn) {
+            Cell::Rnn => Precision::F64,
+            _ => Precision::F32,
+        })
+    }
+
+    /// The training settings of a new run: each flag given, else its default.
     pub fn resolve(&self, default_seed: u64) -> Hyper {
         let d = Hyper::default();
+        let optimizer = self.optimizer_kind();
         Hyper {
-            hidden_size: self.hidden_size.unwrap_or(d.hidden_size),
             seq_length: self.seq_length.unwrap_or(d.seq_length),
-            learning_rate: self.learning_rate.unwrap_or(d.learning_rate),
-            clip: self.clip.unwrap_or(d.clip),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            optimizer,
+            learning_rate: self.learning_rate.unwrap_or(optimizer.default_learning_rate()),
+            lr_decay: self.lr_decay.unwrap_or(d.lr_decay),
+            lr_decay_after: self.lr_decay_after.unwrap_or(d.lr_decay_after),
+            clip: match self.clip_norm {
+                Some(n) => Clip::Norm(n),
+                None => Clip::Value(self.clip.unwrap_or(5.0)),
+            },
+            dropout: self.dropout.unwrap_or(d.dropout),
+            val_fraction: self.val_fraction.unwrap_or(d.val_fraction),
             rng_seed: self.rng_seed.unwrap_or(default_seed),
         }
     }
 
-    /// Flags that disagree with a checkpoint's hyperparameters, described for a
-    /// message ("--hidden-size 200 (checkpoint has 100)").
-    pub fn conflicts(&self, h: &Hyper, precision: Precision) -> Vec<String> {
+    /// Flags that disagree with a saved run, described for a message
+    /// ("--hidden-size 200 (checkpoint has 100)").
+    pub fn conflicts(&self, h: &Hyper, c: &Config, precision: Precision) -> Vec<String> {
         fn check<T: PartialEq + std::fmt::Display>(out: &mut Vec<String>, flag: &str, given: Option<T>, have: T) {
             if let Some(g) = given.filter(|g| *g != have) {
                 out.push(format!("{flag} {g} (checkpoint has {have})"));
             }
         }
         let mut out = Vec::new();
-        check(&mut out, "--hidden-size", self.hidden_size, h.hidden_size);
+        check(&mut out, "--cell", self.cell, c.cell);
+        check(&mut out, "--hidden-size", self.hidden_size, c.hidden);
+        check(&mut out, "--layers", self.layers, c.layers);
+        check(&mut out, "--embedding-size", self.embedding_size, c.embedding);
         check(&mut out, "--seq-length", self.seq_length, h.seq_length);
+        check(&mut out, "--batch-size", self.batch_size, h.batch_size);
+        check(&mut out, "--optimizer", self.optimizer, h.optimizer.name());
+        if let Kind::RmsProp { decay } = h.optimizer {
+            check(&mut out, "--decay-rate", self.decay_rate, decay);
+        }
         check(&mut out, "--learning-rate", self.learning_rate, h.learning_rate);
-        check(&mut out, "--clip", self.clip, h.clip);
+        check(&mut out, "--lr-decay", self.lr_decay, h.lr_decay);
+        check(&mut out, "--lr-decay-after", self.lr_decay_after, h.lr_decay_after);
+        match h.clip {
+            Clip::Value(c) => {
+                check(&mut out, "--clip", self.clip, c);
+                if let Some(n) = self.clip_norm {
+                    out.push(format!("--clip-norm {n} (checkpoint clips by value)"));
+                }
+            }
+            Clip::Norm(c) => {
+                check(&mut out, "--clip-norm", self.clip_norm, c);
+                if let Some(v) = self.clip {
+                    out.push(format!("--clip {v} (checkpoint clips by norm)"));
+                }
+            }
+        }
+        check(&mut out, "--dropout", self.dropout, h.dropout);
+        check(&mut out, "--val-fraction", self.val_fraction, h.val_fraction);
         check(&mut out, "--rng-seed", self.rng_seed, h.rng_seed);
         check(&mut out, "--precision", self.precision, precision);
         out
@@ -84,47 +214,60 @@ impl HyperFlags {
 pub struct TrainState<T> {
     pub hyper: Hyper,
     pub vocab: Vocab,
-    pub model: Rnn<T>,
-    pub optim: Adagrad<T>,
+    pub model: Model<T>,
+    pub optim: Optimizer<T>,
     /// Iterations done so far.
     pub iteration: u64,
-    /// Data pointer p: the next chunk is ids[p .. p + seq_length + 1].
+    /// Completed passes over the training text.
+    pub epoch: u64,
+    /// Data pointer p within each stream: the next chunk of stream b is
+    /// train[b*n + p .. b*n + p + seq_length + 1], n = train length / B.
     pub pointer: u64,
-    /// (H): hidden state carried into the next chunk.
-    pub hidden: Vec<T>,
+    /// Hidden state of every stream, carried into the next chunk.
+    pub state: State<T>,
+    /// The learning rate now (after any decay).
+    pub learning_rate: f64,
+    /// Running average of the objective (the loss summed over a chunk, averaged
+    /// over streams), min-char-rnn's smooth_loss.
     pub smooth_loss: f64,
-    /// Loss of the last iteration (NaN before the first).
+    /// Objective of the last iteration (NaN before the first).
     pub last_loss: f64,
-    /// Weight initialisation (and any future training randomness).
+    /// Validation loss in nats/char: the last measured and the best.
+    pub last_val: Option<f64>,
+    pub best_val: Option<f64>,
+    /// Weight initialisation and dropout.
     pub train_rng: ChaCha8Rng,
     /// Training-time samples; separate so sampling never changes the weights.
     pub sample_rng: ChaCha8Rng,
     pub text: TextInfo,
-    /// Training wall time over all sessions.
+    /// Training wall time over all sessions (evaluation not counted).
     pub elapsed_s: f64,
 }
 
 impl<T: Real> TrainState<T> {
     /// A new run. `init` gives starting weights (from `--init-npz`); otherwise
-    /// they are drawn as min-char-rnn draws them.
-    pub fn new(hyper: Hyper, vocab: Vocab, text: TextInfo, init: Option<Vec<T>>) -> TrainState<T> {
-        let dims = RnnDims { vocab: vocab.len(), hidden: hyper.hidden_size };
+    /// they are drawn as [`Config::tensors`] says.
+    pub fn new(config: Config, hyper: Hyper, vocab: Vocab, text: TextInfo, init: Option<Vec<T>>) -> TrainState<T> {
         let mut train_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
         let mut sample_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
         sample_rng.set_stream(1);
         let model = match init {
-            Some(params) => Rnn::from_params(dims, params),
-            None => Rnn::init(dims, &mut train_rng),
+            Some(params) => Model::from_params(config, params),
+            None => Model::init(config, &mut train_rng),
         };
         TrainState {
-            optim: Adagrad::new(T::c(hyper.learning_rate), dims.num_params()),
+            optim: Optimizer::new(hyper.optimizer, config.num_params()),
             model,
             iteration: 0,
+            epoch: 0,
             pointer: 0,
-            hidden: vec![T::zero(); dims.hidden],
-            // the loss of uniform guessing over the chunk
+            state: State::zeros(&config, hyper.batch_size),
+            learning_rate: hyper.learning_rate,
+            // the objective of uniform guessing
             smooth_loss: (vocab.len() as f64).ln() * hyper.seq_length as f64,
             last_loss: f64::NAN,
+            last_val: None,
+            best_val: None,
             train_rng,
             sample_rng,
             text,
@@ -134,45 +277,41 @@ impl<T: Real> TrainState<T> {
         }
     }
 
+    pub fn config(&self) -> &Config {
+        &self.model.config
+    }
+
     /// Internal consistency of a state read from disk.
     pub fn validate(&self) -> Result<(), String> {
-        let h = &self.hyper;
-        let dims = self.model.dims;
-        if h.hidden_size == 0 || h.seq_length == 0 {
-            return Err("hidden_size and seq_length must be at least 1".into());
-        }
-        if !(h.learning_rate > 0.0 && h.learning_rate.is_finite() && h.clip > 0.0) {
-            return Err(format!("bad learning_rate {} or clip {}", h.learning_rate, h.clip));
-        }
-        if dims.hidden != h.hidden_size || dims.vocab != self.vocab.len() {
+        let c = &self.model.config;
+        c.validate()?;
+        self.hyper.validate()?;
+        if c.vocab != self.vocab.len() {
             return Err(format!(
-                "model is {}x{} but hyperparameters say hidden {} and the vocabulary has {} characters",
-                dims.hidden,
-                dims.vocab,
-                h.hidden_size,
+                "the model has {} outputs but the vocabulary {} characters",
+                c.vocab,
                 self.vocab.len()
             ));
         }
-        let expected = dims
-            .hidden
-            .checked_mul(dims.hidden + 2 * dims.vocab + 1)
-            .and_then(|n| n.checked_add(dims.vocab))
-            .ok_or("model size overflows")?;
-        if self.model.params.len() != expected || self.optim.memory.len() != expected {
+        let n = c.num_params();
+        if self.model.params.len() != n || !self.optim.fits(n) || self.optim.kind != self.hyper.optimizer {
             return Err(format!(
-                "{} parameters and {} optimizer values, expected {expected}",
+                "{} parameters and {} + {} optimizer values ({}), expected {n} for {}",
                 self.model.params.len(),
-                self.optim.memory.len()
+                self.optim.m.len(),
+                self.optim.v.len(),
+                self.optim.kind.name(),
+                c.describe()
             ));
         }
-        if self.hidden.len() != dims.hidden {
-            return Err(format!("hidden state has {} values, expected {}", self.hidden.len(), dims.hidden));
+        if !self.state.fits(c, self.hyper.batch_size) {
+            return Err(format!("hidden state does not fit {} streams of {}", self.hyper.batch_size, c.describe()));
         }
-        if self.optim.learning_rate != T::c(h.learning_rate) {
-            return Err("optimizer learning rate differs from the hyperparameters".into());
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(format!("learning rate {} is out of range", self.learning_rate));
         }
         if !self.is_finite() {
-            return Err("weights, optimizer memory or hidden state hold NaN or infinity".into());
+            return Err("weights, optimizer state or hidden state hold NaN or infinity".into());
         }
         Ok(())
     }
@@ -181,8 +320,54 @@ impl<T: Real> TrainState<T> {
     pub fn is_finite(&self) -> bool {
         self.smooth_loss.is_finite()
             && self.model.params.iter().all(|x| x.is_finite())
-            && self.optim.memory.iter().all(|x| x.is_finite())
-            && self.hidden.iter().all(|x| x.is_finite())
+            && self.optim.is_finite()
+            && self.state.is_finite()
+    }
+}
+
+/// Splits encoded text into the training part and the held-out validation part
+/// (its last `fraction`, as char-rnn and the PyTorch baseline split).
+pub fn split(ids: &[u32], fraction: f64) -> (&[u32], &[u32]) {
+    let cut = ((1.0 - fraction) * ids.len() as f64).floor() as usize;
+    ids.split_at(cut.min(ids.len()))
+}
+
+/// Characters each stream needs: a training text must hold at least this many per stream.
+pub fn min_chars(hyper: &Hyper) -> usize {
+    hyper.batch_size * (hyper.seq_length + 1)
+}
+
+/// Average loss in nats per character over `ids`, read as `streams` contiguous
+/// streams in chunks of `seq` characters with the hidden state carried (no
+/// dropout). Returns (summed loss, characters predicted).
+pub fn evaluate<T: Real>(model: &Model<T>, ids: &[u32], streams: usize, seq: usize) -> (f64, u64) {
+    let b = streams.min(ids.len() / 2).max(1);
+    let n = ids.len() / b;
+    if n < 2 {
+        return (0.0, 0);
+    }
+    let mut ws = Workspace::new(model.config, seq, b);
+    let mut state = State::zeros(&model.config, b);
+    let (mut inputs, mut targets) = (Vec::with_capacity(seq * b), Vec::with_capacity(seq * b));
+    let (mut total, mut count) = (0.0, 0u64);
+    for p in (0..n - 1).step_by(seq) {
+        let len = seq.min(n - 1 - p);
+        fill_chunk(ids, n, b, p, len, &mut inputs, &mut targets);
+        total += model.forward_loss(&inputs, &targets, &mut state, &mut ws, T::one());
+        count += (len * b) as u64;
+    }
+    (total, count)
+}
+
+/// Time-major chunk: inputs[t*B + b] = ids[b*n + p + t], targets one later.
+fn fill_chunk(ids: &[u32], n: usize, b: usize, p: usize, len: usize, inputs: &mut Vec<u32>, targets: &mut Vec<u32>) {
+    inputs.clear();
+    targets.clear();
+    for t in 0..len {
+        for s in 0..b {
+            inputs.push(ids[s * n + p + t]);
+            targets.push(ids[s * n + p + t + 1]);
+        }
     }
 }
 
@@ -199,25 +384,28 @@ pub enum TrainError {
     History(#[from] HistoryError),
 }
 
-/// When to stop and how often to report, log and save. A cadence of 0 means never.
+/// When to stop and how often to report, evaluate, log and save. A cadence of 0 means never.
 #[derive(Clone, Debug)]
 pub struct Schedule {
     /// Stop once the iteration count reaches this (counted from the run's start).
     pub until: Option<u64>,
-    /// Stop after this much wall time in this session.
+    /// Stop after this much training time in this session (evaluation not counted).
     pub max_time: Option<Duration>,
     pub sample_every: u64,
     pub sample_len: usize,
     pub log_every: u64,
+    pub eval_every: u64,
     pub checkpoint_every: u64,
 }
 
 /// What the loop tells whoever is watching (the CLI draws it; tests record it).
 pub trait Observer {
     /// About ten times a second.
-    fn progress(&mut self, _iteration: u64, _smooth_loss: f64, _chars_per_sec: f64) {}
-    /// Every `sample_every` iterations, with a sample of `sample_len` characters.
-    fn report(&mut self, _iteration: u64, _smooth_loss: f64, _sample: &str) {}
+    fn progress(&mut self, _iteration: u64, _smooth_loss_per_char: f64, _chars_per_sec: f64) {}
+    /// Every `sample_every` iterations: the smooth objective, and a sample.
+    fn report(&mut self, _iteration: u64, _smooth_loss: f64, _per_char: f64, _sample: &str) {}
+    /// After each validation pass: the loss in nats/char, and whether it is the best so far.
+    fn evaluated(&mut self, _iteration: u64, _val_loss: f64, _best: bool) {}
     fn saved(&mut self, _path: &Path, _iteration: u64) {}
 }
 
@@ -227,6 +415,8 @@ pub struct Record<'a> {
     pub log: Option<&'a mut LossLog>,
     /// Iteration of this run's checkpoint already on disk, if any (a resumed run's).
     pub saved_at: Option<u64>,
+    /// Also keep the checkpoint with the best validation loss here.
+    pub best: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -236,35 +426,51 @@ pub enum Stop {
     Interrupted,
 }
 
-/// Training state plus the scratch buffers an iteration needs (never saved).
+/// Training state plus the scratch an iteration needs (never saved).
 pub struct Trainer<T> {
     pub state: TrainState<T>,
     /// Same layout as the parameters.
     grads: Vec<T>,
     ws: Workspace<T>,
+    inputs: Vec<u32>,
+    targets: Vec<u32>,
 }
 
 impl<T: Real> Trainer<T> {
     pub fn new(state: TrainState<T>) -> Trainer<T> {
-        let dims = state.model.dims;
-        Trainer { grads: vec![T::zero(); dims.num_params()], ws: Workspace::new(dims, state.hyper.seq_length), state }
+        let (config, h) = (state.model.config, &state.hyper);
+        Trainer {
+            grads: vec![T::zero(); config.num_params()],
+            ws: Workspace::new(config, h.seq_length, h.batch_size),
+            inputs: Vec::with_capacity(h.seq_length * h.batch_size),
+            targets: Vec::with_capacity(h.seq_length * h.batch_size),
+            state,
+        }
     }
 
-    /// One min-char-rnn iteration on `ids` (at least seq_length + 1 long).
-    /// Returns the chunk's summed loss. A NaN or infinite loss is an error and
-    /// leaves the weights untouched.
-    pub fn step(&mut self, ids: &[u32]) -> Result<f64, TrainError> {
+    /// One iteration on the training ids (at least [`min_chars`] long). Returns the
+    /// objective. A NaN or infinite loss is an error and leaves the weights untouched.
+    pub fn step(&mut self, train: &[u32]) -> Result<f64, TrainError> {
         let s = &mut self.state;
-        let seq = s.hyper.seq_length;
-        assert!(ids.len() > seq, "text shorter than seq_length + 1");
-        // wrap to the start (and forget the hidden state) when the next chunk would not fit
+        let (seq, b) = (s.hyper.seq_length, s.hyper.batch_size);
+        let n = train.len() / b;
+        assert!(n > seq, "training text too short for {b} streams of seq_length + 1");
+        // wrap to the start of every stream (and forget the hidden state) when the
+        // next chunk would not fit: an epoch has passed
         let mut p = s.pointer as usize;
-        if p + seq + 1 >= ids.len() {
+        if p + seq + 1 >= n {
             p = 0;
-            s.hidden.fill(T::zero());
+            s.state.reset();
+            if s.iteration > 0 {
+                s.epoch += 1;
+                if s.hyper.lr_decay < 1.0 && s.epoch >= s.hyper.lr_decay_after {
+                    s.learning_rate *= s.hyper.lr_decay;
+                }
+            }
         }
-        let (inputs, targets) = (&ids[p..p + seq], &ids[p + 1..p + seq + 1]);
-        let loss = s.model.forward_backward(inputs, targets, &mut s.hidden, &mut self.grads, &mut self.ws);
+        fill_chunk(train, n, b, p, seq, &mut self.inputs, &mut self.targets);
+        self.ws.draw_dropout(s.hyper.dropout, &mut s.train_rng);
+        let loss = s.model.forward_backward(&self.inputs, &self.targets, &mut s.state, &mut self.grads, &mut self.ws);
         if !loss.is_finite() {
             return Err(TrainError::Diverged {
                 iteration: s.iteration + 1,
@@ -274,18 +480,28 @@ impl<T: Real> Trainer<T> {
         }
         s.smooth_loss = 0.999 * s.smooth_loss + 0.001 * loss;
         s.last_loss = loss;
-        optim::clip(&mut self.grads, T::c(s.hyper.clip));
-        s.optim.step(&mut s.model.params, &self.grads);
+        match s.hyper.clip {
+            Clip::Value(c) => optim::clip(&mut self.grads, T::c(c)),
+            Clip::Norm(c) => {
+                optim::clip_norm(&mut self.grads, c);
+            }
+        }
+        s.optim.step(s.learning_rate, &mut s.model.params, &self.grads);
         s.pointer = (p + seq) as u64;
         s.iteration += 1;
         Ok(loss)
     }
 
-    /// A sample continuing the training text from the current hidden state.
-    pub fn sample_text(&mut self, ids: &[u32], len: usize) -> String {
+    /// A sample continuing stream 0 of the training text from its current hidden state.
+    pub fn sample_text(&mut self, train: &[u32], len: usize) -> String {
         let s = &mut self.state;
-        let next = ids[(s.pointer as usize).min(ids.len() - 1)];
-        let mut sampler = Sampler::new(&s.model, &s.hidden, 1.0).expect("temperature 1 is valid");
+        let n = train.len() / s.hyper.batch_size;
+        let next = train[(s.pointer as usize).min(n - 1)];
+        let hd = s.model.config.hidden;
+        let mut state = State { h: Vec::new(), c: Vec::new() };
+        state.h = s.state.h.iter().map(|h| h[..hd].to_vec()).collect();
+        state.c = s.state.c.iter().map(|c| c[..hd].to_vec()).collect();
+        let mut sampler = Sampler::with_state(&s.model, state, sample::Draw::default()).expect("default draw is valid");
         let mut text = String::with_capacity(len);
         let vocab = &s.vocab;
         sample::generate(&mut sampler, &[next], len, &mut s.sample_rng, |id| {
@@ -294,6 +510,13 @@ impl<T: Real> Trainer<T> {
         })
         .expect("pushing to a String cannot fail");
         text
+    }
+
+    /// Validation loss in nats/char, with as many streams as training uses.
+    pub fn validate_on(&self, val: &[u32]) -> Option<f64> {
+        let h = &self.state.hyper;
+        let (total, count) = evaluate(&self.state.model, val, h.batch_size, h.seq_length);
+        (count > 0).then(|| total / count as f64)
     }
 
     fn save(&mut self, path: &Path, obs: &mut dyn Observer) -> Result<(), TrainError> {
@@ -309,23 +532,28 @@ impl<T: Real> Trainer<T> {
         Ok(())
     }
 
-    /// Trains until the schedule or `stop` says to stop, then saves a checkpoint.
+    /// Trains on `train` until the schedule or `stop` says to stop, evaluating on
+    /// `val` (when non-empty), then saves a checkpoint.
     pub fn run(
         &mut self,
-        ids: &[u32],
+        train: &[u32],
+        val: &[u32],
         schedule: &Schedule,
         record: Record<'_>,
         obs: &mut dyn Observer,
         stop: &AtomicBool,
     ) -> Result<Stop, TrainError> {
-        let Record { checkpoint, mut log, mut saved_at } = record;
+        let Record { checkpoint, mut log, mut saved_at, best } = record;
         let every = |n: u64, it: u64| n > 0 && it.is_multiple_of(n);
-        let seq_length = self.state.hyper.seq_length as u64;
-        let chars = |iters: u64| (iters * seq_length) as f64;
+        let (seq, b) = (self.state.hyper.seq_length as u64, self.state.hyper.batch_size as u64);
+        let chars = |iters: u64| (iters * seq * b) as f64;
+        // the training clock: wall time minus time spent evaluating
         let started = Instant::now();
+        let mut evaluating = Duration::ZERO;
+        let clock = |evaluating: Duration| started.elapsed().saturating_sub(evaluating);
         let elapsed_before = self.state.elapsed_s;
-        let (mut log_t, mut log_it) = (started, self.state.iteration);
-        let (mut prog_t, mut prog_it) = (started, self.state.iteration);
+        let (mut log_t, mut log_it) = (Duration::ZERO, self.state.iteration);
+        let (mut prog_t, mut prog_it) = (Duration::ZERO, self.state.iteration);
         // a diverged run says which checkpoint on disk is still good
         let note_kept = |e: TrainError, saved_at: Option<u64>| match e {
             TrainError::Diverged { iteration, what, .. } => {
@@ -344,27 +572,46 @@ impl<T: Real> Trainer<T> {
             if schedule.until.is_some_and(|n| self.state.iteration >= n) {
                 break Stop::Iterations;
             }
-            if schedule.max_time.is_some_and(|t| started.elapsed() >= t) {
+            if schedule.max_time.is_some_and(|t| clock(evaluating) >= t) {
                 break Stop::TimeLimit;
             }
-            let loss = self.step(ids).map_err(|e| note_kept(e, saved_at))?;
+            let loss = self.step(train).map_err(|e| note_kept(e, saved_at))?;
             let it = self.state.iteration;
-            let now = Instant::now();
-            self.state.elapsed_s = elapsed_before + (now - started).as_secs_f64();
-            if let Some(log) = log.as_deref_mut().filter(|_| every(schedule.log_every, it)) {
+            let mut val_loss = None;
+            if !val.is_empty() && every(schedule.eval_every, it) {
+                let eval_started = Instant::now();
+                val_loss = self.validate_on(val);
+                evaluating += eval_started.elapsed();
+                if let Some(v) = val_loss {
+                    let is_best = self.state.best_val.is_none_or(|b| v < b);
+                    self.state.last_val = Some(v);
+                    if is_best {
+                        self.state.best_val = Some(v);
+                    }
+                    obs.evaluated(it, v, is_best);
+                    if let Some(path) = best.as_deref().filter(|_| is_best) {
+                        self.save(path, obs).map_err(|e| note_kept(e, saved_at))?;
+                    }
+                }
+            }
+            let now = clock(evaluating);
+            self.state.elapsed_s = elapsed_before + now.as_secs_f64();
+            if let Some(log) = log.as_deref_mut().filter(|_| every(schedule.log_every, it) || val_loss.is_some()) {
                 let secs = (now - log_t).as_secs_f64();
                 log.append(&Row {
                     iteration: it,
-                    loss,
-                    smooth_loss: self.state.smooth_loss,
+                    loss: loss / seq as f64,
+                    smooth_loss: self.state.smooth_loss / seq as f64,
                     chars_per_sec: (chars(it - log_it) / secs.max(1e-9)).round(),
                     elapsed_s: (self.state.elapsed_s * 1000.0).round() / 1000.0,
+                    val_loss,
                 })?;
                 (log_t, log_it) = (now, it);
             }
             if every(schedule.sample_every, it) {
-                let text = self.sample_text(ids, schedule.sample_len);
-                obs.report(it, self.state.smooth_loss, &text);
+                let text = self.sample_text(train, schedule.sample_len);
+                let s = self.state.smooth_loss;
+                obs.report(it, s, s / seq as f64, &text);
             }
             if every(schedule.checkpoint_every, it) {
                 self.save(checkpoint, obs).map_err(|e| note_kept(e, saved_at))?;
@@ -372,11 +619,11 @@ impl<T: Real> Trainer<T> {
             }
             if now - prog_t >= Duration::from_millis(100) {
                 let rate = chars(it - prog_it) / (now - prog_t).as_secs_f64();
-                obs.progress(it, self.state.smooth_loss, rate);
+                obs.progress(it, self.state.smooth_loss / seq as f64, rate);
                 (prog_t, prog_it) = (now, it);
             }
         };
-        self.state.elapsed_s = elapsed_before + started.elapsed().as_secs_f64();
+        self.state.elapsed_s = elapsed_before + clock(evaluating).as_secs_f64();
         if saved_at != Some(self.state.iteration) {
             self.save(checkpoint, obs).map_err(|e| note_kept(e, saved_at))?;
         }

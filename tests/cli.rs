@@ -28,7 +28,7 @@ fn train_sample_info_resume_on_a_temp_dir() {
     assert!(
         std::fs::read_to_string(d.join("loss_history.csv"))
             .unwrap()
-            .starts_with("iteration,loss,smooth_loss,chars_per_sec,elapsed_s\n")
+            .starts_with("iteration,loss,smooth_loss,chars_per_sec,elapsed_s,val_loss\n")
     );
 
     // sample: starts with the seed, then exactly -n characters of the vocabulary
@@ -53,7 +53,7 @@ fn train_sample_info_resume_on_a_temp_dir() {
     let out = charrnn(d).arg("info").output().unwrap();
     let info = stdout(&out);
     assert!(info.contains("iteration      200"), "{info}");
-    assert!(info.contains("hidden 32"), "{info}");
+    assert!(info.contains("vanilla RNN (tanh), 1 layer(s) of 32, one-hot input"), "{info}");
     let v = vocab.len();
     assert!(info.contains(&format!("parameters     {}", 32 * (32 + 2 * v + 1) + v)), "{info}");
     let chars: String = vocab.chars().iter().collect();
@@ -76,10 +76,12 @@ fn train_without_data_uses_the_built_in_corpus_from_any_directory() {
     assert!(stderr(&out).contains("training on <built-in corpus>"), "{}", stderr(&out));
     let s = load_f64(&dir.path().join("charrnn.ckpt"));
     assert_eq!(s.text.bytes as usize, charrnn::data::BUILTIN_TEXT.len());
-    assert_eq!(s.hyper.hidden_size, 100);
+    assert_eq!(*s.config(), charrnn::model::Config::min_char_rnn(s.vocab.len(), 100));
+    assert_eq!(s.hyper.batch_size, 1);
     assert_eq!(s.hyper.seq_length, 25);
     assert_eq!(s.hyper.learning_rate, 0.1);
-    assert_eq!(s.hyper.clip, 5.0);
+    assert_eq!(s.hyper.clip, charrnn::train::Clip::Value(5.0));
+    assert_eq!(s.hyper.optimizer, charrnn::optim::Kind::Adagrad);
 }
 
 #[test]
@@ -97,7 +99,7 @@ fn same_rng_seed_gives_bit_identical_weights_and_another_seed_does_not() {
     }
     let (a, b, c) = (load_f64(&d.join("a.ckpt")), load_f64(&d.join("b.ckpt")), load_f64(&d.join("c.ckpt")));
     assert_eq!(a.model.params, b.model.params);
-    assert_eq!(a.optim.memory, b.optim.memory);
+    assert_eq!(a.optim, b.optim);
     assert_ne!(a.model.params, c.model.params);
 }
 
@@ -177,10 +179,10 @@ fn iters_zero_writes_initial_weights_that_export_as_min_char_rnn_shapes() {
     let s = load_f64(&d.join("charrnn.ckpt"));
     assert_eq!(s.iteration, 0);
     // min-char-rnn's init: matrices ~ N(0, 0.01^2), biases zero
-    let p = s.model.tensors();
-    let std = (p.whh.iter().map(|x| x * x).sum::<f64>() / p.whh.len() as f64).sqrt();
+    let whh = s.model.tensor("Whh").unwrap().1;
+    let std = (whh.iter().map(|x| x * x).sum::<f64>() / whh.len() as f64).sqrt();
     assert!((std - 0.01).abs() < 0.001, "Whh std {std}");
-    assert!(p.bh.iter().chain(p.by.iter()).all(|&b| b == 0.0));
+    assert!(s.model.tensor("bh").unwrap().1.iter().chain(s.model.tensor("by").unwrap().1).all(|&b| b == 0.0));
 
     let out = charrnn(d).args(["export", "--out", "w.npz"]).output().unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -190,8 +192,8 @@ fn iters_zero_writes_initial_weights_that_export_as_min_char_rnn_shapes() {
         let a: ndarray::Array2<f64> = npz.by_name(name).unwrap();
         assert_eq!(a.shape(), shape, "{name}");
     }
-    let whh: ndarray::Array2<f64> = npz.by_name("Whh").unwrap();
-    assert_eq!(whh, p.whh, "exported values are the checkpoint's, exactly");
+    let exported: ndarray::Array2<f64> = npz.by_name("Whh").unwrap();
+    assert_eq!(exported.as_slice().unwrap(), whh, "exported values are the checkpoint's, exactly");
 
     // and a new run can start from them
     let out = charrnn(d)

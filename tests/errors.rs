@@ -7,6 +7,7 @@ use std::path::Path;
 
 use charrnn::checkpoint;
 use charrnn::data::{Text, Vocab};
+use charrnn::model::Config;
 use charrnn::train::{Hyper, TrainState};
 use common::*;
 
@@ -48,7 +49,7 @@ fn unreadable_texts_are_reported_with_where_and_what_to_do() {
         d,
         &["train", "--data", "short.txt"],
         1,
-        &["short.txt has 10 characters", "seq_length + 1 = 26", "--seq-length"],
+        &["short.txt has 10 characters to train on, but 1 stream(s) of seq_length 25 need at least 26", "--seq-length"],
     );
     write(d, "latin1.txt", b"first line\ncaf\xe9 au lait\n");
     fails(
@@ -120,7 +121,7 @@ fn damaged_checkpoints_are_reported_not_panicked_on() {
     info(b"", &["not a charrnn checkpoint (the file is empty)"]);
     let mut version = good.clone();
     version[8..12].copy_from_slice(&99u32.to_le_bytes());
-    info(&version, &["format version 99", "reads version 1"]);
+    info(&version, &["format version 99", "reads version 2"]);
     let mut huge = good.clone();
     huge[12..20].copy_from_slice(&(u64::MAX - 5).to_le_bytes());
     info(&huge, &["payload length"]);
@@ -138,12 +139,13 @@ fn a_well_formed_but_inconsistent_checkpoint_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let text = Text { name: "x".into(), content: small_text().into() };
-    let hyper = Hyper { hidden_size: 8, ..Hyper::default() };
-    let mut state = TrainState::<f64>::new(hyper, Vocab::from_text(&text.content), text.info(), None);
-    state.hidden.push(0.5); // 9 values for H = 8
+    let vocab = Vocab::from_text(&text.content);
+    let config = Config::min_char_rnn(vocab.len(), 8);
+    let mut state = TrainState::<f64>::new(config, Hyper::default(), vocab, text.info(), None);
+    state.state.h[0].push(0.5); // 9 values for H = 8
     std::fs::write(d.join("odd.ckpt"), checkpoint::encode(&state)).unwrap();
-    fails(d, &["info", "--checkpoint", "odd.ckpt"], 1, &["corrupted", "hidden state has 9 values, expected 8"]);
-    state.hidden.pop();
+    fails(d, &["info", "--checkpoint", "odd.ckpt"], 1, &["corrupted", "hidden state does not fit 1 streams"]);
+    state.state.h[0].pop();
     state.model.params[3] = f64::NAN;
     std::fs::write(d.join("nan.ckpt"), checkpoint::encode(&state)).unwrap();
     fails(d, &["info", "--checkpoint", "nan.ckpt"], 1, &["corrupted", "NaN"]);

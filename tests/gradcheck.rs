@@ -1,82 +1,210 @@
 //! The analytic gradients of every parameter tensor agree with central finite
-//! differences of the loss.
+//! differences of the objective, for every cell, with and without an embedding,
+//! with 2 layers, with several streams and with dropout.
 //!
 //! Checked in f64: with eps = 1e-5 the truncation error of a central difference is
-//! O(eps^2 * f''') ~ 1e-10 and the rounding error ~ 1e-16 * |loss| / eps ~ 1e-10, so a
-//! correct gradient agrees to ~1e-8 while a wrong term is off by far more than the
-//! 1e-6 tolerance. The numeric side uses `Rnn::loss` (the one-step inference path),
-//! so the batched forward pass is checked against an independent implementation too.
+//! O(eps^2 * f''') ~ 1e-10 and the rounding error ~ 1e-16 * |loss| / eps ~ 1e-10, so
+//! a correct gradient agrees to ~1e-8 while a wrong term is off by far more than
+//! the 1e-6 tolerance.
 
-use charrnn::model::{Rnn, RnnDims, Workspace};
+use charrnn::model::{Cell, Config, Model, State, Workspace};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-fn small_model(rng: &mut ChaCha8Rng) -> Rnn<f64> {
-    let dims = RnnDims { vocab: 5, hidden: 7 };
-    // weights well above min-char-rnn's 0.01 so every term of the gradient matters
-    let params = (0..dims.num_params()).map(|_| rng.random_range(-0.6..0.6)).collect();
-    Rnn::from_params(dims, params)
+struct Case {
+    config: Config,
+    batch: usize,
+    seq: usize,
+    dropout: f64,
+}
+
+fn random_model(config: Config, rng: &mut ChaCha8Rng) -> Model<f64> {
+    // weights well above the usual init so every term of the gradient matters
+    let params = (0..config.num_params()).map(|_| rng.random_range(-0.6..0.6)).collect();
+    Model::from_params(config, params)
+}
+
+fn random_state(config: &Config, batch: usize, rng: &mut ChaCha8Rng) -> State<f64> {
+    let mut s = State::zeros(config, batch);
+    s.h.iter_mut().chain(s.c.iter_mut()).flatten().for_each(|x| *x = rng.random_range(-0.5..0.5));
+    s
+}
+
+fn check(case: Case) {
+    let Case { config, batch, seq, dropout } = case;
+    let label = format!("{} L={} E={} B={batch} dropout={dropout}", config.cell, config.layers, config.embedding);
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let mut model = random_model(config, &mut rng);
+    let ids =
+        |rng: &mut ChaCha8Rng| (0..seq * batch).map(|_| rng.random_range(0..config.vocab as u32)).collect::<Vec<_>>();
+    let (inputs, targets) = (ids(&mut rng), ids(&mut rng));
+    let state0 = random_state(&config, batch, &mut rng);
+    let mut ws = Workspace::new(config, seq, batch);
+    ws.draw_dropout(dropout, &mut rng); // the same masks for every pass below
+
+    let mut grads = vec![0.0; model.params.len()];
+    let objective = model.forward_backward(&inputs, &targets, &mut state0.clone(), &mut grads, &mut ws);
+    let loss = |m: &Model<f64>, ws: &mut Workspace<f64>| {
+        m.forward_loss(&inputs, &targets, &mut state0.clone(), ws, 1.0) / batch as f64
+    };
+    assert!((loss(&model, &mut ws) - objective).abs() < 1e-12, "{label}: objective differs between passes");
+
+    let eps = 1e-5;
+    for spec in config.tensors() {
+        let mut nonzero = 0;
+        for i in spec.range() {
+            let orig = model.params[i];
+            model.params[i] = orig + eps;
+            let plus = loss(&model, &mut ws);
+            model.params[i] = orig - eps;
+            let minus = loss(&model, &mut ws);
+            model.params[i] = orig;
+            let numeric = (plus - minus) / (2.0 * eps);
+            let analytic = grads[i];
+            assert!(
+                (analytic - numeric).abs() <= 1e-6 * (1.0 + numeric.abs()),
+                "{label}: {}[{}]: analytic {analytic}, numeric {numeric}",
+                spec.name,
+                i - spec.offset
+            );
+            nonzero += usize::from(analytic.abs() > 1e-6);
+        }
+        // one-hot Wx and the embedding only have gradient in rows/columns of characters seen
+        assert!(
+            nonzero > spec.len() / 4,
+            "{label}: {}: only {nonzero} of {} gradients are non-zero",
+            spec.name,
+            spec.len()
+        );
+    }
+}
+
+fn config(cell: Cell, layers: usize, embedding: usize) -> Config {
+    Config { cell, vocab: 5, hidden: 4, layers, embedding }
 }
 
 #[test]
-fn rnn_gradients_match_central_differences() {
-    let mut rng = ChaCha8Rng::seed_from_u64(11);
-    let mut model = small_model(&mut rng);
-    let inputs = [0u32, 3, 1, 4, 4, 2];
-    let targets = [3u32, 1, 4, 4, 2, 0];
-    let h0: Vec<f64> = (0..7).map(|_| rng.random_range(-0.5..0.5)).collect();
+fn rnn_one_hot_single_stream_as_min_char_rnn() {
+    check(Case { config: config(Cell::Rnn, 1, 0), batch: 1, seq: 6, dropout: 0.0 });
+}
 
-    let mut grads = vec![0.0; model.params.len()];
-    let mut ws = Workspace::new(model.dims, inputs.len());
-    let mut h = h0.clone();
-    let loss = model.forward_backward(&inputs, &targets, &mut h, &mut grads, &mut ws);
-
-    let mut h_check = h0.clone();
-    assert!((model.loss(&inputs, &targets, &mut h_check) - loss).abs() < 1e-12);
-    for (a, b) in h.iter().zip(&h_check) {
-        assert!((a - b).abs() < 1e-14, "final hidden state differs");
+#[test]
+fn every_cell_with_embedding_two_layers_and_batch() {
+    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        check(Case { config: config(cell, 1, 0), batch: 1, seq: 5, dropout: 0.0 });
+        check(Case { config: config(cell, 1, 3), batch: 1, seq: 5, dropout: 0.0 });
+        check(Case { config: config(cell, 2, 0), batch: 3, seq: 4, dropout: 0.0 });
+        check(Case { config: config(cell, 2, 3), batch: 3, seq: 4, dropout: 0.0 });
     }
+}
 
-    let eps = 1e-5;
-    let mut offset = 0;
-    for (name, [rows, cols]) in model.dims.shapes() {
-        let mut nonzero = 0;
-        for (i, &analytic) in grads.iter().enumerate().skip(offset).take(rows * cols) {
-            let orig = model.params[i];
-            model.params[i] = orig + eps;
-            let plus = model.loss(&inputs, &targets, &mut h0.clone());
-            model.params[i] = orig - eps;
-            let minus = model.loss(&inputs, &targets, &mut h0.clone());
-            model.params[i] = orig;
-            let numeric = (plus - minus) / (2.0 * eps);
-            assert!(
-                (analytic - numeric).abs() <= 1e-6 * (1.0 + numeric.abs()),
-                "{name}[{}]: analytic {analytic}, numeric {numeric}",
-                i - offset
-            );
-            nonzero += usize::from(analytic.abs() > 1e-4);
+#[test]
+fn every_cell_with_dropout() {
+    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        check(Case { config: config(cell, 2, 3), batch: 2, seq: 4, dropout: 0.3 });
+    }
+}
+
+/// A batch of B streams computes exactly what B single-stream passes compute: the
+/// objective and gradient are their mean, and each stream's carried state is its own.
+#[test]
+fn a_batch_equals_separate_single_stream_passes() {
+    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        let (b, seq) = (4, 6);
+        let config = config(cell, 2, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let model = random_model(config, &mut rng);
+        let streams: Vec<Vec<u32>> = (0..b).map(|_| (0..=seq).map(|_| rng.random_range(0..5)).collect()).collect();
+        let start = random_state(&config, b, &mut rng);
+
+        // time-major batch: row t*B + s is step t of stream s
+        let inputs: Vec<u32> = (0..seq).flat_map(|t| streams.iter().map(move |s| s[t])).collect();
+        let targets: Vec<u32> = (0..seq).flat_map(|t| streams.iter().map(move |s| s[t + 1])).collect();
+        let mut batched_state = start.clone();
+        let mut batched = vec![0.0; config.num_params()];
+        let loss = model.forward_backward(
+            &inputs,
+            &targets,
+            &mut batched_state,
+            &mut batched,
+            &mut Workspace::new(config, seq, b),
+        );
+
+        let (mut mean_loss, mut mean_grad) = (0.0, vec![0.0; config.num_params()]);
+        let mut ws = Workspace::new(config, seq, 1);
+        for (s, stream) in streams.iter().enumerate() {
+            let h = config.hidden;
+            let pick = |v: &Vec<Vec<f64>>| v.iter().map(|layer| layer[s * h..(s + 1) * h].to_vec()).collect();
+            let mut single = State { h: pick(&start.h), c: pick(&start.c) };
+            let mut g = vec![0.0; config.num_params()];
+            mean_loss += model.forward_backward(&stream[..seq], &stream[1..], &mut single, &mut g, &mut ws) / b as f64;
+            mean_grad.iter_mut().zip(&g).for_each(|(m, x)| *m += x / b as f64);
+            // equal up to rounding: the batch sums in GEMM order, one stream in matrix-vector order
+            let close = |a: &Vec<Vec<f64>>, b: &Vec<Vec<f64>>| {
+                a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| (x - y).abs() < 1e-13)
+            };
+            assert!(close(&single.h, &pick(&batched_state.h)), "{cell}: stream {s} state");
+            assert!(close(&single.c, &pick(&batched_state.c)), "{cell}: stream {s} cell state");
         }
-        // Wxh only has gradient in the columns of characters that occur as inputs
-        assert!(nonzero >= rows * cols / 2, "{name}: only {nonzero} non-zero gradients");
-        offset += rows * cols;
+        assert!((loss - mean_loss).abs() < 1e-12 * loss.abs(), "{cell}: {loss} vs {mean_loss}");
+        for (a, m) in batched.iter().zip(&mean_grad) {
+            assert!((a - m).abs() < 1e-12 * (1.0 + m.abs()), "{cell}: gradient {a} vs {m}");
+        }
+    }
+}
+
+/// Chunked training passes and one-character-at-a-time prediction compute the same
+/// forward pass: the loss of a chunk equals the sum of -ln p over predict() steps.
+#[test]
+fn chunk_forward_equals_step_by_step_prediction() {
+    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        let config = config(cell, 2, 3);
+        let mut rng = ChaCha8Rng::seed_from_u64(4);
+        let model = random_model(config, &mut rng);
+        let ids: Vec<u32> = (0..9).map(|_| rng.random_range(0..5)).collect();
+        let chunk = model.forward_loss(
+            &ids[..8],
+            &ids[1..],
+            &mut State::zeros(&config, 1),
+            &mut Workspace::new(config, 8, 1),
+            1.0,
+        );
+        let (mut state, mut ws, mut steps) = (State::zeros(&config, 1), Workspace::new(config, 1, 1), 0.0);
+        for t in 0..8 {
+            let logits = model.predict(&ids[t..t + 1], &mut state, &mut ws);
+            let target = logits[ids[t + 1] as usize];
+            steps += charrnn::linalg::softmax_in_place(logits) - target;
+        }
+        assert!((chunk - steps).abs() < 1e-12, "{cell}: {chunk} vs {steps}");
     }
 }
 
 #[test]
 fn f32_gradients_agree_with_f64() {
+    let config = config(Cell::Lstm, 2, 3);
     let mut rng = ChaCha8Rng::seed_from_u64(5);
-    let model64 = small_model(&mut rng);
-    let model32 = Rnn::from_params(model64.dims, model64.params.iter().map(|&x| x as f32).collect());
-    let (inputs, targets) = ([1u32, 2, 0, 4, 3], [2u32, 0, 4, 3, 1]);
-    let mut g64 = vec![0.0; model64.params.len()];
-    let mut g32 = vec![0.0f32; model64.params.len()];
-    let l64 =
-        model64.forward_backward(&inputs, &targets, &mut [0.0; 7], &mut g64, &mut Workspace::new(model64.dims, 5));
-    let l32 =
-        model32.forward_backward(&inputs, &targets, &mut [0.0; 7], &mut g32, &mut Workspace::new(model32.dims, 5));
+    let model64 = random_model(config, &mut rng);
+    let model32 = Model::from_params(config, model64.params.iter().map(|&x| x as f32).collect());
+    let (inputs, targets) = ([1u32, 2, 0, 4, 3, 1], [2u32, 0, 4, 3, 1, 1]);
+    let mut g64 = vec![0.0; config.num_params()];
+    let mut g32 = vec![0.0f32; config.num_params()];
+    let l64 = model64.forward_backward(
+        &inputs,
+        &targets,
+        &mut State::zeros(&config, 2),
+        &mut g64,
+        &mut Workspace::new(config, 3, 2),
+    );
+    let l32 = model32.forward_backward(
+        &inputs,
+        &targets,
+        &mut State::zeros(&config, 2),
+        &mut g32,
+        &mut Workspace::new(config, 3, 2),
+    );
     assert!((l64 - l32).abs() < 1e-5 * l64.abs());
     for (a, b) in g64.iter().zip(&g32) {
-        // f32 carries ~7 significant digits; the chain of T steps loses a little
+        // f32 carries ~7 significant digits; the chain of steps loses a little
         assert!((a - *b as f64).abs() < 1e-5 * (1.0 + a.abs()), "{a} vs {b}");
     }
 }

@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Result;
 
 use charrnn::linalg::Real;
-use charrnn::train::TrainState;
+use charrnn::optim::Kind;
+use charrnn::train::{Clip, TrainState};
 use charrnn::{checkpoint, with_state};
 
 /// Print a checkpoint's hyperparameters, vocabulary, progress and size.
@@ -25,16 +26,43 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     let h = &s.hyper;
     let vocab: String = s.vocab.chars().iter().collect();
+    let opt = match h.optimizer {
+        Kind::RmsProp { decay } => format!("rmsprop (decay {decay})"),
+        Kind::Adam { beta1, beta2 } => format!("adam (betas {beta1}, {beta2})"),
+        Kind::Adagrad => "adagrad".into(),
+    };
+    let clip = match h.clip {
+        Clip::Value(c) => format!("clip {c:?}"),
+        Clip::Norm(c) => format!("clip norm {c:?}"),
+    };
+    let decay = if h.lr_decay < 1.0 {
+        format!(", lr decay {} after epoch {}", h.lr_decay, h.lr_decay_after)
+    } else {
+        String::new()
+    };
+    let opt_line = format!("{opt}, learning_rate {:?} (now {:?}){decay}, {clip}", h.learning_rate, s.learning_rate);
+    let val = |v: Option<f64>| {
+        v.map_or("-".to_string(), |v| format!("{v:.6} nats/char ({:.4} bits/char)", v / std::f64::consts::LN_2))
+    };
     println!("checkpoint     {} (format v{}, {bytes} bytes)", path.display(), checkpoint::VERSION);
-    println!("model          vanilla RNN (tanh), hidden {}, vocabulary {}, {}", h.hidden_size, s.vocab.len(), T::NAME);
+    println!("model          {}, {}", s.config().describe(), T::NAME);
     println!("parameters     {}", s.model.params.len());
     println!(
-        "training       seq_length {}, learning_rate {:?}, clip {:?}, optimizer adagrad, rng_seed {}",
-        h.seq_length, h.learning_rate, h.clip, h.rng_seed
+        "training       seq_length {}, batch {}, dropout {}, rng_seed {}",
+        h.seq_length, h.batch_size, h.dropout, h.rng_seed
     );
-    println!("iteration      {}", s.iteration);
-    println!("smooth_loss    {:.6}", s.smooth_loss);
+    println!("optimizer      {opt_line}");
+    println!("iteration      {} (epoch {})", s.iteration, s.epoch);
+    println!("smooth_loss    {:.6} ({:.6} nats/char)", s.smooth_loss, s.smooth_loss / h.seq_length as f64);
     println!("last_loss      {:.6}", s.last_loss);
+    if h.val_fraction > 0.0 {
+        println!(
+            "validation     last {} of the text; last {}, best {}",
+            h.val_fraction,
+            val(s.last_val),
+            val(s.best_val)
+        );
+    }
     println!("data_pointer   {}", s.pointer);
     println!("elapsed        {:.1}s", s.elapsed_s);
     println!(

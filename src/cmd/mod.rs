@@ -1,5 +1,6 @@
 //! One file per subcommand: its flags and the glue between the library and the terminal.
 
+pub mod eval;
 pub mod export;
 pub mod info;
 pub mod sample;
@@ -9,6 +10,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use charrnn::linalg::Precision;
+use charrnn::model::Cell;
 
 /// A problem with how the command was invoked (exit code 2, like clap's own errors).
 #[derive(Debug)]
@@ -52,5 +54,39 @@ pub fn precision(s: &str) -> Result<Precision, String> {
         "f32" => Ok(Precision::F32),
         "f64" => Ok(Precision::F64),
         _ => Err(format!("must be f32 or f64, got {s:?}")),
+    }
+}
+
+/// clap value parser: rnn, lstm or gru.
+pub fn cell(s: &str) -> Result<Cell, String> {
+    match s {
+        "rnn" => Ok(Cell::Rnn),
+        "lstm" => Ok(Cell::Lstm),
+        "gru" => Ok(Cell::Gru),
+        _ => Err(format!("must be rnn, lstm or gru, got {s:?}")),
+    }
+}
+
+/// clap value parser: adagrad, rmsprop or adam.
+pub fn optimizer(s: &str) -> Result<&'static str, String> {
+    ["adagrad", "rmsprop", "adam"]
+        .into_iter()
+        .find(|&o| o == s)
+        .ok_or_else(|| format!("must be adagrad, rmsprop or adam, got {s:?}"))
+}
+
+/// clap value parser: a number in [0, 1).
+pub fn unit_interval(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("must be a number from 0 up to (not including) 1, got {s:?}")),
+    }
+}
+
+/// clap value parser: a number in (0, 1].
+pub fn decay_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("must be a number above 0 and at most 1, got {s:?}")),
     }
 }

@@ -8,11 +8,11 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use charrnn::linalg::Real;
-use charrnn::sample::{self, SampleError, Sampler};
+use charrnn::sample::{self, Draw, SampleError, Sampler};
 use charrnn::train::TrainState;
 use charrnn::{checkpoint, with_state};
 
-use super::{positive_float, usage};
+use super::{positive_float, positive_int, usage};
 
 /// Write text from a trained model; output starts with the seed and streams as it is drawn.
 #[derive(clap::Args)]
@@ -28,6 +28,12 @@ pub struct Args {
     /// Divide the logits by T: below 1 is more conservative, above 1 more surprising
     #[arg(long, value_name = "T", default_value_t = 1.0, value_parser = positive_float, allow_negative_numbers = true)]
     temperature: f64,
+    /// Draw only from the K likeliest characters
+    #[arg(long, value_name = "K", value_parser = positive_int::<usize>, allow_negative_numbers = true)]
+    top_k: Option<usize>,
+    /// Always take the likeliest character (greedy; char-rnn's -sample 0)
+    #[arg(long, conflicts_with_all = ["temperature", "top_k"])]
+    argmax: bool,
     /// Seed for the random draws; the same seed gives the same text [default: random]
     #[arg(long, value_name = "N")]
     rng_seed: Option<u64>,
@@ -47,7 +53,9 @@ fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {
         })?,
         _ => vec![rng.random_range(0..vocab.len() as u32)],
     };
-    let mut sampler = Sampler::new(&state.model, &vec![T::zero(); state.model.dims.hidden], args.temperature)?;
+    let draw =
+        if args.argmax { Draw::Argmax } else { Draw::Sample { temperature: args.temperature, top_k: args.top_k } };
+    let mut sampler = Sampler::new(&state.model, draw)?;
 
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut buf = [0u8; 4];

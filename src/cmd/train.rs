@@ -12,10 +12,11 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use charrnn::data::{DataError, Text, Vocab};
 use charrnn::history::LossLog;
 use charrnn::linalg::{Precision, Real};
-use charrnn::train::{self, HyperFlags, Observer, Record, Schedule, Stop, TrainState, Trainer};
+use charrnn::model::Cell;
+use charrnn::train::{self, Clip, HyperFlags, Observer, Record, Schedule, Stop, TrainState, Trainer};
 use charrnn::{checkpoint, npz, with_state};
 
-use super::{positive_float, positive_int, precision, usage};
+use super::{cell, decay_factor, optimizer, positive_float, positive_int, precision, unit_interval, usage};
 
 /// Train a model on a text file (or the built-in corpus). Defaults are min-char-rnn's.
 #[derive(clap::Args)]
@@ -24,32 +25,62 @@ pub struct Args {
     #[arg(long, value_name = "PATH")]
     data: Option<PathBuf>,
 
-    /// Hidden state size H [default: 100]
-    #[arg(long, value_name = "N", value_parser = positive_int::<usize>, allow_negative_numbers = true,
-          help_heading = "Model (fixed for a run)")]
+    /// Recurrent cell [default: rnn, min-char-rnn's tanh RNN]
+    #[arg(long, value_name = "rnn|lstm|gru", value_parser = cell, help_heading = MODEL)]
+    cell: Option<Cell>,
+    /// Hidden units per layer [default: 100]
+    #[arg(long, value_name = "N", value_parser = positive_int::<usize>, allow_negative_numbers = true, help_heading = MODEL)]
     hidden_size: Option<usize>,
-    /// Characters per chunk of backpropagation through time [default: 25]
-    #[arg(long, value_name = "N", value_parser = positive_int::<usize>, allow_negative_numbers = true,
-          help_heading = "Model (fixed for a run)")]
-    seq_length: Option<usize>,
-    /// Adagrad learning rate [default: 0.1]
-    #[arg(long, value_name = "LR", value_parser = positive_float, allow_negative_numbers = true,
-          help_heading = "Model (fixed for a run)")]
-    learning_rate: Option<f64>,
-    /// Clip every gradient element to [-C, C] [default: 5]
-    #[arg(long, value_name = "C", value_parser = positive_float, allow_negative_numbers = true,
-          help_heading = "Model (fixed for a run)")]
-    clip: Option<f64>,
-    /// Seed for weights and samples; same seed, data and flags give identical weights [default: random, printed]
-    #[arg(long, value_name = "N", help_heading = "Model (fixed for a run)")]
-    rng_seed: Option<u64>,
-    /// Arithmetic precision: f64 matches min-char-rnn's NumPy float64 step for step;
-    /// f32 is faster but drifts from it within a few iterations [default: f64]
-    #[arg(long, value_name = "f32|f64", value_parser = precision, help_heading = "Model (fixed for a run)")]
+    /// Stacked recurrent layers [default: 1]
+    #[arg(long, value_name = "N", value_parser = positive_int::<usize>, allow_negative_numbers = true, help_heading = MODEL)]
+    layers: Option<usize>,
+    /// Width of a learned character embedding; 0 feeds one-hot vectors as min-char-rnn [default: 0]
+    #[arg(long, value_name = "E", help_heading = MODEL)]
+    embedding_size: Option<usize>,
+    /// Arithmetic precision; f64 matches min-char-rnn's NumPy float64 step for step, f32 is
+    /// faster but drifts from it within a few iterations [default: f64 for rnn, f32 for lstm, gru]
+    #[arg(long, value_name = "f32|f64", value_parser = precision, help_heading = MODEL)]
     precision: Option<Precision>,
-    /// Start from weights in a NumPy .npz (Wxh, Whh, Why, bh, by as min-char-rnn names them)
-    #[arg(long, value_name = "PATH", conflicts_with = "resume", help_heading = "Model (fixed for a run)")]
+    /// Start from weights in a NumPy .npz (as `charrnn export` writes them; min-char-rnn's Wxh, Whh, Why, bh, by)
+    #[arg(long, value_name = "PATH", conflicts_with = "resume", help_heading = MODEL)]
     init_npz: Option<PathBuf>,
+
+    /// Characters per chunk of backpropagation through time [default: 25]
+    #[arg(long, value_name = "N", value_parser = positive_int::<usize>, allow_negative_numbers = true, help_heading = OPTIM)]
+    seq_length: Option<usize>,
+    /// Independent streams over the text, each with its own hidden state [default: 1]
+    #[arg(long, value_name = "B", value_parser = positive_int::<usize>, allow_negative_numbers = true, help_heading = OPTIM)]
+    batch_size: Option<usize>,
+    /// Update rule [default: adagrad]
+    #[arg(long, value_name = "adagrad|rmsprop|adam", value_parser = optimizer, help_heading = OPTIM)]
+    optimizer: Option<&'static str>,
+    /// Learning rate [default: 0.1 for adagrad, 2e-3 for rmsprop and adam]
+    #[arg(long, value_name = "LR", value_parser = positive_float, allow_negative_numbers = true, help_heading = OPTIM)]
+    learning_rate: Option<f64>,
+    /// RMSprop's decay of the mean square [default: 0.95]
+    #[arg(long, value_name = "D", value_parser = unit_interval, allow_negative_numbers = true, help_heading = OPTIM)]
+    decay_rate: Option<f64>,
+    /// Multiply the learning rate by F after each epoch, from --lr-decay-after on [default: 1, no decay]
+    #[arg(long, value_name = "F", value_parser = decay_factor, allow_negative_numbers = true, help_heading = OPTIM)]
+    lr_decay: Option<f64>,
+    /// First epoch after which --lr-decay applies [default: 10]
+    #[arg(long, value_name = "EPOCHS", help_heading = OPTIM)]
+    lr_decay_after: Option<u64>,
+    /// Clip every gradient element to [-C, C] [default: 5]
+    #[arg(long, value_name = "C", value_parser = positive_float, allow_negative_numbers = true, help_heading = OPTIM)]
+    clip: Option<f64>,
+    /// Instead of --clip, scale the gradient down to global L2 norm N when it is larger
+    #[arg(long, value_name = "N", value_parser = positive_float, allow_negative_numbers = true, conflicts_with = "clip", help_heading = OPTIM)]
+    clip_norm: Option<f64>,
+    /// Dropout probability on each layer's output, training only [default: 0]
+    #[arg(long, value_name = "P", value_parser = unit_interval, allow_negative_numbers = true, help_heading = OPTIM)]
+    dropout: Option<f64>,
+    /// Hold out the last fraction of the text for validation [default: 0]
+    #[arg(long, value_name = "F", value_parser = unit_interval, allow_negative_numbers = true, help_heading = OPTIM)]
+    val_fraction: Option<f64>,
+    /// Seed for weights, dropout and samples; same seed, data and flags give identical weights [default: random, printed]
+    #[arg(long, value_name = "N", help_heading = OPTIM)]
+    rng_seed: Option<u64>,
 
     /// Stop when the iteration count reaches N (counted from the run's start, so
     /// `--resume --iters N` finishes an interrupted run) [default: run until Ctrl+C]
@@ -76,6 +107,12 @@ pub struct Args {
     /// Write a loss history row every N iterations (1 = every iteration, 0 = no CSV)
     #[arg(long, value_name = "N", default_value_t = 100)]
     log_every: u64,
+    /// Measure the validation loss every N iterations (with --val-fraction; 0 = never)
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    eval_every: u64,
+    /// Also keep the checkpoint with the best validation loss, beside --checkpoint as NAME.best.EXT
+    #[arg(long)]
+    keep_best: bool,
     /// Continue the run saved in --checkpoint exactly where it stopped
     #[arg(long)]
     resume: bool,
@@ -87,13 +124,27 @@ pub struct Args {
     force: bool,
 }
 
+const MODEL: &str = "Model (fixed for a run)";
+const OPTIM: &str = "Training (fixed for a run)";
+
 impl Args {
     fn hyper_flags(&self) -> HyperFlags {
         HyperFlags {
+            cell: self.cell,
             hidden_size: self.hidden_size,
+            layers: self.layers,
+            embedding_size: self.embedding_size,
             seq_length: self.seq_length,
+            batch_size: self.batch_size,
+            optimizer: self.optimizer,
             learning_rate: self.learning_rate,
+            decay_rate: self.decay_rate,
+            lr_decay: self.lr_decay,
+            lr_decay_after: self.lr_decay_after,
             clip: self.clip,
+            clip_norm: self.clip_norm,
+            dropout: self.dropout,
+            val_fraction: self.val_fraction,
             rng_seed: self.rng_seed,
             precision: self.precision,
         }
@@ -119,7 +170,7 @@ pub fn run(args: Args) -> Result<()> {
     if args.resume {
         with_state!(checkpoint::load(ckpt)?, s => resume(&args, s, text))
     } else {
-        match args.precision.unwrap_or(Precision::F64) {
+        match args.hyper_flags().precision() {
             Precision::F32 => start::<f32>(&args, text),
             Precision::F64 => start::<f64>(&args, text),
         }
@@ -153,30 +204,30 @@ fn refuse_overwrite(ckpt: &Path, csv: Option<&Path>) -> Result<()> {
 fn start<T: Real>(args: &Args, text: Text) -> Result<()> {
     let vocab = Vocab::from_text(&text.content);
     let ids = vocab.encode(&text)?;
-    let mut hyper = args.hyper_flags().resolve(train::fresh_seed());
+    let flags = args.hyper_flags();
+    let hyper = flags.resolve(train::fresh_seed());
+    let mut config = flags.config(vocab.len());
     let init = match &args.init_npz {
         Some(path) => {
-            let model = npz::import::<T>(path, vocab.len())?;
-            if let Some(h) = args.hidden_size.filter(|&h| h != model.dims.hidden) {
+            let hidden = npz::hidden_size(path, config.cell)?;
+            if let Some(h) = args.hidden_size.filter(|&h| h != hidden) {
                 return Err(usage(format!(
-                    "--hidden-size {h} conflicts with {}, whose Whh is {}x{}",
-                    path.display(),
-                    model.dims.hidden,
-                    model.dims.hidden
+                    "--hidden-size {h} conflicts with {}, whose weights have hidden size {hidden}",
+                    path.display()
                 )));
             }
-            hyper.hidden_size = model.dims.hidden;
-            Some(model.params)
+            config.hidden = hidden;
+            Some(npz::import::<T>(path, config)?.params)
         }
         None => None,
     };
-    let state = TrainState::new(hyper, vocab, text.info(), init);
+    let state = TrainState::new(config, hyper, vocab, text.info(), init);
     train(args, state, ids, text.name)
 }
 
 fn resume<T: Real>(args: &Args, mut state: TrainState<T>, text: Text) -> Result<()> {
     let ckpt = &args.checkpoint;
-    let conflicts = args.hyper_flags().conflicts(&state.hyper, T::PRECISION);
+    let conflicts = args.hyper_flags().conflicts(&state.hyper, state.config(), T::PRECISION);
     if !conflicts.is_empty() {
         return Err(usage(format!(
             "these flags conflict with the run saved in {}: {}; drop them to resume, \
@@ -207,9 +258,18 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, text: Text) -> Result<
 
 fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Vec<u32>, text_name: String) -> Result<()> {
     let ckpt = args.checkpoint.as_path();
-    let need = state.hyper.seq_length + 1;
-    if ids.len() < need {
-        return Err(DataError::TooShort { name: text_name, len: ids.len(), need }.into());
+    let (train_ids, val_ids) = train::split(&ids, state.hyper.val_fraction);
+    let need = train::min_chars(&state.hyper);
+    if train_ids.len() < need {
+        let h = &state.hyper;
+        return Err(DataError::TooShort {
+            name: text_name,
+            len: train_ids.len(),
+            need,
+            streams: h.batch_size,
+            seq: h.seq_length,
+        }
+        .into());
     }
     let mut log = match args.loss_csv() {
         Some(path) if args.resume => {
@@ -227,23 +287,29 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Vec<u32>, text_name: S
         None => None,
     };
 
-    print_banner(args.resume, &state, ids.len());
+    print_banner(args.resume, &state, train_ids.len(), val_ids.len());
     let schedule = Schedule {
         until: args.iters,
         max_time: args.max_time.map(Into::into),
         sample_every: args.sample_every,
         sample_len: args.sample_len,
         log_every: args.log_every,
+        eval_every: args.eval_every,
         checkpoint_every: args.checkpoint_every,
     };
     let stop = install_ctrlc()?;
     let start_iteration = state.iteration;
-    let saved_at = args.resume.then_some(start_iteration);
+    let best = args.keep_best.then(|| best_path(ckpt));
+    let record = Record {
+        checkpoint: ckpt,
+        log: log.as_mut(),
+        saved_at: args.resume.then_some(start_iteration),
+        best: best.clone(),
+    };
     let mut trainer = Trainer::new(state);
     let mut ui = Ui::new(schedule.until, start_iteration);
     let started = Instant::now();
-    let record = Record { checkpoint: ckpt, log: log.as_mut(), saved_at };
-    let reason = trainer.run(&ids, &schedule, record, &mut ui, &stop);
+    let reason = trainer.run(train_ids, val_ids, &schedule, record, &mut ui, &stop);
     ui.bar.finish_and_clear();
     let reason = reason?;
 
@@ -255,37 +321,64 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Vec<u32>, text_name: S
         Stop::TimeLimit => "reached --max-time".to_string(),
         Stop::Interrupted => "interrupted".to_string(),
     };
+    let per_char = s.smooth_loss / s.hyper.seq_length as f64;
     eprintln!(
-        "stopped at iteration {} ({why}): smooth loss {:.4}, {done} iterations in {secs:.1}s ({:.0} it/s); saved {}",
+        "stopped at iteration {} ({why}): smooth loss {:.4} ({per_char:.4} nats/char), {done} iterations in {secs:.1}s \
+         ({:.0} it/s); saved {}",
         s.iteration,
         s.smooth_loss,
         done as f64 / secs.max(1e-9),
         ckpt.display()
     );
+    if !val_ids.is_empty() {
+        let val = trainer.validate_on(val_ids).unwrap_or(f64::NAN);
+        eprintln!("validation loss {val:.4} nats/char ({:.4} bits/char)", val / std::f64::consts::LN_2);
+        if let (Some(path), Some(b)) = (&best, trainer.state.best_val) {
+            eprintln!("best validation loss {b:.4} nats/char is kept in {}", path.display());
+        }
+    }
     if reason != Stop::Iterations {
         eprintln!("continue with: charrnn train --resume --checkpoint {}", ckpt.display());
     }
     Ok(())
 }
 
-fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, len: usize) {
+/// charrnn.ckpt -> charrnn.best.ckpt
+fn best_path(ckpt: &Path) -> PathBuf {
+    let stem = ckpt.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = match ckpt.extension() {
+        Some(ext) => format!("{stem}.best.{}", ext.to_string_lossy()),
+        None => format!("{stem}.best"),
+    };
+    ckpt.with_file_name(name)
+}
+
+fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, train_len: usize, val_len: usize) {
     let h = &s.hyper;
     let verb = if resumed { "resuming" } else { "training" };
+    let val = if val_len > 0 { format!(", {val_len} held out for validation") } else { String::new() };
+    let clip = match h.clip {
+        Clip::Value(c) => format!("clip {c:?}"),
+        Clip::Norm(c) => format!("clip norm {c:?}"),
+    };
     eprintln!(
-        "{verb} on {} ({len} chars, vocabulary {}): vanilla RNN hidden {}, seq_length {}, learning rate {:?}, \
-         clip {:?}, {}, {} parameters, rng seed {}",
+        "{verb} on {} ({train_len} chars{val}): {}, {} parameters, {}",
         s.text.name,
-        s.vocab.len(),
-        h.hidden_size,
-        h.seq_length,
-        h.learning_rate,
-        h.clip,
-        T::NAME,
+        s.config().describe(),
         s.model.params.len(),
+        T::NAME
+    );
+    eprintln!(
+        "  seq_length {}, batch {}, {} learning rate {:?}, {clip}, dropout {}, rng seed {}",
+        h.seq_length,
+        h.batch_size,
+        h.optimizer.name(),
+        h.learning_rate,
+        h.dropout,
         h.rng_seed
     );
     if resumed {
-        eprintln!("resuming at iteration {}, smooth loss {:.4}", s.iteration, s.smooth_loss);
+        eprintln!("resuming at iteration {} (epoch {}), smooth loss {:.4}", s.iteration, s.epoch, s.smooth_loss);
     }
 }
 
@@ -326,17 +419,28 @@ impl Ui {
 }
 
 impl Observer for Ui {
-    fn progress(&mut self, iteration: u64, smooth_loss: f64, chars_per_sec: f64) {
+    fn progress(&mut self, iteration: u64, smooth_loss_per_char: f64, chars_per_sec: f64) {
         self.bar.set_position(iteration);
-        self.bar.set_message(format!("loss {smooth_loss:.3}  {chars_per_sec:.0} chars/s"));
+        self.bar.set_message(format!("loss {smooth_loss_per_char:.4} nats/char  {chars_per_sec:.0} chars/s"));
     }
 
-    fn report(&mut self, iteration: u64, smooth_loss: f64, sample: &str) {
+    fn report(&mut self, iteration: u64, smooth_loss: f64, per_char: f64, sample: &str) {
         self.bar.suspend(|| {
             // a closed stdout must not stop training
             let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "----\n{sample}\n----\niter {iteration}, loss {smooth_loss:.6}");
+            let _ = writeln!(
+                out,
+                "----\n{sample}\n----\niter {iteration}, loss {smooth_loss:.6} ({per_char:.4} nats/char)"
+            );
             let _ = out.flush();
+        });
+    }
+
+    fn evaluated(&mut self, iteration: u64, val_loss: f64, best: bool) {
+        let note = if best { " (best so far)" } else { "" };
+        let bits = val_loss / std::f64::consts::LN_2;
+        self.bar.suspend(|| {
+            eprintln!("iter {iteration}: validation loss {val_loss:.4} nats/char ({bits:.4} bits/char){note}")
         });
     }
 }

@@ -1,6 +1,349 @@
-//! The models a trainer and a sampler see. The model never touches files,
-//! the terminal or the command line.
+//! The models a trainer and a sampler see: an input (one-hot or a learned
+//! embedding), L stacked recurrent layers (RNN, LSTM or GRU), and a softmax
+//! output layer. The model never touches files, the terminal or the command line.
+//!
+//! All parameters live in one flat buffer (llm.c style); [`Config::tensors`] says
+//! which tensor sits where. Gradients and optimizer state use the same layout, so
+//! clipping and the optimizers are single loops.
 
+pub mod gru;
+pub mod lstm;
+mod network;
 pub mod rnn;
 
-pub use rnn::{Rnn, RnnDims, Workspace};
+use std::fmt;
+use std::ops::Range;
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::linalg::Real;
+
+pub use network::Workspace;
+
+/// The recurrent cell of every layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Cell {
+    Rnn,
+    Lstm,
+    Gru,
+}
+
+impl Cell {
+    /// Pre-activation blocks per hidden unit (G): tanh 1, LSTM 4 (i f g o), GRU 3 (r z n).
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Rnn => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+
+    /// Values cached per step, stream and hidden unit for the backward pass.
+    fn cache(self) -> usize {
+        match self {
+            Cell::Rnn => 0,
+            Cell::Lstm => lstm::CACHE,
+            Cell::Gru => gru::CACHE,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Cell::Rnn => "rnn",
+            Cell::Lstm => "lstm",
+            Cell::Gru => "gru",
+        }
+    }
+}
+
+impl fmt::Display for Cell {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The architecture: everything that fixes the parameter layout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Config {
+    pub cell: Cell,
+    /// V: vocabulary size (softmax width; one-hot input width).
+    pub vocab: usize,
+    /// H: hidden units per layer.
+    pub hidden: usize,
+    /// L: stacked layers.
+    pub layers: usize,
+    /// E: embedding width; 0 = one-hot input as in min-char-rnn.
+    pub embedding: usize,
+}
+
+/// How a tensor's values start.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Init {
+    /// N(0, 1) * scale
+    Normal(f64),
+    /// U(-bound, bound)
+    Uniform(f64),
+    Zero,
+}
+
+/// One parameter tensor: its name (min-char-rnn's for the default model), its
+/// row-major shape, where it starts in the flat buffer, and how it starts.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TensorSpec {
+    pub name: String,
+    pub shape: [usize; 2],
+    pub offset: usize,
+    pub init: Init,
+}
+
+impl TensorSpec {
+    pub fn len(&self) -> usize {
+        self.shape[0] * self.shape[1]
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn range(&self) -> Range<usize> {
+        self.offset..self.offset + self.len()
+    }
+}
+
+/// Where one layer's tensors sit in the flat buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LayerParams {
+    /// (GH, I): input weights
+    pub wx: Range<usize>,
+    /// (GH, H): recurrent weights
+    pub wh: Range<usize>,
+    /// (GH): input-side bias
+    pub b: Range<usize>,
+    /// (H): GRU only, the bias inside r * (Wh_n h + bhn)
+    pub bhn: Option<Range<usize>>,
+}
+
+/// Where every tensor sits in the flat buffer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Layout {
+    /// (V, E)
+    pub embed: Option<Range<usize>>,
+    pub layers: Vec<LayerParams>,
+    /// (V, H)
+    pub why: Range<usize>,
+    /// (V)
+    pub by: Range<usize>,
+    pub total: usize,
+}
+
+impl Config {
+    /// min-char-rnn's model: one tanh layer over one-hot input.
+    pub fn min_char_rnn(vocab: usize, hidden: usize) -> Config {
+        Config { cell: Cell::Rnn, vocab, hidden, layers: 1, embedding: 0 }
+    }
+
+    /// Width of layer `l`'s input.
+    pub fn input_size(&self, l: usize) -> usize {
+        match (l, self.embedding) {
+            (0, 0) => self.vocab,
+            (0, e) => e,
+            _ => self.hidden,
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.vocab == 0 || self.hidden == 0 || self.layers == 0 {
+            return Err(format!(
+                "vocabulary {}, hidden {}, layers {} must all be at least 1",
+                self.vocab, self.hidden, self.layers
+            ));
+        }
+        let big = |x: usize| x > 1 << 20;
+        if big(self.vocab) || big(self.hidden) || big(self.embedding) || self.layers > 1024 {
+            return Err("model dimensions are implausibly large".into());
+        }
+        let mut total: usize = 0;
+        for t in self.tensors() {
+            total =
+                t.shape[0].checked_mul(t.shape[1]).and_then(|n| total.checked_add(n)).ok_or("model size overflows")?;
+        }
+        Ok(())
+    }
+
+    /// Every parameter tensor in buffer order: [embed], per layer Wx, Wh, b
+    /// [, bhn], then Why, by. The default model's tensors are min-char-rnn's
+    /// Wxh (H, V), Whh (H, H), bh (H), Why (V, H), by (V).
+    pub fn tensors(&self) -> Vec<TensorSpec> {
+        let (v, h, g) = (self.vocab, self.hidden, self.cell.gates());
+        let rnn = self.cell == Cell::Rnn;
+        // min-char-rnn's N(0, 0.01^2) for the tanh RNN; PyTorch's U(+-1/sqrt(H)) for LSTM and GRU
+        let (weight, bias) = if rnn {
+            (Init::Normal(0.01), Init::Zero)
+        } else {
+            (Init::Uniform(1.0 / (h as f64).sqrt()), Init::Uniform(1.0 / (h as f64).sqrt()))
+        };
+        let mut specs = Vec::new();
+        let mut offset = 0;
+        let mut push = |name: String, shape: [usize; 2], init: Init| {
+            specs.push(TensorSpec { name, shape, offset, init });
+            offset += shape[0] * shape[1];
+        };
+        if self.embedding > 0 {
+            push("embed".into(), [v, self.embedding], Init::Normal(1.0));
+        }
+        for l in 0..self.layers {
+            let suffix = if l == 0 { String::new() } else { format!("_{l}") };
+            let (wx, wh, b) = if rnn { ("Wxh", "Whh", "bh") } else { ("Wx", "Wh", "b") };
+            push(format!("{wx}{suffix}"), [g * h, self.input_size(l)], weight);
+            push(format!("{wh}{suffix}"), [g * h, h], weight);
+            push(format!("{b}{suffix}"), [g * h, 1], bias);
+            if self.cell == Cell::Gru {
+                push(format!("bhn{suffix}"), [h, 1], bias);
+            }
+        }
+        push("Why".into(), [v, h], weight);
+        push("by".into(), [v, 1], bias);
+        specs
+    }
+
+    pub fn num_params(&self) -> usize {
+        self.tensors().iter().map(TensorSpec::len).sum()
+    }
+
+    pub fn layout(&self) -> Layout {
+        let specs = self.tensors();
+        let mut it = specs.iter();
+        let embed = (self.embedding > 0).then(|| it.next().expect("embed").range());
+        let layers = (0..self.layers)
+            .map(|_| LayerParams {
+                wx: it.next().expect("Wx").range(),
+                wh: it.next().expect("Wh").range(),
+                b: it.next().expect("b").range(),
+                bhn: (self.cell == Cell::Gru).then(|| it.next().expect("bhn").range()),
+            })
+            .collect();
+        let why = it.next().expect("Why").range();
+        let by = it.next().expect("by").range();
+        Layout { embed, layers, why, total: by.end, by }
+    }
+
+    pub fn describe(&self) -> String {
+        let input = if self.embedding > 0 { format!("embedding {}", self.embedding) } else { "one-hot input".into() };
+        let cell = match self.cell {
+            Cell::Rnn => "vanilla RNN (tanh)",
+            Cell::Lstm => "LSTM",
+            Cell::Gru => "GRU",
+        };
+        format!("{cell}, {} layer(s) of {}, {input}, vocabulary of {} characters", self.layers, self.hidden, self.vocab)
+    }
+}
+
+/// The model: its architecture and its parameters.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Model<T> {
+    pub config: Config,
+    /// Flat parameters, laid out as [`Config::tensors`].
+    pub params: Vec<T>,
+}
+
+impl<T: Real> Model<T> {
+    /// Draws every tensor as [`Config::tensors`] says, in buffer order.
+    pub fn init<R: Rng>(config: Config, rng: &mut R) -> Self {
+        let mut params = vec![T::zero(); config.num_params()];
+        for spec in config.tensors() {
+            let values = &mut params[spec.range()];
+            match spec.init {
+                Init::Normal(scale) => values.iter_mut().for_each(|w| *w = T::randn(rng) * T::c(scale)),
+                Init::Uniform(bound) => values.iter_mut().for_each(|w| *w = T::c(rng.random_range(-bound..bound))),
+                Init::Zero => {}
+            }
+        }
+        Model { config, params }
+    }
+
+    pub fn from_params(config: Config, params: Vec<T>) -> Self {
+        assert_eq!(params.len(), config.num_params(), "parameter count does not match the architecture");
+        Model { config, params }
+    }
+
+    /// A tensor by name, as (spec, values).
+    pub fn tensor(&self, name: &str) -> Option<(TensorSpec, &[T])> {
+        let spec = self.config.tensors().into_iter().find(|t| t.name == name)?;
+        let values = &self.params[spec.range()];
+        Some((spec, values))
+    }
+}
+
+/// The recurrent state carried from one chunk to the next, for each of B streams:
+/// per layer h (B, H) and, for the LSTM, c (B, H).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct State<T> {
+    pub h: Vec<Vec<T>>,
+    pub c: Vec<Vec<T>>,
+}
+
+impl<T: Real> State<T> {
+    pub fn zeros(config: &Config, batch: usize) -> Self {
+        let layer = vec![T::zero(); batch * config.hidden];
+        let c = if config.cell == Cell::Lstm { vec![layer.clone(); config.layers] } else { Vec::new() };
+        State { h: vec![layer; config.layers], c }
+    }
+
+    pub fn reset(&mut self) {
+        self.h.iter_mut().chain(self.c.iter_mut()).for_each(|v| v.fill(T::zero()));
+    }
+
+    /// Checks the shape against an architecture and a batch size.
+    pub fn fits(&self, config: &Config, batch: usize) -> bool {
+        let n = batch * config.hidden;
+        let cs = if config.cell == Cell::Lstm { config.layers } else { 0 };
+        self.h.len() == config.layers && self.c.len() == cs && self.h.iter().chain(&self.c).all(|v| v.len() == n)
+    }
+
+    pub fn is_finite(&self) -> bool {
+        self.h.iter().chain(&self.c).flatten().all(|x| x.is_finite())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_layout_is_min_char_rnn() {
+        let c = Config::min_char_rnn(65, 100);
+        let names: Vec<_> = c.tensors().iter().map(|t| (t.name.clone(), t.shape)).collect();
+        assert_eq!(
+            names,
+            [
+                ("Wxh".to_string(), [100, 65]),
+                ("Whh".to_string(), [100, 100]),
+                ("bh".to_string(), [100, 1]),
+                ("Why".to_string(), [65, 100]),
+                ("by".to_string(), [65, 1])
+            ]
+        );
+        assert_eq!(c.num_params(), 23165);
+    }
+
+    #[test]
+    fn layout_covers_the_buffer_without_gaps() {
+        for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+            let c = Config { cell, vocab: 7, hidden: 5, layers: 3, embedding: 4 };
+            let specs = c.tensors();
+            let mut end = 0;
+            for t in &specs {
+                assert_eq!(t.offset, end, "{}", t.name);
+                end += t.len();
+            }
+            let l = c.layout();
+            assert_eq!(l.total, end);
+            assert_eq!(l.layers.len(), 3);
+            assert_eq!(l.layers[1].wx.len(), cell.gates() * 5 * 5);
+            assert_eq!(l.layers[0].wx.len(), cell.gates() * 5 * 4);
+            assert_eq!(l.embed.as_ref().map(|r| r.len()), Some(7 * 4));
+            assert_eq!(l.layers[2].bhn.is_some(), cell == Cell::Gru);
+        }
+    }
+}

@@ -1,0 +1,49 @@
+//! `charrnn eval`: how well a checkpoint predicts a text.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use charrnn::data::Text;
+use charrnn::linalg::Real;
+use charrnn::train::{self, TrainState};
+use charrnn::{checkpoint, with_state};
+
+/// Average loss of a model on a text: nats/char, bits/char and perplexity.
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, value_name = "PATH", default_value = "charrnn.ckpt")]
+    checkpoint: PathBuf,
+    /// UTF-8 text to evaluate on
+    #[arg(long, value_name = "PATH")]
+    data: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let text = Text::read(&args.data)?;
+    with_state!(checkpoint::load(&args.checkpoint)?, s => report(&s, &text))
+}
+
+fn report<T: Real>(s: &TrainState<T>, text: &Text) -> Result<()> {
+    let (ids, unknown) = s.vocab.encode_known(&text.content);
+    let total_chars = ids.len() + unknown.count;
+    if let Some((ch, line)) = unknown.first {
+        eprintln!(
+            "note: {} of {total_chars} characters ({:.3}%) are not in the model's vocabulary and were skipped \
+             (first: {ch:?} on line {line})",
+            unknown.count,
+            100.0 * unknown.count as f64 / total_chars as f64
+        );
+    }
+    let h = &s.hyper;
+    let (loss, count) = train::evaluate(&s.model, &ids, h.batch_size, h.seq_length);
+    if count == 0 {
+        anyhow::bail!("{} has too few known characters to evaluate (need at least 2)", text.name);
+    }
+    let nats = loss / count as f64;
+    println!("text           {} ({count} characters predicted)", text.name);
+    println!("loss           {nats:.6} nats/char");
+    println!("bits/char      {:.6}", nats / std::f64::consts::LN_2);
+    println!("perplexity     {:.4}", nats.exp());
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! The stacked network over a chunk of T steps for B streams, forward and
+//! backward side by side.
+//!
+//! ```text
+//! layer input   X_0 = one-hot(x) | embed[x],   X_l = dropout(h^{l-1})
+//! projection    XP_l = X_l Wx_l^T + b_l            all T*B rows at once (one-hot: a column gather)
+//! recurrence    HP_t = h_{t-1} Wh_l^T              per step (a matrix-vector product when B = 1)
+//!               h_t, c_t = cell(XP_l[t], HP_t, h_{t-1}, c_{t-1})
+//! output        Y = dropout(h^{L-1}) Why^T + by,   loss = sum_rows -ln softmax(Y)[target]
+//! ```
+//! Rows are time-major: row t*B + b is step t of stream b. Only the recurrence is
+//! sequential; every weight gradient is one GEMM over all T*B rows.
+
+use rand::Rng;
+
+use super::{Cell, Config, Layout, Model, State, gru, lstm, rnn};
+use crate::linalg::{self, Real};
+
+/// Activations and scratch for one chunk size, allocated once and reused.
+pub struct Workspace<T> {
+    config: Config,
+    layout: Layout,
+    /// Capacity: steps per chunk and streams.
+    seq: usize,
+    batch: usize,
+    layers: Vec<LayerWork<T>>,
+    /// (T*B, E): embedding rows of the inputs
+    emb: Vec<T>,
+    /// (T*B, V): logits, then probabilities, then dY
+    ys: Vec<T>,
+    /// (B, GH): recurrent projection of one step
+    hp: Vec<T>,
+    /// (B, H): gradient reaching h_t
+    dh: Vec<T>,
+    /// (B, H): gradient reaching h_{t-1} from step t
+    dh_next: Vec<T>,
+    /// (B, H): LSTM, gradient reaching c_{t-1}
+    dc: Vec<T>,
+    /// (T*B, H): gradient reaching the current layer's outputs
+    dcur: Vec<T>,
+    /// (T*B, max(E, H)): gradient reaching a layer's inputs
+    dx: Vec<T>,
+    /// Inverted-dropout masks on each layer's output, (T*B, H), values 0 or 1/(1-p);
+    /// empty when dropout is off for this pass.
+    masks: Vec<Vec<T>>,
+}
+
+struct LayerWork<T> {
+    /// (T*B, GH): XP = X Wx^T + b
+    xp: Vec<T>,
+    /// ((T+1)*B, H): hs[0] = h_{-1} (carried in), hs[t+1] = h_t
+    hs: Vec<T>,
+    /// ((T+1)*B, H): LSTM cell states, laid out as hs
+    cs: Vec<T>,
+    /// (T*B, CACHE*H): per-cell values for the backward pass
+    cache: Vec<T>,
+    /// (T*B, H): the layer's output after dropout (only with dropout)
+    out: Vec<T>,
+    /// (T*B, GH): gradient at the input-side pre-activations
+    dxp: Vec<T>,
+    /// (T*B, GH): GRU, gradient at the hidden-side pre-activations (RNN, LSTM use dxp)
+    dhp: Vec<T>,
+}
+
+impl<T: Real> Workspace<T> {
+    pub fn new(config: Config, seq: usize, batch: usize) -> Self {
+        let (v, h, gh) = (config.vocab, config.hidden, config.cell.gates() * config.hidden);
+        let tb = seq * batch;
+        let z = |n: usize| vec![T::zero(); n];
+        let layers = (0..config.layers)
+            .map(|_| LayerWork {
+                xp: z(tb * gh),
+                hs: z((seq + 1) * batch * h),
+                cs: z(if config.cell == Cell::Lstm { (seq + 1) * batch * h } else { 0 }),
+                cache: z(tb * config.cell.cache() * h),
+                out: Vec::new(),
+                dxp: z(tb * gh),
+                dhp: z(if config.cell == Cell::Gru { tb * gh } else { 0 }),
+            })
+            .collect();
+        Workspace {
+            layout: config.layout(),
+            config,
+            seq,
+            batch,
+            layers,
+            emb: z(tb * config.embedding),
+            ys: z(tb * v),
+            hp: z(batch * gh),
+            dh: z(batch * h),
+            dh_next: z(batch * h),
+            dc: z(batch * h),
+            dcur: z(tb * h),
+            dx: z(tb * config.embedding.max(h)),
+            masks: Vec::new(),
+        }
+    }
+
+    /// Draws fresh inverted-dropout masks (keep with probability 1 - p) for the next
+    /// pass; p = 0 turns dropout off.
+    pub fn draw_dropout<R: Rng>(&mut self, p: f64, rng: &mut R) {
+        if p <= 0.0 {
+            self.masks.clear();
+            return;
+        }
+        let n = self.seq * self.batch * self.config.hidden;
+        let keep = T::c(1.0 / (1.0 - p));
+        self.masks.resize_with(self.config.layers, || vec![T::zero(); n]);
+        for mask in &mut self.masks {
+            for m in mask.iter_mut() {
+                *m = if rng.random::<f64>() < p { T::zero() } else { keep };
+            }
+        }
+        for lw in &mut self.layers {
+            lw.out.resize(n, T::zero());
+        }
+    }
+
+    /// Turns dropout off (evaluation, sampling).
+    pub fn no_dropout(&mut self) {
+        self.masks.clear();
+    }
+
+    /// Probabilities of the last `forward_loss`, or logits after `logits`; (rows, V).
+    pub fn outputs(&self) -> &[T] {
+        &self.ys
+    }
+}
+
+impl<T: Real> Model<T> {
+    /// Runs the layers over `inputs` (T*B ids, time-major; T may be shorter than
+    /// the workspace's capacity), carrying `state` in and out.
+    pub fn forward(&self, inputs: &[u32], state: &mut State<T>, ws: &mut Workspace<T>) {
+        let c = self.config;
+        let (b, hd, gh) = (ws.batch, c.hidden, c.cell.gates() * c.hidden);
+        let tb = inputs.len();
+        assert!(tb.is_multiple_of(b) && tb / b <= ws.seq, "chunk does not fit the workspace");
+        assert_eq!(c, ws.config, "workspace was made for another model");
+        let p = &self.params;
+        for l in 0..c.layers {
+            let lp = &ws.layout.layers[l];
+            let (below, rest) = ws.layers.split_at_mut(l);
+            let lw = &mut rest[0];
+            let xp = &mut lw.xp[..tb * gh];
+            // XP = X Wx^T + b
+            if l == 0 && c.embedding == 0 {
+                // one-hot input: row r of XP is column x_r of Wx
+                let wx = &p[lp.wx.clone()];
+                for (row, &x) in xp.chunks_exact_mut(gh).zip(inputs) {
+                    for (k, a) in row.iter_mut().enumerate() {
+                        *a = wx[k * c.vocab + x as usize];
+                    }
+                }
+            } else {
+                let x: &[T] = if l == 0 {
+                    let embed = &p[ws.layout.embed.clone().expect("embedding")];
+                    let e = c.embedding;
+                    for (row, &x) in ws.emb.chunks_exact_mut(e).zip(inputs) {
+                        row.copy_from_slice(&embed[x as usize * e..(x as usize + 1) * e]);
+                    }
+                    &ws.emb[..tb * e]
+                } else {
+                    layer_output(&below[l - 1], !ws.masks.is_empty(), b, hd, tb)
+                };
+                linalg::a_bt(x, &p[lp.wx.clone()], xp, tb, c.input_size(l), gh, T::zero());
+            }
+            linalg::add_row(xp, &p[lp.b.clone()]);
+
+            // the recurrence, one step at a time
+            let wh = &p[lp.wh.clone()];
+            let (bh, hs, cs) = (b * hd, &mut lw.hs, &mut lw.cs);
+            hs[..bh].copy_from_slice(&state.h[l]);
+            if c.cell == Cell::Lstm {
+                cs[..bh].copy_from_slice(&state.c[l]);
+            }
+            for t in 0..tb / b {
+                let (done, next) = hs.split_at_mut((t + 1) * bh);
+                let (h_prev, h) = (&done[t * bh..], &mut next[..bh]);
+                // HP = h_{t-1} Wh^T
+                linalg::a_bt(h_prev, wh, &mut ws.hp, b, hd, gh, T::zero());
+                let xp_t = &xp[t * b * gh..(t + 1) * b * gh];
+                match c.cell {
+                    Cell::Rnn => rnn::forward(xp_t, &ws.hp, h),
+                    Cell::Lstm => {
+                        let (c_done, c_next) = cs.split_at_mut((t + 1) * bh);
+                        let cache = &mut lw.cache[t * b * lstm::CACHE * hd..(t + 1) * b * lstm::CACHE * hd];
+                        lstm::forward(hd, xp_t, &ws.hp, &c_done[t * bh..], h, &mut c_next[..bh], cache);
+                    }
+                    Cell::Gru => {
+                        let bhn = &p[lp.bhn.clone().expect("GRU has bhn")];
+                        for row in ws.hp.chunks_exact_mut(gh) {
+                            for (a, &bias) in row[2 * hd..].iter_mut().zip(bhn) {
+                                *a = *a + bias;
+                            }
+                        }
+                        let cache = &mut lw.cache[t * b * gru::CACHE * hd..(t + 1) * b * gru::CACHE * hd];
+                        gru::forward(hd, xp_t, &ws.hp, h_prev, h, cache);
+                    }
+                }
+            }
+            let last = tb / b * bh;
+            state.h[l].copy_from_slice(&hs[last..last + bh]);
+            if c.cell == Cell::Lstm {
+                state.c[l].copy_from_slice(&cs[last..last + bh]);
+            }
+            if let Some(mask) = ws.masks.get(l) {
+                for ((o, &h), &m) in lw.out.iter_mut().zip(&hs[bh..bh + tb * hd]).zip(mask) {
+                    *o = h * m;
+                }
+            }
+        }
+    }
+
+    /// Y = top Why^T + by for the rows of the last `forward`.
+    fn logits(&self, rows: usize, ws: &mut Workspace<T>) {
+        let (c, b) = (self.config, ws.batch);
+        let top = layer_output(&ws.layers[c.layers - 1], !ws.masks.is_empty(), b, c.hidden, rows);
+        let ys = &mut ws.ys[..rows * c.vocab];
+        linalg::a_bt(top, &self.params[ws.layout.why.clone()], ys, rows, c.hidden, c.vocab, T::zero());
+        linalg::add_row(ys, &self.params[ws.layout.by.clone()]);
+    }
+
+    /// Logits of the next character after each input (for sampling): (rows, V).
+    pub fn predict<'w>(&self, inputs: &[u32], state: &mut State<T>, ws: &'w mut Workspace<T>) -> &'w mut [T] {
+        ws.no_dropout();
+        self.forward(inputs, state, ws);
+        self.logits(inputs.len(), ws);
+        &mut ws.ys[..inputs.len() * self.config.vocab]
+    }
+
+    /// Forward pass and the loss sum_rows -ln p[target], leaving in the workspace
+    /// dY = (P - onehot(targets)) * scale for a following `backward`.
+    pub fn forward_loss(
+        &self,
+        inputs: &[u32],
+        targets: &[u32],
+        state: &mut State<T>,
+        ws: &mut Workspace<T>,
+        scale: T,
+    ) -> f64 {
+        assert_eq!(inputs.len(), targets.len());
+        self.forward(inputs, state, ws);
+        self.logits(inputs.len(), ws);
+        let v = self.config.vocab;
+        let mut loss = 0.0;
+        for (row, &target) in ws.ys.chunks_exact_mut(v).zip(targets) {
+            let target = target as usize;
+            let logit = row[target].as_f64();
+            loss += linalg::softmax_in_place(row) - logit;
+            row[target] = row[target] - T::one();
+            if scale != T::one() {
+                row.iter_mut().for_each(|y| *y = *y * scale);
+            }
+        }
+        loss
+    }
+
+    /// Backward pass after `forward_loss` on the same `inputs`; overwrites `grads`.
+    pub fn backward(&self, inputs: &[u32], grads: &mut [T], ws: &mut Workspace<T>) {
+        let c = self.config;
+        let (b, hd, gh, v) = (ws.batch, c.hidden, c.cell.gates() * c.hidden, c.vocab);
+        let tb = inputs.len();
+        let steps = tb / b;
+        let p = &self.params;
+        let dropout = !ws.masks.is_empty();
+        let layout = &ws.layout;
+        let dy = &ws.ys[..tb * v];
+
+        // output layer: dWhy = dY^T top, dby = sum_rows dY, dtop = dY Why
+        let top = layer_output(&ws.layers[c.layers - 1], dropout, b, hd, tb);
+        linalg::at_b(dy, top, &mut grads[layout.why.clone()], v, tb, hd, T::zero());
+        let gby = &mut grads[layout.by.clone()];
+        gby.fill(T::zero());
+        linalg::sum_rows_acc(dy, gby);
+        linalg::a_b(dy, &p[layout.why.clone()], &mut ws.dcur[..tb * hd], tb, v, hd, T::zero());
+
+        for l in (0..c.layers).rev() {
+            let lp = &layout.layers[l];
+            let (below, rest) = ws.layers.split_at_mut(l);
+            let lw = &mut rest[0];
+            let dcur = &mut ws.dcur[..tb * hd];
+            if let Some(mask) = ws.masks.get(l) {
+                dcur.iter_mut().zip(mask).for_each(|(d, &m)| *d = *d * m);
+            }
+            // backward through time
+            let wh = &p[lp.wh.clone()];
+            let bh = b * hd;
+            ws.dh_next.fill(T::zero());
+            ws.dc.fill(T::zero());
+            for t in (0..steps).rev() {
+                // dh = dL/dh_t from above (this step's output) and from step t+1
+                for ((d, &a), &n) in ws.dh.iter_mut().zip(&dcur[t * bh..(t + 1) * bh]).zip(&ws.dh_next) {
+                    *d = a + n;
+                }
+                let rows = t * b * gh..(t + 1) * b * gh;
+                let h_prev = &lw.hs[t * bh..(t + 1) * bh];
+                let dhp_t: &[T] = match c.cell {
+                    Cell::Rnn => {
+                        rnn::backward(&ws.dh, &lw.hs[(t + 1) * bh..(t + 2) * bh], &mut lw.dxp[rows.clone()]);
+                        ws.dh_next.fill(T::zero());
+                        &lw.dxp[rows]
+                    }
+                    Cell::Lstm => {
+                        let cache = &lw.cache[t * b * lstm::CACHE * hd..(t + 1) * b * lstm::CACHE * hd];
+                        let c_prev = &lw.cs[t * bh..(t + 1) * bh];
+                        lstm::backward(hd, &ws.dh, &mut ws.dc, c_prev, cache, &mut lw.dxp[rows.clone()]);
+                        ws.dh_next.fill(T::zero());
+                        &lw.dxp[rows]
+                    }
+                    Cell::Gru => {
+                        let cache = &lw.cache[t * b * gru::CACHE * hd..(t + 1) * b * gru::CACHE * hd];
+                        let (dxp, dhp) = (&mut lw.dxp[rows.clone()], &mut lw.dhp[rows.clone()]);
+                        gru::backward(hd, &ws.dh, h_prev, cache, dxp, dhp, &mut ws.dh_next);
+                        &lw.dhp[rows]
+                    }
+                };
+                // dh_{t-1} (+)= dHP_t Wh; not needed before the chunk (truncated BPTT)
+                if t > 0 {
+                    linalg::a_b(dhp_t, wh, &mut ws.dh_next, b, gh, hd, T::one());
+                }
+            }
+            let dxp = &lw.dxp[..tb * gh];
+            let dhp = if c.cell == Cell::Gru { &lw.dhp[..tb * gh] } else { dxp };
+            // dWh = dHP^T H_prev, db = sum_rows dXP, dbhn = sum_rows dHP_n
+            linalg::at_b(dhp, &lw.hs[..tb * hd], &mut grads[lp.wh.clone()], gh, tb, hd, T::zero());
+            let gb = &mut grads[lp.b.clone()];
+            gb.fill(T::zero());
+            linalg::sum_rows_acc(dxp, gb);
+            if let Some(bhn) = lp.bhn.clone() {
+                let gbhn = &mut grads[bhn];
+                gbhn.fill(T::zero());
+                for row in dhp.chunks_exact(gh) {
+                    gbhn.iter_mut().zip(&row[2 * hd..]).for_each(|(a, &d)| *a = *a + d);
+                }
+            }
+            // input side
+            if l == 0 && c.embedding == 0 {
+                // one-hot: dWx[:, x_r] += dXP[r]
+                let gwx = &mut grads[lp.wx.clone()];
+                gwx.fill(T::zero());
+                for (row, &x) in dxp.chunks_exact(gh).zip(inputs) {
+                    for (k, &d) in row.iter().enumerate() {
+                        let w = &mut gwx[k * v + x as usize];
+                        *w = *w + d;
+                    }
+                }
+            } else {
+                let i = c.input_size(l);
+                let x: &[T] = if l == 0 { &ws.emb[..tb * i] } else { layer_output(&below[l - 1], dropout, b, hd, tb) };
+                // dWx = dXP^T X, dX = dXP Wx
+                linalg::at_b(dxp, x, &mut grads[lp.wx.clone()], gh, tb, i, T::zero());
+                let dx = &mut ws.dx[..tb * i];
+                linalg::a_b(dxp, &p[lp.wx.clone()], dx, tb, gh, i, T::zero());
+                if l == 0 {
+                    // dEmbed[x_r] += dX[r]
+                    let e = c.embedding;
+                    let ge = &mut grads[layout.embed.clone().expect("embedding")];
+                    ge.fill(T::zero());
+                    for (row, &x) in dx.chunks_exact(e).zip(inputs) {
+                        let g = &mut ge[x as usize * e..(x as usize + 1) * e];
+                        g.iter_mut().zip(row).for_each(|(a, &d)| *a = *a + d);
+                    }
+                } else {
+                    std::mem::swap(&mut ws.dcur, &mut ws.dx);
+                }
+            }
+        }
+    }
+
+    /// Forward and backward over one chunk. The objective is the summed loss over
+    /// the chunk averaged over the B streams (min-char-rnn's loss when B = 1);
+    /// `grads` receives its gradient. Returns the objective.
+    pub fn forward_backward(
+        &self,
+        inputs: &[u32],
+        targets: &[u32],
+        state: &mut State<T>,
+        grads: &mut [T],
+        ws: &mut Workspace<T>,
+    ) -> f64 {
+        let b = ws.batch;
+        let scale = if b == 1 { T::one() } else { T::c(1.0 / b as f64) };
+        let loss = self.forward_loss(inputs, targets, state, ws, scale);
+        self.backward(inputs, grads, ws);
+        loss / b as f64
+    }
+}
+
+/// A layer's output rows h_1 .. h_T, after dropout when it is on.
+fn layer_output<T: Real>(lw: &LayerWork<T>, dropout: bool, b: usize, hd: usize, rows: usize) -> &[T] {
+    if dropout { &lw.out[..rows * hd] } else { &lw.hs[b * hd..b * hd + rows * hd] }
+}
