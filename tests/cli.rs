@@ -217,3 +217,37 @@ fn f32_precision_trains_and_is_recorded() {
     let out = charrnn(d).args(["sample", "-n", "10", "--seed", "a"]).output().unwrap();
     assert!(out.status.success());
 }
+
+#[test]
+fn argmax_and_top_k_sampling_from_every_cell() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "t.txt", small_text());
+    for cell in ["rnn", "lstm", "gru"] {
+        let ckpt = format!("{cell}.ckpt");
+        let out = charrnn(d)
+            .args(["train", "--data", "t.txt", "--cell", cell, "--hidden-size", "16", "--layers", "2"])
+            .args(["--iters", "30", "--sample-every", "0", "--log-every", "0", "--checkpoint", &ckpt])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{cell}: {}", stderr(&out));
+        let sample = |args: &[&str]| {
+            let out = charrnn(d)
+                .args(["sample", "--checkpoint", &ckpt, "--seed", "The ", "-n", "80"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{cell}: {}", stderr(&out));
+            stdout(&out)
+        };
+        // greedy decoding ignores the random seed; top-k 1 is greedy too
+        let greedy = sample(&["--argmax", "--rng-seed", "1"]);
+        assert_eq!(greedy, sample(&["--argmax", "--rng-seed", "2"]), "{cell}");
+        assert_eq!(greedy, sample(&["--top-k", "1", "--rng-seed", "3"]), "{cell}");
+        assert!(greedy.starts_with("The ") && greedy.strip_suffix('\n').unwrap().chars().count() == 84);
+        assert_ne!(sample(&["--rng-seed", "1"]), sample(&["--rng-seed", "2"]), "{cell}: sampling draws");
+    }
+    let out =
+        charrnn(d).args(["sample", "--checkpoint", "rnn.ckpt", "--argmax", "--temperature", "0.5"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "--argmax with --temperature is a usage error");
+}

@@ -77,6 +77,17 @@ fn nonsensical_flags_are_usage_errors() {
         ("--precision", "f16"),
         ("--iters", "many"),
         ("--max-time", "soon"),
+        ("--cell", "transformer"),
+        ("--layers", "0"),
+        ("--batch-size", "0"),
+        ("--optimizer", "sgd"),
+        ("--dropout", "1"),
+        ("--dropout", "-0.1"),
+        ("--val-fraction", "1"),
+        ("--decay-rate", "1.5"),
+        ("--lr-decay", "0"),
+        ("--lr-decay", "1.5"),
+        ("--clip-norm", "0"),
     ] {
         fails(d, &["train", flag, value], 2, &[flag]);
     }
@@ -84,6 +95,8 @@ fn nonsensical_flags_are_usage_errors() {
         fails(d, &["sample", "--temperature", t], 2, &["--temperature", "greater than 0"]);
     }
     fails(d, &["train", "--allow-data-change"], 2, &["--resume"]);
+    fails(d, &["train", "--clip", "5", "--clip-norm", "1"], 2, &["cannot be used with"]);
+    fails(d, &["sample", "--top-k", "0"], 2, &["--top-k"]);
     fails(d, &["train", "--resume", "--init-npz", "w.npz"], 2, &["cannot be used with"]);
     assert!(!d.join("charrnn.ckpt").exists());
 }
@@ -175,6 +188,24 @@ fn an_unwritable_checkpoint_path_fails_before_training() {
 }
 
 #[test]
+fn too_many_streams_for_the_text_is_explained() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "t.txt", "x".repeat(500));
+    fails(
+        dir.path(),
+        &["train", "--data", "t.txt", "--batch-size", "64"],
+        1,
+        &["t.txt has 500 characters to train on, but 64 stream(s) of seq_length 25 need at least 1664", "--batch-size"],
+    );
+    fails(
+        dir.path(),
+        &["train", "--data", "t.txt", "--val-fraction", "0.99"],
+        1,
+        &["t.txt has 5 characters to train on"],
+    );
+}
+
+#[test]
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
@@ -237,6 +268,16 @@ fn resume_refuses_conflicting_flags_and_other_texts() {
         &["'ü' (U+00FC)", "not in the model's vocabulary"],
     );
     fails(d, &["train", "--resume", "--checkpoint", "none.ckpt"], 2, &["no checkpoint at none.ckpt"]);
+    fails(
+        d,
+        &["train", "--data", "t.txt", "--resume", "--cell", "lstm", "--optimizer", "adam", "--clip-norm", "2"],
+        2,
+        &[
+            "--cell lstm (checkpoint has rnn)",
+            "--optimizer adam (checkpoint has adagrad)",
+            "--clip-norm 2 (checkpoint clips by value)",
+        ],
+    );
 }
 
 #[test]

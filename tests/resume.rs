@@ -23,9 +23,9 @@ fn train(dir: &Path, ckpt: &str, csv: &str, iters: u64, extra: &[&str]) -> Strin
     stdout(&out)
 }
 
-/// The deterministic columns: iteration, loss, smooth_loss (not speed or time).
+/// The deterministic columns: iteration, loss, smooth_loss, val_loss (not speed or time).
 fn loss_rows(path: &Path) -> Vec<Vec<String>> {
-    csv_rows(path).into_iter().map(|r| r[..3].to_vec()).collect()
+    csv_rows(path).into_iter().map(|r| [&r[..3], &r[5..]].concat()).collect()
 }
 
 fn same_run<T: Real>(a: &TrainState<T>, b: &TrainState<T>) {
@@ -38,35 +38,98 @@ fn same_run<T: Real>(a: &TrainState<T>, b: &TrainState<T>) {
     assert_eq!(a, b);
 }
 
-fn straight_vs_resumed(precision: &str) {
+/// `flags` fix the run (given once); `eval_every` is a per-session cadence like
+/// --log-every, so both sessions get it.
+fn straight_vs_resumed(precision: &str, flags: &[&str], eval_every: &str) {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "t.txt", small_text());
-    let p = ["--precision", precision];
+    let session = ["--keep-best", "--eval-every", eval_every];
+    let flags = [flags, &["--precision", precision], &session].concat();
 
-    let straight = train(d, "a.ckpt", "a.csv", 600, &p);
-    let first = train(d, "b.ckpt", "b.csv", 300, &p);
-    let second = train(d, "b.ckpt", "b.csv", 600, &["--resume"]);
+    let straight = train(d, "a.ckpt", "a.csv", 600, &flags);
+    let first = train(d, "b.ckpt", "b.csv", 300, &flags);
+    let second = train(d, "b.ckpt", "b.csv", 600, &[&["--resume"][..], &session].concat());
 
-    assert_eq!(loss_rows(&d.join("a.csv")).len(), 600);
-    assert_eq!(loss_rows(&d.join("a.csv")), loss_rows(&d.join("b.csv")));
+    let (a, b) = (loss_rows(&d.join("a.csv")), loss_rows(&d.join("b.csv")));
+    assert!(a.len() >= 600);
+    if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
+        panic!("{flags:?}: loss histories differ first at row {}: {:?} vs {:?}", i + 1, a.get(i), b.get(i));
+    }
     // the samples printed along the way are the same too (the sample RNG is restored)
-    assert_eq!(straight, format!("{first}{second}"));
-    if precision == "f64" {
-        same_run(&load_f64(&d.join("a.ckpt")), &load_f64(&d.join("b.ckpt")));
-    } else {
-        same_run(&load_f32(&d.join("a.ckpt")), &load_f32(&d.join("b.ckpt")));
+    assert_eq!(straight, format!("{first}{second}"), "{flags:?}");
+    for (a, b) in [("a.ckpt", "b.ckpt"), ("a.best.ckpt", "b.best.ckpt")] {
+        if !d.join(a).exists() {
+            continue; // no validation, no best checkpoint
+        }
+        if precision == "f64" {
+            same_run(&load_f64(&d.join(a)), &load_f64(&d.join(b)));
+        } else {
+            same_run(&load_f32(&d.join(a)), &load_f32(&d.join(b)));
+        }
     }
 }
 
 #[test]
-fn resume_is_bit_exact_in_f64() {
-    straight_vs_resumed("f64");
+fn resume_is_bit_exact_for_the_default_in_f64_and_f32() {
+    straight_vs_resumed("f64", &[], "1000");
+    straight_vs_resumed("f32", &[], "1000");
 }
 
 #[test]
-fn resume_is_bit_exact_in_f32() {
-    straight_vs_resumed("f32");
+fn resume_is_bit_exact_for_lstm_adam_batches_dropout_and_validation() {
+    let lstm = [
+        "--cell",
+        "lstm",
+        "--layers",
+        "2",
+        "--embedding-size",
+        "8",
+        "--hidden-size",
+        "16",
+        "--seq-length",
+        "10",
+        "--batch-size",
+        "3",
+        "--optimizer",
+        "adam",
+        "--dropout",
+        "0.2",
+        "--val-fraction",
+        "0.1",
+    ];
+    straight_vs_resumed("f32", &lstm, "50");
+}
+
+#[test]
+fn resume_is_bit_exact_for_gru_rmsprop_norm_clipping_and_lr_decay() {
+    // 5700 training characters (5% held out) in 2 streams of 2850: the next chunk
+    // stops fitting after 113 chunks of 25, so an epoch ends every 113 iterations
+    let gru = [
+        "--cell",
+        "gru",
+        "--hidden-size",
+        "16",
+        "--batch-size",
+        "2",
+        "--optimizer",
+        "rmsprop",
+        "--clip-norm",
+        "1",
+        "--lr-decay",
+        "0.9",
+        "--lr-decay-after",
+        "1",
+        "--val-fraction",
+        "0.05",
+    ];
+    straight_vs_resumed("f64", &gru, "100");
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "t.txt", small_text());
+    train(dir.path(), "g.ckpt", "g.csv", 600, &gru);
+    let s = load_f32(&dir.path().join("g.ckpt")); // GRU defaults to f32
+    assert_eq!(s.epoch, 5, "600 iterations of 113 per epoch");
+    assert!((s.learning_rate - 2e-3 * 0.9f64.powi(5)).abs() < 1e-15, "decayed after epochs 1-5: {}", s.learning_rate);
 }
 
 /// A run killed after it logged rows past its last checkpoint: resuming drops
