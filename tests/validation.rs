@@ -55,7 +55,7 @@ fn validation_loss_is_logged_and_matches_eval_on_the_held_out_text() {
     let best = load_f32(&d.join("charrnn.best.ckpt"));
     let min = vals.iter().cloned().fold(f64::INFINITY, f64::min);
     assert_eq!(best.best_val, Some(min));
-    assert!(best.iteration % 40 == 0 && best.iteration <= 200);
+    assert!(best.iteration.is_multiple_of(40) && best.iteration <= 200);
     assert_eq!(load_f32(&d.join("charrnn.ckpt")).best_val, Some(min));
 }
 
