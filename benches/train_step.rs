@@ -18,7 +18,7 @@ fn trainer<T: Real>(config: Config, hyper: Hyper) -> (Trainer<T>, Vec<u32>) {
     let ids: Vec<u32> = (0..200_000).map(|_| rng.random_range(0..V as u32)).collect();
     let vocab = Vocab::from_sorted((0..V as u32).map(|i| char::from_u32(32 + i).unwrap()).collect()).unwrap();
     let text = TextInfo { name: "random".into(), chars: ids.len() as u64, bytes: ids.len() as u64, hash: 0 };
-    (Trainer::new(TrainState::new(config, hyper, vocab, text, None)), ids)
+    (Trainer::new(TrainState::new(config, hyper, vocab, text, None), 1), ids)
 }
 
 fn bench<T: Real>(c: &mut Criterion, name: &str, config: Config, hyper: Hyper) {

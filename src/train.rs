@@ -1,6 +1,7 @@
 //! Training: the state a checkpoint holds, one iteration over B streams, the
 //! validation loss, and the loop around them (cadences, samples, checkpoints, stop).
 
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -46,6 +47,10 @@ pub struct Hyper {
     pub val_fraction: f64,
     /// Seeds weight initialisation, dropout and the training-time samples.
     pub rng_seed: u64,
+    /// The streams are processed in this many parts (in parallel when threads
+    /// allow; gradients summed in part order). Fixed for a run so results do not
+    /// depend on how many threads later execute it.
+    pub parts: usize,
 }
 
 impl Default for Hyper {
@@ -61,6 +66,7 @@ impl Default for Hyper {
             dropout: 0.0,
             val_fraction: 0.0,
             rng_seed: 0,
+            parts: 1,
         }
     }
 }
@@ -79,8 +85,8 @@ impl Hyper {
             Kind::RmsProp { decay } => (0.0..1.0).contains(&decay),
             Kind::Adam { beta1, beta2 } => (0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2),
         };
-        if self.seq_length == 0 || self.batch_size == 0 {
-            Err("seq_length and batch_size must be at least 1".into())
+        if self.seq_length == 0 || self.batch_size == 0 || self.parts == 0 || self.parts > self.batch_size {
+            Err("seq_length, batch_size and parts must be at least 1, parts at most batch_size".into())
         } else if !(clip_ok && lr_ok && optimizer_ok && positive(self.lr_decay) && self.lr_decay <= 1.0) {
             Err("learning rate, its decay, the optimizer constants or the clip are out of range".into())
         } else if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.val_fraction) {
@@ -162,6 +168,7 @@ impl HyperFlags {
             dropout: self.dropout.unwrap_or(d.dropout),
             val_fraction: self.val_fraction.unwrap_or(d.val_fraction),
             rng_seed: self.rng_seed.unwrap_or(default_seed),
+            parts: 1,
         }
     }
 
@@ -352,19 +359,28 @@ pub fn evaluate<T: Real>(model: &Model<T>, ids: &[u32], streams: usize, seq: usi
     let (mut total, mut count) = (0.0, 0u64);
     for p in (0..n - 1).step_by(seq) {
         let len = seq.min(n - 1 - p);
-        fill_chunk(ids, n, b, p, len, &mut inputs, &mut targets);
+        fill_chunk(ids, n, 0..b, p, len, &mut inputs, &mut targets);
         total += model.forward_loss(&inputs, &targets, &mut state, &mut ws, T::one());
         count += (len * b) as u64;
     }
     (total, count)
 }
 
-/// Time-major chunk: inputs[t*B + b] = ids[b*n + p + t], targets one later.
-fn fill_chunk(ids: &[u32], n: usize, b: usize, p: usize, len: usize, inputs: &mut Vec<u32>, targets: &mut Vec<u32>) {
+/// Time-major chunk of streams `streams`: inputs[t*B' + j] = ids[s_j*n + p + t]
+/// for the j-th stream s_j of the range, targets one later.
+fn fill_chunk(
+    ids: &[u32],
+    n: usize,
+    streams: Range<usize>,
+    p: usize,
+    len: usize,
+    inputs: &mut Vec<u32>,
+    targets: &mut Vec<u32>,
+) {
     inputs.clear();
     targets.clear();
     for t in 0..len {
-        for s in 0..b {
+        for s in streams.clone() {
             inputs.push(ids[s * n + p + t]);
             targets.push(ids[s * n + p + t + 1]);
         }
@@ -429,23 +445,58 @@ pub enum Stop {
 /// Training state plus the scratch an iteration needs (never saved).
 pub struct Trainer<T> {
     pub state: TrainState<T>,
+    /// One per part of the streams; part 0's gradient buffer receives the total.
+    parts: Vec<Part<T>>,
+    /// Threads that run the parts.
+    threads: usize,
+}
+
+/// A contiguous range of streams with its own activations and gradient.
+struct Part<T> {
+    streams: Range<usize>,
+    ws: Workspace<T>,
     /// Same layout as the parameters.
     grads: Vec<T>,
-    ws: Workspace<T>,
+    state: State<T>,
     inputs: Vec<u32>,
     targets: Vec<u32>,
+    loss: f64,
+}
+
+impl<T: Real> Part<T> {
+    fn run(&mut self, model: &Model<T>, scale: T) {
+        self.loss = model.forward_backward_scaled(
+            &self.inputs,
+            &self.targets,
+            &mut self.state,
+            &mut self.grads,
+            &mut self.ws,
+            scale,
+        );
+    }
 }
 
 impl<T: Real> Trainer<T> {
-    pub fn new(state: TrainState<T>) -> Trainer<T> {
+    /// A trainer that runs the run's parts on up to `threads` threads.
+    pub fn new(state: TrainState<T>, threads: usize) -> Trainer<T> {
         let (config, h) = (state.model.config, &state.hyper);
-        Trainer {
-            grads: vec![T::zero(); config.num_params()],
-            ws: Workspace::new(config, h.seq_length, h.batch_size),
-            inputs: Vec::with_capacity(h.seq_length * h.batch_size),
-            targets: Vec::with_capacity(h.seq_length * h.batch_size),
-            state,
-        }
+        let (b, k) = (h.batch_size, h.parts.clamp(1, h.batch_size));
+        let parts = (0..k)
+            .map(|i| {
+                let streams = i * b / k..(i + 1) * b / k;
+                let n = streams.len();
+                Part {
+                    ws: Workspace::new(config, h.seq_length, n),
+                    grads: vec![T::zero(); config.num_params()],
+                    state: State::zeros(&config, n),
+                    inputs: Vec::with_capacity(h.seq_length * n),
+                    targets: Vec::with_capacity(h.seq_length * n),
+                    loss: 0.0,
+                    streams,
+                }
+            })
+            .collect();
+        Trainer { threads: threads.clamp(1, k), parts, state }
     }
 
     /// One iteration on the training ids (at least [`min_chars`] long). Returns the
@@ -468,9 +519,46 @@ impl<T: Real> Trainer<T> {
                 }
             }
         }
-        fill_chunk(train, n, b, p, seq, &mut self.inputs, &mut self.targets);
-        self.ws.draw_dropout(s.hyper.dropout, &mut s.train_rng);
-        let loss = s.model.forward_backward(&self.inputs, &self.targets, &mut s.state, &mut self.grads, &mut self.ws);
+        let hd = s.model.config.hidden;
+        for part in &mut self.parts {
+            fill_chunk(train, n, part.streams.clone(), p, seq, &mut part.inputs, &mut part.targets);
+            part.ws.draw_dropout(s.hyper.dropout, &mut s.train_rng);
+            let rows = part.streams.start * hd..part.streams.end * hd;
+            for (mine, all) in part.state.h.iter_mut().chain(&mut part.state.c).zip(s.state.h.iter().chain(&s.state.c))
+            {
+                mine.copy_from_slice(&all[rows.clone()]);
+            }
+        }
+        // the objective averages over all B streams, whichever part holds them
+        let scale = if b == 1 { T::one() } else { T::c(1.0 / b as f64) };
+        let model = &s.model;
+        if self.threads == 1 {
+            self.parts.iter_mut().for_each(|part| part.run(model, scale));
+        } else {
+            let per_thread = self.parts.len().div_ceil(self.threads);
+            std::thread::scope(|scope| {
+                let mut groups = self.parts.chunks_mut(per_thread);
+                let first = groups.next();
+                for group in groups {
+                    scope.spawn(move || group.iter_mut().for_each(|part| part.run(model, scale)));
+                }
+                first.into_iter().flatten().for_each(|part| part.run(model, scale));
+            });
+        }
+        let (first, rest) = self.parts.split_first_mut().expect("at least one part");
+        let mut loss = first.loss;
+        for part in rest {
+            loss += part.loss;
+            first.grads.iter_mut().zip(&part.grads).for_each(|(g, &x)| *g = *g + x);
+        }
+        let loss = loss / b as f64;
+        for part in &self.parts {
+            let rows = part.streams.start * hd..part.streams.end * hd;
+            for (mine, all) in part.state.h.iter().chain(&part.state.c).zip(s.state.h.iter_mut().chain(&mut s.state.c))
+            {
+                all[rows.clone()].copy_from_slice(mine);
+            }
+        }
         if !loss.is_finite() {
             return Err(TrainError::Diverged {
                 iteration: s.iteration + 1,
@@ -480,13 +568,14 @@ impl<T: Real> Trainer<T> {
         }
         s.smooth_loss = 0.999 * s.smooth_loss + 0.001 * loss;
         s.last_loss = loss;
+        let grads = &mut self.parts[0].grads;
         match s.hyper.clip {
-            Clip::Value(c) => optim::clip(&mut self.grads, T::c(c)),
+            Clip::Value(c) => optim::clip(grads, T::c(c)),
             Clip::Norm(c) => {
-                optim::clip_norm(&mut self.grads, c);
+                optim::clip_norm(grads, c);
             }
         }
-        s.optim.step(s.learning_rate, &mut s.model.params, &self.grads);
+        s.optim.step(s.learning_rate, &mut s.model.params, grads);
         s.pointer = (p + seq) as u64;
         s.iteration += 1;
         Ok(loss)

@@ -98,6 +98,16 @@ fn every_cell_with_embedding_two_layers_and_batch() {
     }
 }
 
+/// With more characters than rows in a chunk the embedding is multiplied row by
+/// row instead of through the (V, GH) table: that path is checked too.
+#[test]
+fn embedding_without_the_lookup_table() {
+    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        let config = Config { cell, vocab: 9, hidden: 4, layers: 2, embedding: 3 };
+        check(Case { config, batch: 2, seq: 3, dropout: 0.0 });
+    }
+}
+
 #[test]
 fn every_cell_with_dropout() {
     for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {

@@ -161,3 +161,21 @@ fn resume_after_rows_logged_past_the_checkpoint_leaves_no_duplicates() {
     assert_eq!(loss_rows(&d.join("a.csv")), loss_rows(&d.join("b.csv")));
     same_run(&load_f64(&d.join("a.ckpt")), &load_f64(&d.join("b.ckpt")));
 }
+
+/// The split of the streams into parts is fixed when a run starts, so resuming on
+/// fewer threads (another machine, say) continues bit-exactly.
+#[test]
+fn resume_on_another_thread_count_is_bit_exact() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "t.txt", small_text());
+    let lstm =
+        ["--cell", "lstm", "--hidden-size", "16", "--batch-size", "4", "--optimizer", "adam", "--dropout", "0.1"];
+    let straight = train(d, "a.ckpt", "a.csv", 400, &[&lstm[..], &["--threads", "2"]].concat());
+    let first = train(d, "b.ckpt", "b.csv", 200, &[&lstm[..], &["--threads", "2"]].concat());
+    let second = train(d, "b.ckpt", "b.csv", 400, &["--resume", "--threads", "1"]);
+    assert_eq!(load_f32(&d.join("a.ckpt")).hyper.parts, 2);
+    assert_eq!(loss_rows(&d.join("a.csv")), loss_rows(&d.join("b.csv")));
+    assert_eq!(straight, format!("{first}{second}"));
+    same_run(&load_f32(&d.join("a.ckpt")), &load_f32(&d.join("b.ckpt")));
+}

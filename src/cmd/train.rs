@@ -107,6 +107,10 @@ pub struct Args {
     /// Write a loss history row every N iterations (1 = every iteration, 0 = no CSV)
     #[arg(long, value_name = "N", default_value_t = 100)]
     log_every: u64,
+    /// Threads to train with [default: the available cores]; a new run with --batch-size B
+    /// splits its streams into min(threads, B) parts for good (results depend on that split)
+    #[arg(long, value_name = "N", value_parser = positive_int::<usize>, allow_negative_numbers = true)]
+    threads: Option<usize>,
     /// Measure the validation loss every N iterations (with --val-fraction; 0 = never)
     #[arg(long, value_name = "N", default_value_t = 1000)]
     eval_every: u64,
@@ -178,6 +182,10 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 impl Args {
+    fn threads(&self) -> usize {
+        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+    }
+
     fn loss_csv(&self) -> Option<&Path> {
         (self.log_every > 0).then_some(self.loss_csv.as_path())
     }
@@ -205,7 +213,8 @@ fn start<T: Real>(args: &Args, text: Text) -> Result<()> {
     let vocab = Vocab::from_text(&text.content);
     let ids = vocab.encode(&text)?;
     let flags = args.hyper_flags();
-    let hyper = flags.resolve(train::fresh_seed());
+    let mut hyper = flags.resolve(train::fresh_seed());
+    hyper.parts = args.threads().min(hyper.batch_size);
     let mut config = flags.config(vocab.len());
     let init = match &args.init_npz {
         Some(path) => {
@@ -297,6 +306,12 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Vec<u32>, text_name: S
         eval_every: args.eval_every,
         checkpoint_every: args.checkpoint_every,
     };
+    let threads = args.threads();
+    // matrixmultiply reads its thread count once, at its first product (none has run
+    // yet): all threads when the streams are not split, one per part when they are
+    let gemm_threads = if state.hyper.parts > 1 { 1 } else { threads };
+    // SAFETY: no other thread exists yet (the Ctrl+C handler starts below)
+    unsafe { std::env::set_var("MATMUL_NUM_THREADS", gemm_threads.to_string()) };
     let stop = install_ctrlc()?;
     let start_iteration = state.iteration;
     let best = args.keep_best.then(|| best_path(ckpt));
@@ -306,7 +321,7 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Vec<u32>, text_name: S
         saved_at: args.resume.then_some(start_iteration),
         best: best.clone(),
     };
-    let mut trainer = Trainer::new(state);
+    let mut trainer = Trainer::new(state, threads);
     let mut ui = Ui::new(schedule.until, start_iteration);
     let started = Instant::now();
     let reason = trainer.run(train_ids, val_ids, &schedule, record, &mut ui, &stop);

@@ -27,7 +27,7 @@ pub fn forward<T: Real>(hd: usize, xp: &[T], hp: &[T], h_prev: &[T], h: &mut [T]
             r[j] = sigmoid(xp[j] + hp[j]);
             z[j] = sigmoid(xp[hd + j] + hp[hd + j]);
             hpn[j] = hp[2 * hd + j];
-            n[j] = (xp[2 * hd + j] + r[j] * hpn[j]).tanh();
+            n[j] = (xp[2 * hd + j] + r[j] * hpn[j]).tanh_act();
             h[j] = (T::one() - z[j]) * n[j] + z[j] * h_prev[j];
         }
     }

@@ -20,16 +20,19 @@ pub fn forward<T: Real>(hd: usize, xp: &[T], hp: &[T], c_prev: &[T], h: &mut [T]
         .zip(h.chunks_exact_mut(hd).zip(c.chunks_exact_mut(hd)));
     for (((xp, hp), (c_prev, cache)), (h, c)) in rows {
         let (gates, tc) = cache.split_at_mut(4 * hd);
-        for (k, ((a, &x), &r)) in gates.iter_mut().zip(xp).zip(hp).enumerate() {
-            let pre = x + r;
-            *a = if (2 * hd..3 * hd).contains(&k) { pre.tanh() } else { sigmoid(pre) };
-        }
+        // one loop per activation (i and f, then g, then o) so each vectorises
+        let (if_, rest) = gates.split_at_mut(2 * hd);
+        let (g, o) = rest.split_at_mut(hd);
+        let sum = |k: usize| xp[k] + hp[k];
+        if_.iter_mut().enumerate().for_each(|(k, a)| *a = sigmoid(sum(k)));
+        g.iter_mut().enumerate().for_each(|(k, a)| *a = sum(2 * hd + k).tanh_act());
+        o.iter_mut().enumerate().for_each(|(k, a)| *a = sigmoid(sum(3 * hd + k)));
         let (i, rest) = gates.split_at(hd);
         let (f, rest) = rest.split_at(hd);
         let (g, o) = rest.split_at(hd);
         for j in 0..hd {
             c[j] = f[j] * c_prev[j] + i[j] * g[j];
-            tc[j] = c[j].tanh();
+            tc[j] = c[j].tanh_act();
             h[j] = o[j] * tc[j];
         }
     }

@@ -10,6 +10,11 @@
 //! ```
 //! Rows are time-major: row t*B + b is step t of stream b. Only the recurrence is
 //! sequential; every weight gradient is one GEMM over all T*B rows.
+//!
+//! An embedding followed by Wx is itself a lookup table: embed[x] Wx^T = (embed Wx^T)[x].
+//! When the vocabulary is smaller than the chunk (V <= T*B, the usual case) the
+//! network builds that (V, GH) table once per pass instead of multiplying T*B
+//! embedding rows, and folds the backward pass through it the same way.
 
 use rand::Rng;
 
@@ -24,8 +29,10 @@ pub struct Workspace<T> {
     seq: usize,
     batch: usize,
     layers: Vec<LayerWork<T>>,
-    /// (T*B, E): embedding rows of the inputs
+    /// (T*B, E): embedding rows of the inputs (direct path)
     emb: Vec<T>,
+    /// (V, GH): embed Wx^T for the first layer, then its gradient (table path)
+    table: Vec<T>,
     /// (T*B, V): logits, then probabilities, then dY
     ys: Vec<T>,
     /// (B, GH): recurrent projection of one step
@@ -85,6 +92,7 @@ impl<T: Real> Workspace<T> {
             batch,
             layers,
             emb: z(tb * config.embedding),
+            table: z(if config.embedding > 0 { v * gh } else { 0 }),
             ys: z(tb * v),
             hp: z(batch * gh),
             dh: z(batch * h),
@@ -150,6 +158,13 @@ impl<T: Real> Model<T> {
                     for (k, a) in row.iter_mut().enumerate() {
                         *a = wx[k * c.vocab + x as usize];
                     }
+                }
+            } else if l == 0 && uses_table(&c, tb) {
+                // XP row r = (embed Wx^T)[x_r]
+                let embed = &p[ws.layout.embed.clone().expect("embedding")];
+                linalg::a_bt(embed, &p[lp.wx.clone()], &mut ws.table, c.vocab, c.embedding, gh, T::zero());
+                for (row, &x) in xp.chunks_exact_mut(gh).zip(inputs) {
+                    row.copy_from_slice(&ws.table[x as usize * gh..(x as usize + 1) * gh]);
                 }
             } else {
                 let x: &[T] = if l == 0 {
@@ -344,6 +359,17 @@ impl<T: Real> Model<T> {
                         *w = *w + d;
                     }
                 }
+            } else if l == 0 && uses_table(&c, tb) {
+                // dTable[x_r] += dXP[r]; dWx = dTable^T embed; dEmbed = dTable Wx
+                let (e, table) = (c.embedding, &mut ws.table);
+                table.fill(T::zero());
+                for (row, &x) in dxp.chunks_exact(gh).zip(inputs) {
+                    let t = &mut table[x as usize * gh..(x as usize + 1) * gh];
+                    t.iter_mut().zip(row).for_each(|(a, &d)| *a = *a + d);
+                }
+                let embed_range = layout.embed.clone().expect("embedding");
+                linalg::at_b(table, &p[embed_range.clone()], &mut grads[lp.wx.clone()], gh, v, e, T::zero());
+                linalg::a_b(table, &p[lp.wx.clone()], &mut grads[embed_range], v, gh, e, T::zero());
             } else {
                 let i = c.input_size(l);
                 let x: &[T] = if l == 0 { &ws.emb[..tb * i] } else { layer_output(&below[l - 1], dropout, b, hd, tb) };
@@ -380,10 +406,29 @@ impl<T: Real> Model<T> {
     ) -> f64 {
         let b = ws.batch;
         let scale = if b == 1 { T::one() } else { T::c(1.0 / b as f64) };
+        self.forward_backward_scaled(inputs, targets, state, grads, ws, scale) / b as f64
+    }
+
+    /// Forward and backward for some of a batch's streams: `grads` receives the
+    /// gradient of `scale` times the summed loss, which is returned unscaled.
+    pub fn forward_backward_scaled(
+        &self,
+        inputs: &[u32],
+        targets: &[u32],
+        state: &mut State<T>,
+        grads: &mut [T],
+        ws: &mut Workspace<T>,
+        scale: T,
+    ) -> f64 {
         let loss = self.forward_loss(inputs, targets, state, ws, scale);
         self.backward(inputs, grads, ws);
-        loss / b as f64
+        loss
     }
+}
+
+/// Whether the first layer reads its embedding through the (V, GH) table.
+fn uses_table(c: &Config, rows: usize) -> bool {
+    c.embedding > 0 && c.vocab <= rows
 }
 
 /// A layer's output rows h_1 .. h_T, after dropout when it is on.

@@ -11,7 +11,7 @@ use crate::linalg::Real;
 /// h_t = tanh(xp + hp)
 pub fn forward<T: Real>(xp: &[T], hp: &[T], h: &mut [T]) {
     for ((h, &x), &r) in h.iter_mut().zip(xp).zip(hp) {
-        *h = (x + r).tanh();
+        *h = (x + r).tanh_act();
     }
 }
 
