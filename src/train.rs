@@ -587,9 +587,8 @@ impl<T: Real> Trainer<T> {
         let n = train.len() / s.hyper.batch_size;
         let next = train[(s.pointer as usize).min(n - 1)];
         let hd = s.model.config.hidden;
-        let mut state = State { h: Vec::new(), c: Vec::new() };
-        state.h = s.state.h.iter().map(|h| h[..hd].to_vec()).collect();
-        state.c = s.state.c.iter().map(|c| c[..hd].to_vec()).collect();
+        let first = |layers: &Vec<Vec<T>>| layers.iter().map(|v| v[..hd].to_vec()).collect();
+        let state = State { h: first(&s.state.h), c: first(&s.state.c) };
         let mut sampler = Sampler::with_state(&s.model, state, sample::Draw::default()).expect("default draw is valid");
         let mut text = String::with_capacity(len);
         let vocab = &s.vocab;

@@ -347,9 +347,16 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Vec<u32>, text_name: S
     );
     if !val_ids.is_empty() {
         let val = trainer.validate_on(val_ids).unwrap_or(f64::NAN);
-        eprintln!("validation loss {val:.4} nats/char ({:.4} bits/char)", val / std::f64::consts::LN_2);
+        eprintln!(
+            "validation loss at iteration {}: {val:.4} nats/char ({:.4} bits/char), checkpoint {}",
+            s.iteration,
+            val / std::f64::consts::LN_2,
+            ckpt.display()
+        );
         if let (Some(path), Some(b)) = (&best, trainer.state.best_val) {
-            eprintln!("best validation loss {b:.4} nats/char is kept in {}", path.display());
+            // the best is tracked at the --eval-every evaluations only
+            let note = if val < b { "; the final checkpoint above is better" } else { "" };
+            eprintln!("best of the periodic evaluations: {b:.4} nats/char, kept in {}{note}", path.display());
         }
     }
     if reason != Stop::Iterations {
