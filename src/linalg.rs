@@ -30,6 +30,8 @@ pub trait Real:
     fn sigmoid(self) -> Self;
     /// tanh for the gate loops; f32 uses a vectorisable approximation.
     fn tanh_act(self) -> Self;
+    /// e^x for softmax, written so that loops over it vectorise.
+    fn exp_act(self) -> Self;
 }
 
 impl Real for f32 {
@@ -53,6 +55,10 @@ impl Real for f32 {
         // tanh x = 2 sigmoid(2x) - 1: absolute error ~1e-7, below f32's resolution near 1
         2.0 / (1.0 + exp_f32(-2.0 * self)) - 1.0
     }
+    #[inline(always)]
+    fn exp_act(self) -> Self {
+        exp_f32(self)
+    }
 }
 
 impl Real for f64 {
@@ -67,17 +73,59 @@ impl Real for f64 {
     fn randn<R: Rng + ?Sized>(rng: &mut R) -> Self {
         StandardNormal.sample(rng)
     }
-    // f64 is the reference-matching precision: libm's exact functions
+    // f64 is the reference-matching precision: Cephes' double routines (about 1 ulp)
+    #[inline(always)]
     fn sigmoid(self) -> Self {
-        1.0 / (1.0 + (-self).exp())
+        1.0 / (1.0 + exp_f64(-self))
     }
+    #[inline(always)]
     fn tanh_act(self) -> Self {
-        self.tanh()
+        tanh_f64(self)
+    }
+    #[inline(always)]
+    fn exp_act(self) -> Self {
+        exp_f64(self)
     }
 }
 
-/// e^x for f32 within 2 ulp on [-87, 88] (saturating outside, which is all the
-/// sigmoid and tanh built on it need), written without branches or library calls so that a
+/// e^x for f64 within about 1 ulp on [-708, 709] (0 below, saturating above), without
+/// branches or library calls so loops vectorise. Cephes' exp: x = n ln2 + r,
+/// e^r = 1 + 2r P(r^2) / (Q(r^2) - r P(r^2)), 2^n built in the exponent bits.
+#[inline(always)]
+pub fn exp_f64(x: f64) -> f64 {
+    const LOG2E: f64 = std::f64::consts::LOG2_E;
+    const C1: f64 = 6.931_457_519_531_25e-1;
+    const C2: f64 = 1.428_606_820_309_417_2e-6;
+    // adding 1.5 * 2^52 rounds to an integer n, which then sits in the low mantissa
+    // bits: bits(t) - bits(ROUND) = n, so 2^n is built with integer adds and shifts
+    const ROUND: f64 = 6_755_399_441_055_744.0;
+    let xc = x.clamp(-708.0, 709.0);
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = xc - n * C1 - n * C2;
+    let rr = r * r;
+    let p = r * ((1.261_771_930_748_105_9e-4 * rr + 3.029_944_077_074_419_6e-2) * rr + 1.0);
+    let q = ((3.001_985_051_386_644_5e-6 * rr + 2.524_483_403_496_841e-3) * rr + 2.272_655_482_081_550_3e-1) * rr + 2.0;
+    let two_n = f64::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(1023) << 52);
+    let e = (1.0 + 2.0 * p / (q - p)) * two_n;
+    // 0 below the range (softmax excludes a character with -inf); NaN stays NaN
+    if x < -708.0 { 0.0 } else { e }
+}
+
+/// tanh for f64 within about 1 ulp, branch-free (Cephes' tanh): a rational
+/// function for |x| < 0.625, 1 - 2 / (e^2|x| + 1) beyond.
+#[inline(always)]
+pub fn tanh_f64(x: f64) -> f64 {
+    let z = x * x;
+    let p = (-9.643_991_794_250_522e-1 * z - 9.928_772_310_019_186e1) * z - 1.614_687_684_417_084_5e3;
+    let q = ((z + 1.128_116_784_916_329_3e2) * z + 2.235_488_390_601_004_6e3) * z + 4.844_063_053_251_255e3;
+    let small = x + x * z * p / q;
+    let big = (1.0 - 2.0 / (exp_f64(2.0 * x.abs()) + 1.0)).copysign(x);
+    if x.abs() < 0.625 { small } else { big }
+}
+
+/// e^x for f32 within 2 ulp on [-87, 88] (0 below, saturating above, which is all
+/// that softmax, sigmoid and tanh need), written without branches or library calls so that a
 /// loop over a slice vectorises (libm's expf/tanhf took a fifth of LSTM training).
 /// Cephes' expf: x = n ln2 + r with |r| <= ln2/2, e^r by a degree-6 polynomial,
 /// 2^n built in the exponent bits.
@@ -86,12 +134,13 @@ pub fn exp_f32(x: f32) -> f32 {
     const LOG2E: f32 = std::f32::consts::LOG2_E;
     const LN2_HI: f32 = 0.693_359_4;
     const LN2_LO: f32 = -2.121_944_4e-4;
-    // keeps 2^n a normal number: e^88 < f32::MAX, e^-87 > the smallest normal
-    let x = x.clamp(-87.0, 88.0);
-    // round to nearest with SSE2 only: adding 1.5 * 2^23 drops the fraction bits
+    // adding 1.5 * 2^23 rounds to an integer n held in the low mantissa bits (see exp_f64)
     const ROUND: f32 = 12_582_912.0;
-    let n = (x * LOG2E + ROUND) - ROUND;
-    let r = x - n * LN2_HI - n * LN2_LO;
+    // keeps 2^n a normal number: e^88 < f32::MAX, e^-87 > the smallest normal
+    let xc = x.clamp(-87.0, 88.0);
+    let t = xc * LOG2E + ROUND;
+    let n = t - ROUND;
+    let r = xc - n * LN2_HI - n * LN2_LO;
     let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
         * r
         + 0.5)
@@ -99,7 +148,10 @@ pub fn exp_f32(x: f32) -> f32 {
         * r
         + r
         + 1.0;
-    p * f32::from_bits(((n as i32 + 127) as u32) << 23)
+    let two_n = f32::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(127) << 23);
+    let e = p * two_n;
+    // 0 below the range (softmax excludes a character with -inf); NaN stays NaN
+    if x < -87.0 { 0.0 } else { e }
 }
 
 /// The precision a run trains in; recorded in its checkpoint.
@@ -124,61 +176,178 @@ impl Display for Precision {
     }
 }
 
+/// Whether this CPU runs the AVX2 + FMA builds of the hot loops. The crate is
+/// compiled for baseline x86-64 (so the binary runs anywhere); each hot loop is
+/// compiled a second time with AVX2 and FMA enabled and picked at run time.
+/// `CHARRNN_NO_SIMD=1` forces the baseline builds (to compare the two).
+#[inline]
+pub fn simd() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::sync::OnceLock;
+        static ON: OnceLock<bool> = OnceLock::new();
+        *ON.get_or_init(|| {
+            std::env::var_os("CHARRNN_NO_SIMD").is_none()
+                && std::arch::is_x86_feature_detected!("avx2")
+                && std::arch::is_x86_feature_detected!("fma")
+        })
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    false
+}
+
+/// Defines `pub fn $name` that runs `$body` compiled with AVX2 + FMA when the CPU
+/// has them and compiled for baseline x86-64 otherwise. Inside `$body`, `fma(a, b, c)`
+/// is a*b + c, fused where the CPU can (a fused product rounds once instead of twice).
+macro_rules! dispatch {
+    ($(#[$doc:meta])* pub fn $name:ident<T: Real>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
+        $(#[$doc])*
+        #[allow(clippy::too_many_arguments)]
+        pub fn $name<T: Real>($($arg: $ty),*) $(-> $ret)? {
+            #[inline(always)]
+            #[allow(clippy::too_many_arguments)]
+            fn body<T: Real, const FUSED: bool>($($arg: $ty),*) $(-> $ret)? {
+                #[inline(always)]
+                #[allow(dead_code)]
+                fn fma<T: Real, const F: bool>(a: T, b: T, c: T) -> T {
+                    if F { a.mul_add(b, c) } else { a * b + c }
+                }
+                #[allow(unused_macros)]
+                macro_rules! fma { ($a:expr, $b:expr, $c:expr) => { fma::<T, FUSED>($a, $b, $c) }; }
+                $body
+            }
+            #[cfg(target_arch = "x86_64")]
+            {
+                #[target_feature(enable = "avx2,fma")]
+                #[allow(clippy::too_many_arguments)]
+                unsafe fn fast<T: Real>($($arg: $ty),*) $(-> $ret)? {
+                    body::<T, true>($($arg),*)
+                }
+                if $crate::linalg::simd() {
+                    // SAFETY: simd() checked that this CPU has AVX2 and FMA
+                    return unsafe { fast::<T>($($arg),*) };
+                }
+            }
+            body::<T, false>($($arg),*)
+        }
+    };
+}
+pub(crate) use dispatch;
+
 /// Lanes of independent accumulators: float addition is not associative, so the
 /// compiler only vectorises a reduction that is written with separate partial sums.
 const LANES: usize = 8;
 
-/// sum_i a[i] * b[i]
-#[inline]
-pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+/// sum_i a[i] * b[i], with the same summation order on every CPU path
+#[inline(always)]
+fn dot_body<T: Real, const FUSED: bool>(a: &[T], b: &[T]) -> T {
     debug_assert_eq!(a.len(), b.len());
+    let fma = |x: T, y: T, acc: T| if FUSED { x.mul_add(y, acc) } else { acc + x * y };
     let (ca, ra) = a.as_chunks::<LANES>();
     let (cb, rb) = b.as_chunks::<LANES>();
     let mut acc = [T::zero(); LANES];
     for (x, y) in ca.iter().zip(cb) {
         for k in 0..LANES {
-            acc[k] = acc[k] + x[k] * y[k];
+            acc[k] = fma(x[k], y[k], acc[k]);
         }
     }
     let mut tail = T::zero();
     for (&x, &y) in ra.iter().zip(rb) {
-        tail = tail + x * y;
+        tail = fma(x, y, tail);
     }
     let half = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
     (half[0] + half[2]) + (half[1] + half[3]) + tail
 }
 
-/// y += a * x
-#[inline]
-pub fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
-    debug_assert_eq!(x.len(), y.len());
-    for (yi, &xi) in y.iter_mut().zip(x) {
-        *yi = *yi + a * xi;
+dispatch! {
+    /// sum_i a[i] * b[i]
+    pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
+        dot_body::<T, FUSED>(a, b)
     }
 }
 
-/// y = W x for row-major W: (rows, cols), x: (cols), y: (rows).
-pub fn matvec<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
-    let cols = x.len();
-    debug_assert_eq!(w.len(), cols * y.len());
-    for (yi, row) in y.iter_mut().zip(w.chunks_exact(cols)) {
-        *yi = dot(row, x);
+dispatch! {
+    /// y += a * x
+    pub fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
+        debug_assert_eq!(x.len(), y.len());
+        for (yi, &xi) in y.iter_mut().zip(x) {
+            *yi = fma!(a, xi, *yi);
+        }
+    }
+}
+
+dispatch! {
+    /// y = W x for row-major W: (rows, cols), x: (cols), y: (rows).
+    pub fn matvec<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
+        let cols = x.len();
+        debug_assert_eq!(w.len(), cols * y.len());
+        for (yi, row) in y.iter_mut().zip(w.chunks_exact(cols)) {
+            *yi = dot_body::<T, FUSED>(row, x);
+        }
+    }
+}
+
+/// Output columns a [`vecmat`] block keeps in registers (8 AVX vectors of f64).
+const BLOCK: usize = 32;
+
+dispatch! {
+    /// y = x M, or y += x M with `accumulate`, for row-major M: (rows, cols),
+    /// x: (rows), y: (cols). Each block of 32 outputs stays in registers while
+    /// every row of M streams past, so there is no reduction and no store per row.
+    pub fn vecmat<T: Real>(x: &[T], m: &[T], y: &mut [T], accumulate: bool) {
+        let cols = y.len();
+        debug_assert_eq!(m.len(), cols * x.len());
+        let mut c0 = 0;
+        while c0 + BLOCK <= cols {
+            let mut acc = [T::zero(); BLOCK];
+            if accumulate {
+                acc.copy_from_slice(&y[c0..c0 + BLOCK]);
+            }
+            for (&xj, row) in x.iter().zip(m.chunks_exact(cols)) {
+                let row: &[T; BLOCK] = row[c0..c0 + BLOCK].try_into().expect("BLOCK columns");
+                for k in 0..BLOCK {
+                    acc[k] = fma!(xj, row[k], acc[k]);
+                }
+            }
+            y[c0..c0 + BLOCK].copy_from_slice(&acc);
+            c0 += BLOCK;
+        }
+        // narrow tail (fewer than 32 columns): one column at a time, rows split over
+        // four independent accumulators so the additions do not wait on each other
+        for c in c0..cols {
+            let mut acc = [T::zero(); 4];
+            let (quads, rest) = x.as_chunks::<4>();
+            for (q, xs) in quads.iter().enumerate() {
+                for r in 0..4 {
+                    acc[r] = fma!(xs[r], m[(4 * q + r) * cols + c], acc[r]);
+                }
+            }
+            let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
+            for (r, &xj) in rest.iter().enumerate() {
+                sum = fma!(xj, m[(4 * quads.len() + r) * cols + c], sum);
+            }
+            y[c] = if accumulate { y[c] + sum } else { sum };
+        }
     }
 }
 
 /// y = W^T x for row-major W: (rows, cols), x: (rows), y: (cols).
-/// Written as a sum of scaled rows so W is read in storage order.
 pub fn matvec_t<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
-    y.fill(T::zero());
-    matvec_t_acc(w, x, y);
+    vecmat(x, w, y, false);
 }
 
 /// y += W^T x (see [`matvec_t`]).
 pub fn matvec_t_acc<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
-    let cols = y.len();
-    debug_assert_eq!(w.len(), cols * x.len());
-    for (&xi, row) in x.iter().zip(w.chunks_exact(cols)) {
-        axpy(xi, row, y);
+    vecmat(x, w, y, true);
+}
+
+/// dst = src^T for row-major src: (rows, cols), dst: (cols, rows).
+pub fn transpose<T: Real>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
+    debug_assert_eq!(src.len(), rows * cols);
+    for (i, row) in src.chunks_exact(cols).enumerate() {
+        for (j, &v) in row.iter().enumerate() {
+            dst[j * rows + i] = v;
+        }
     }
 }
 
@@ -251,11 +420,10 @@ pub fn sigmoid<T: Real>(x: T) -> T {
 /// probability that may have underflowed to zero.
 pub fn softmax_in_place<T: Real>(v: &mut [T]) -> f64 {
     let max = v.iter().copied().fold(T::neg_infinity(), T::max);
-    let mut sum = T::zero();
     for x in v.iter_mut() {
-        *x = (*x - max).exp();
-        sum = sum + *x;
+        *x = (*x - max).exp_act();
     }
+    let sum = v.iter().fold(T::zero(), |s, &x| s + x);
     let inv = T::one() / sum;
     for x in v.iter_mut() {
         *x = *x * inv;
@@ -274,6 +442,23 @@ mod tests {
             let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
             let naive: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
             assert!((dot(&a, &b) - naive).abs() < 1e-12, "n={n}");
+        }
+    }
+
+    #[test]
+    fn vecmat_blocks_and_tails_agree_with_ndarray_on_both_paths() {
+        for (rows, cols) in [(3, 5), (7, 32), (100, 100), (9, 65), (4, 70)] {
+            let m = ndarray::Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+            let x: Vec<f64> = (0..rows).map(|i| i as f64 * 0.25 - 1.0).collect();
+            let want = ndarray::arr1(&x).dot(&m);
+            let mut y = vec![1.0; cols];
+            vecmat(&x, m.as_slice().unwrap(), &mut y, true);
+            assert_eq!(y, (&want + 1.0).to_vec(), "{rows}x{cols} accumulate");
+            vecmat(&x, m.as_slice().unwrap(), &mut y, false);
+            assert_eq!(y, want.to_vec(), "{rows}x{cols}");
+            let mut t = vec![0.0; rows * cols];
+            transpose(m.as_slice().unwrap(), rows, cols, &mut t);
+            assert_eq!(t, m.t().iter().copied().collect::<Vec<_>>());
         }
     }
 
@@ -332,9 +517,34 @@ mod tests {
         assert!(worst.2 < 2e-7, "sigmoid absolute error {}", worst.2);
         assert_eq!(exp_f32(1000.0), exp_f32(88.0), "saturates, finite");
         assert!(exp_f32(1000.0).is_finite());
-        assert!(exp_f32(-1000.0) > 0.0 && exp_f32(-1000.0) < 1e-37);
+        assert_eq!(exp_f32(-1000.0), 0.0);
+        assert_eq!(exp_f32(f32::NEG_INFINITY), 0.0);
+        assert!(exp_f32(f32::NAN).is_nan());
         assert_eq!(100f32.tanh_act(), 1.0);
         assert_eq!((-100f32).tanh_act(), -1.0);
+    }
+
+    #[test]
+    fn fast_f64_exp_and_tanh_are_within_a_few_ulp() {
+        let mut worst = (0.0f64, 0.0f64);
+        for i in -2_000_000..=2_000_000 {
+            let x = i as f64 * 3.5e-4; // [-700, 700]
+            worst.0 = worst.0.max(((exp_f64(x) - x.exp()) / x.exp()).abs());
+            let y = i as f64 * 1e-5; // [-20, 20], dense around 0
+            let t = y.tanh();
+            if t != 0.0 {
+                worst.1 = worst.1.max(((tanh_f64(y) - t) / t).abs());
+            }
+        }
+        assert!(worst.0 < 5e-16, "exp relative error {}", worst.0);
+        assert!(worst.1 < 5e-16, "tanh relative error {}", worst.1);
+        assert_eq!(tanh_f64(0.0), 0.0);
+        assert_eq!(tanh_f64(1e-300), 1e-300);
+        assert_eq!(tanh_f64(50.0), 1.0);
+        assert_eq!(tanh_f64(-50.0), -1.0);
+        assert!(exp_f64(1e4).is_finite());
+        assert_eq!(exp_f64(f64::NEG_INFINITY), 0.0);
+        assert!(exp_f64(f64::NAN).is_nan() && tanh_f64(f64::NAN).is_nan());
     }
 
     #[test]

@@ -2,16 +2,48 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::linalg::Real;
+use crate::linalg::{Real, dispatch};
 
-/// Clips every gradient element to [-limit, limit] (min-char-rnn's np.clip).
-/// NaN passes through unchanged so a diverged run is still detected.
-pub fn clip<T: Real>(grads: &mut [T], limit: T) {
-    for g in grads {
-        if *g > limit {
-            *g = limit;
-        } else if *g < -limit {
-            *g = -limit;
+dispatch! {
+    /// Clips every gradient element to [-limit, limit] (min-char-rnn's np.clip).
+    /// NaN passes through unchanged so a diverged run is still detected.
+    pub fn clip<T: Real>(grads: &mut [T], limit: T) {
+        for g in grads {
+            // two selects, so the loop vectorises; NaN fails both comparisons
+            let high = if *g > limit { limit } else { *g };
+            *g = if high < -limit { -limit } else { high };
+        }
+    }
+}
+
+dispatch! {
+    /// m += g^2;  w -= lr g / sqrt(m + eps)
+    pub fn adagrad<T: Real>(lr: T, eps: T, w: &mut [T], g: &[T], m: &mut [T]) {
+        for ((w, &g), m) in w.iter_mut().zip(g).zip(m) {
+            *m = fma!(g, g, *m);
+            *w = *w - lr * g / (*m + eps).sqrt();
+        }
+    }
+}
+
+dispatch! {
+    /// m = d m + (1 - d) g^2;  w -= lr g / (sqrt(m) + eps)
+    pub fn rmsprop<T: Real>(lr: T, d: T, eps: T, w: &mut [T], g: &[T], m: &mut [T]) {
+        for ((w, &g), m) in w.iter_mut().zip(g).zip(m) {
+            *m = d * *m + (T::one() - d) * g * g;
+            *w = *w - lr * g / (m.sqrt() + eps);
+        }
+    }
+}
+
+dispatch! {
+    /// m = b1 m + (1 - b1) g;  v = b2 v + (1 - b2) g^2;  w -= step m / (sqrt(v) c + eps)
+    pub fn adam<T: Real>(b1: T, b2: T, step: T, c: T, eps: T, w: &mut [T], g: &[T], m: &mut [T], v: &mut [T]) {
+        let one = T::one();
+        for (((w, &g), m), v) in w.iter_mut().zip(g).zip(m).zip(v) {
+            *m = b1 * *m + (one - b1) * g;
+            *v = b2 * *v + (one - b2) * g * g;
+            *w = *w - step * *m / (v.sqrt() * c + eps);
         }
     }
 }
@@ -81,33 +113,16 @@ impl<T: Real> Optimizer<T> {
         assert_eq!(params.len(), self.m.len());
         assert_eq!(grads.len(), self.m.len());
         self.steps += 1;
-        let (eps, one) = (T::c(EPS), T::one());
+        let (lr, eps) = (T::c(learning_rate), T::c(EPS));
         match self.kind {
-            Kind::Adagrad => {
-                let lr = T::c(learning_rate);
-                for ((w, &g), m) in params.iter_mut().zip(grads).zip(&mut self.m) {
-                    *m = *m + g * g;
-                    *w = *w - lr * g / (*m + eps).sqrt();
-                }
-            }
-            Kind::RmsProp { decay } => {
-                let (lr, d) = (T::c(learning_rate), T::c(decay));
-                for ((w, &g), m) in params.iter_mut().zip(grads).zip(&mut self.m) {
-                    *m = d * *m + (one - d) * g * g;
-                    *w = *w - lr * g / (m.sqrt() + eps);
-                }
-            }
+            Kind::Adagrad => adagrad(lr, eps, params, grads, &mut self.m),
+            Kind::RmsProp { decay } => rmsprop(lr, T::c(decay), eps, params, grads, &mut self.m),
             Kind::Adam { beta1, beta2 } => {
-                let (b1, b2) = (T::c(beta1), T::c(beta2));
                 let t = self.steps as i32;
                 // w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-                let step_size = T::c(learning_rate / (1.0 - beta1.powi(t)));
-                let inv_sqrt_bc2 = T::c(1.0 / (1.0 - beta2.powi(t)).sqrt());
-                for (((w, &g), m), v) in params.iter_mut().zip(grads).zip(&mut self.m).zip(&mut self.v) {
-                    *m = b1 * *m + (one - b1) * g;
-                    *v = b2 * *v + (one - b2) * g * g;
-                    *w = *w - step_size * *m / (v.sqrt() * inv_sqrt_bc2 + eps);
-                }
+                let step = T::c(learning_rate / (1.0 - beta1.powi(t)));
+                let c = T::c(1.0 / (1.0 - beta2.powi(t)).sqrt());
+                adam(T::c(beta1), T::c(beta2), step, c, eps, params, grads, &mut self.m, &mut self.v);
             }
         }
     }

@@ -10,67 +10,71 @@
 //! already added to its n part. Slices hold one row per stream: xp, hp, dxp, dhp
 //! (B, 3H); h, dh (B, H); cache (B, 4H).
 
-use crate::linalg::{Real, sigmoid};
+use crate::linalg::{Real, dispatch, sigmoid};
 
 /// Values kept per step and stream for the backward pass: r, z, n, Wh_n h_{t-1} + bhn.
 pub const CACHE: usize = 4;
 
-pub fn forward<T: Real>(hd: usize, xp: &[T], hp: &[T], h_prev: &[T], h: &mut [T], cache: &mut [T]) {
-    let rows = (xp.chunks_exact(3 * hd).zip(hp.chunks_exact(3 * hd)))
-        .zip(h_prev.chunks_exact(hd).zip(h.chunks_exact_mut(hd)))
-        .zip(cache.chunks_exact_mut(CACHE * hd));
-    for (((xp, hp), (h_prev, h)), cache) in rows {
-        let (r, rest) = cache.split_at_mut(hd);
-        let (z, rest) = rest.split_at_mut(hd);
-        let (n, hpn) = rest.split_at_mut(hd);
-        for j in 0..hd {
-            r[j] = sigmoid(xp[j] + hp[j]);
-            z[j] = sigmoid(xp[hd + j] + hp[hd + j]);
-            hpn[j] = hp[2 * hd + j];
-            n[j] = (xp[2 * hd + j] + r[j] * hpn[j]).tanh_act();
-            h[j] = (T::one() - z[j]) * n[j] + z[j] * h_prev[j];
+dispatch! {
+    pub fn forward<T: Real>(hd: usize, xp: &[T], hp: &[T], h_prev: &[T], h: &mut [T], cache: &mut [T]) {
+        let rows = (xp.chunks_exact(3 * hd).zip(hp.chunks_exact(3 * hd)))
+            .zip(h_prev.chunks_exact(hd).zip(h.chunks_exact_mut(hd)))
+            .zip(cache.chunks_exact_mut(CACHE * hd));
+        for (((xp, hp), (h_prev, h)), cache) in rows {
+            let (r, rest) = cache.split_at_mut(hd);
+            let (z, rest) = rest.split_at_mut(hd);
+            let (n, hpn) = rest.split_at_mut(hd);
+            for j in 0..hd {
+                r[j] = sigmoid(xp[j] + hp[j]);
+                z[j] = sigmoid(xp[hd + j] + hp[hd + j]);
+                hpn[j] = hp[2 * hd + j];
+                n[j] = (xp[2 * hd + j] + r[j] * hpn[j]).tanh_act();
+                h[j] = (T::one() - z[j]) * n[j] + z[j] * h_prev[j];
+            }
         }
     }
 }
 
-/// `dh` is the gradient reaching h_t. Writes the gradients at the input-side
-/// pre-activations (`dxp`) and at the hidden-side ones (`dhp`, which differ in the
-/// n part because r scales it), and sets `dh_prev` to the part of dL/dh_{t-1} that
-/// does not flow through Wh (z * dh).
-pub fn backward<T: Real>(
-    hd: usize,
-    dh: &[T],
-    h_prev: &[T],
-    cache: &[T],
-    dxp: &mut [T],
-    dhp: &mut [T],
-    dh_prev: &mut [T],
-) {
-    let one = T::one();
-    let rows = (dh.chunks_exact(hd).zip(h_prev.chunks_exact(hd)))
-        .zip(cache.chunks_exact(CACHE * hd))
-        .zip(dxp.chunks_exact_mut(3 * hd).zip(dhp.chunks_exact_mut(3 * hd)))
-        .zip(dh_prev.chunks_exact_mut(hd));
-    for ((((dh, h_prev), cache), (dxp, dhp)), dh_prev) in rows {
-        let (r, rest) = cache.split_at(hd);
-        let (z, rest) = rest.split_at(hd);
-        let (n, hpn) = rest.split_at(hd);
-        for j in 0..hd {
-            // h = (1 - z) * n + z * h_prev
-            let dn = dh[j] * (one - z[j]);
-            let dz = dh[j] * (h_prev[j] - n[j]);
-            dh_prev[j] = dh[j] * z[j];
-            // n = tanh(xp_n + r * hpn)
-            let dn_pre = dn * (one - n[j] * n[j]);
-            let dr = dn_pre * hpn[j];
-            let dr_pre = dr * r[j] * (one - r[j]);
-            let dz_pre = dz * z[j] * (one - z[j]);
-            dxp[j] = dr_pre;
-            dxp[hd + j] = dz_pre;
-            dxp[2 * hd + j] = dn_pre;
-            dhp[j] = dr_pre;
-            dhp[hd + j] = dz_pre;
-            dhp[2 * hd + j] = dn_pre * r[j];
+dispatch! {
+    /// `dh` is the gradient reaching h_t. Writes the gradients at the input-side
+    /// pre-activations (`dxp`) and at the hidden-side ones (`dhp`, which differ in the
+    /// n part because r scales it), and sets `dh_prev` to the part of dL/dh_{t-1} that
+    /// does not flow through Wh (z * dh).
+    pub fn backward<T: Real>(
+        hd: usize,
+        dh: &[T],
+        h_prev: &[T],
+        cache: &[T],
+        dxp: &mut [T],
+        dhp: &mut [T],
+        dh_prev: &mut [T],
+    ) {
+        let one = T::one();
+        let rows = (dh.chunks_exact(hd).zip(h_prev.chunks_exact(hd)))
+            .zip(cache.chunks_exact(CACHE * hd))
+            .zip(dxp.chunks_exact_mut(3 * hd).zip(dhp.chunks_exact_mut(3 * hd)))
+            .zip(dh_prev.chunks_exact_mut(hd));
+        for ((((dh, h_prev), cache), (dxp, dhp)), dh_prev) in rows {
+            let (r, rest) = cache.split_at(hd);
+            let (z, rest) = rest.split_at(hd);
+            let (n, hpn) = rest.split_at(hd);
+            for j in 0..hd {
+                // h = (1 - z) * n + z * h_prev
+                let dn = dh[j] * (one - z[j]);
+                let dz = dh[j] * (h_prev[j] - n[j]);
+                dh_prev[j] = dh[j] * z[j];
+                // n = tanh(xp_n + r * hpn)
+                let dn_pre = dn * (one - n[j] * n[j]);
+                let dr = dn_pre * hpn[j];
+                let dr_pre = dr * r[j] * (one - r[j]);
+                let dz_pre = dz * z[j] * (one - z[j]);
+                dxp[j] = dr_pre;
+                dxp[hd + j] = dz_pre;
+                dxp[2 * hd + j] = dn_pre;
+                dhp[j] = dr_pre;
+                dhp[hd + j] = dz_pre;
+                dhp[2 * hd + j] = dn_pre * r[j];
+            }
         }
     }
 }

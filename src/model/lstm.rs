@@ -9,60 +9,64 @@
 //! The network hands the cell `xp` = Wx x_t + b and `hp` = Wh h_{t-1}. Slices hold
 //! one row per stream: xp, hp, dpre (B, 4H); h, c, dh, dc (B, H); cache (B, 5H).
 
-use crate::linalg::{Real, sigmoid};
+use crate::linalg::{Real, dispatch, sigmoid};
 
 /// Values kept per step and stream for the backward pass: i, f, g, o, tanh(c_t).
 pub const CACHE: usize = 5;
 
-pub fn forward<T: Real>(hd: usize, xp: &[T], hp: &[T], c_prev: &[T], h: &mut [T], c: &mut [T], cache: &mut [T]) {
-    let rows = (xp.chunks_exact(4 * hd).zip(hp.chunks_exact(4 * hd)))
-        .zip(c_prev.chunks_exact(hd).zip(cache.chunks_exact_mut(CACHE * hd)))
-        .zip(h.chunks_exact_mut(hd).zip(c.chunks_exact_mut(hd)));
-    for (((xp, hp), (c_prev, cache)), (h, c)) in rows {
-        let (gates, tc) = cache.split_at_mut(4 * hd);
-        // one loop per activation (i and f, then g, then o) so each vectorises
-        let (if_, rest) = gates.split_at_mut(2 * hd);
-        let (g, o) = rest.split_at_mut(hd);
-        let sum = |k: usize| xp[k] + hp[k];
-        if_.iter_mut().enumerate().for_each(|(k, a)| *a = sigmoid(sum(k)));
-        g.iter_mut().enumerate().for_each(|(k, a)| *a = sum(2 * hd + k).tanh_act());
-        o.iter_mut().enumerate().for_each(|(k, a)| *a = sigmoid(sum(3 * hd + k)));
-        let (i, rest) = gates.split_at(hd);
-        let (f, rest) = rest.split_at(hd);
-        let (g, o) = rest.split_at(hd);
-        for j in 0..hd {
-            c[j] = f[j] * c_prev[j] + i[j] * g[j];
-            tc[j] = c[j].tanh_act();
-            h[j] = o[j] * tc[j];
+dispatch! {
+    pub fn forward<T: Real>(hd: usize, xp: &[T], hp: &[T], c_prev: &[T], h: &mut [T], c: &mut [T], cache: &mut [T]) {
+        let rows = (xp.chunks_exact(4 * hd).zip(hp.chunks_exact(4 * hd)))
+            .zip(c_prev.chunks_exact(hd).zip(cache.chunks_exact_mut(CACHE * hd)))
+            .zip(h.chunks_exact_mut(hd).zip(c.chunks_exact_mut(hd)));
+        for (((xp, hp), (c_prev, cache)), (h, c)) in rows {
+            let (gates, tc) = cache.split_at_mut(4 * hd);
+            // one loop per activation (i and f, then g, then o) so each vectorises
+            let (if_, rest) = gates.split_at_mut(2 * hd);
+            let (g, o) = rest.split_at_mut(hd);
+            let sum = |k: usize| xp[k] + hp[k];
+            if_.iter_mut().enumerate().for_each(|(k, a)| *a = sigmoid(sum(k)));
+            g.iter_mut().enumerate().for_each(|(k, a)| *a = sum(2 * hd + k).tanh_act());
+            o.iter_mut().enumerate().for_each(|(k, a)| *a = sigmoid(sum(3 * hd + k)));
+            let (i, rest) = gates.split_at(hd);
+            let (f, rest) = rest.split_at(hd);
+            let (g, o) = rest.split_at(hd);
+            for j in 0..hd {
+                c[j] = f[j] * c_prev[j] + i[j] * g[j];
+                tc[j] = c[j].tanh_act();
+                h[j] = o[j] * tc[j];
+            }
         }
     }
 }
 
-/// `dh` is the gradient reaching h_t; `dc` holds the gradient reaching c_t from
-/// step t+1 on entry and the gradient reaching c_{t-1} on return. `dpre` receives
-/// the gradient at the four pre-activations (so dxp = dhp = dpre).
-pub fn backward<T: Real>(hd: usize, dh: &[T], dc: &mut [T], c_prev: &[T], cache: &[T], dpre: &mut [T]) {
-    let one = T::one();
-    let rows = (dh.chunks_exact(hd).zip(dc.chunks_exact_mut(hd)))
-        .zip(c_prev.chunks_exact(hd).zip(cache.chunks_exact(CACHE * hd)))
-        .zip(dpre.chunks_exact_mut(4 * hd));
-    for (((dh, dc), (c_prev, cache)), dpre) in rows {
-        let (i, rest) = cache.split_at(hd);
-        let (f, rest) = rest.split_at(hd);
-        let (g, rest) = rest.split_at(hd);
-        let (o, tc) = rest.split_at(hd);
-        let (di, rest) = dpre.split_at_mut(hd);
-        let (df, rest) = rest.split_at_mut(hd);
-        let (dg, d_o) = rest.split_at_mut(hd);
-        for j in 0..hd {
-            // h = o * tanh(c):  do = dh * tanh(c),  dc += dh * o * (1 - tanh(c)^2)
-            let dct = dc[j] + dh[j] * o[j] * (one - tc[j] * tc[j]);
-            d_o[j] = dh[j] * tc[j] * o[j] * (one - o[j]);
-            // c = f * c_prev + i * g
-            di[j] = dct * g[j] * i[j] * (one - i[j]);
-            df[j] = dct * c_prev[j] * f[j] * (one - f[j]);
-            dg[j] = dct * i[j] * (one - g[j] * g[j]);
-            dc[j] = dct * f[j];
+dispatch! {
+    /// `dh` is the gradient reaching h_t; `dc` holds the gradient reaching c_t from
+    /// step t+1 on entry and the gradient reaching c_{t-1} on return. `dpre` receives
+    /// the gradient at the four pre-activations (so dxp = dhp = dpre).
+    pub fn backward<T: Real>(hd: usize, dh: &[T], dc: &mut [T], c_prev: &[T], cache: &[T], dpre: &mut [T]) {
+        let one = T::one();
+        let rows = (dh.chunks_exact(hd).zip(dc.chunks_exact_mut(hd)))
+            .zip(c_prev.chunks_exact(hd).zip(cache.chunks_exact(CACHE * hd)))
+            .zip(dpre.chunks_exact_mut(4 * hd));
+        for (((dh, dc), (c_prev, cache)), dpre) in rows {
+            let (i, rest) = cache.split_at(hd);
+            let (f, rest) = rest.split_at(hd);
+            let (g, rest) = rest.split_at(hd);
+            let (o, tc) = rest.split_at(hd);
+            let (di, rest) = dpre.split_at_mut(hd);
+            let (df, rest) = rest.split_at_mut(hd);
+            let (dg, d_o) = rest.split_at_mut(hd);
+            for j in 0..hd {
+                // h = o * tanh(c):  do = dh * tanh(c),  dc += dh * o * (1 - tanh(c)^2)
+                let dct = dc[j] + dh[j] * o[j] * (one - tc[j] * tc[j]);
+                d_o[j] = dh[j] * tc[j] * o[j] * (one - o[j]);
+                // c = f * c_prev + i * g
+                di[j] = dct * g[j] * i[j] * (one - i[j]);
+                df[j] = dct * c_prev[j] * f[j] * (one - f[j]);
+                dg[j] = dct * i[j] * (one - g[j] * g[j]);
+                dc[j] = dct * f[j];
+            }
         }
     }
 }

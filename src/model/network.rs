@@ -37,6 +37,8 @@ pub struct Workspace<T> {
     ys: Vec<T>,
     /// (B, GH): recurrent projection of one step
     hp: Vec<T>,
+    /// (H, GH): Wh^T of the current layer, for the single-stream recurrence
+    wht: Vec<T>,
     /// (B, H): gradient reaching h_t
     dh: Vec<T>,
     /// (B, H): gradient reaching h_{t-1} from step t
@@ -95,6 +97,7 @@ impl<T: Real> Workspace<T> {
             table: z(if config.embedding > 0 { v * gh } else { 0 }),
             ys: z(tb * v),
             hp: z(batch * gh),
+            wht: z(if batch == 1 && seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
             dh: z(batch * h),
             dh_next: z(batch * h),
             dc: z(batch * h),
@@ -183,6 +186,12 @@ impl<T: Real> Model<T> {
 
             // the recurrence, one step at a time
             let wh = &p[lp.wh.clone()];
+            // one stream: h_{t-1} Wh^T as a vector-matrix product over a transposed copy
+            let steps = tb / b;
+            let single = b == 1 && steps >= TRANSPOSE_FROM;
+            if single {
+                linalg::transpose(wh, gh, hd, &mut ws.wht);
+            }
             let (bh, hs, cs) = (b * hd, &mut lw.hs, &mut lw.cs);
             hs[..bh].copy_from_slice(&state.h[l]);
             if c.cell == Cell::Lstm {
@@ -192,7 +201,11 @@ impl<T: Real> Model<T> {
                 let (done, next) = hs.split_at_mut((t + 1) * bh);
                 let (h_prev, h) = (&done[t * bh..], &mut next[..bh]);
                 // HP = h_{t-1} Wh^T
-                linalg::a_bt(h_prev, wh, &mut ws.hp, b, hd, gh, T::zero());
+                if single {
+                    linalg::vecmat(h_prev, &ws.wht, &mut ws.hp, false);
+                } else {
+                    linalg::a_bt(h_prev, wh, &mut ws.hp, b, hd, gh, T::zero());
+                }
                 let xp_t = &xp[t * b * gh..(t + 1) * b * gh];
                 match c.cell {
                     Cell::Rnn => rnn::forward(xp_t, &ws.hp, h),
@@ -425,6 +438,10 @@ impl<T: Real> Model<T> {
         loss
     }
 }
+
+/// Chunks at least this long transpose Wh once for the single-stream recurrence;
+/// shorter ones (sampling feeds one character) use row dot products instead.
+const TRANSPOSE_FROM: usize = 8;
 
 /// Whether the first layer reads its embedding through the (V, GH) table.
 fn uses_table(c: &Config, rows: usize) -> bool {
