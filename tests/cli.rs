@@ -251,3 +251,48 @@ fn argmax_and_top_k_sampling_from_every_cell() {
         charrnn(d).args(["sample", "--checkpoint", "rnn.ckpt", "--argmax", "--temperature", "0.5"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "--argmax with --temperature is a usage error");
 }
+
+/// The AVX2+FMA builds of the hot loops (picked at run time) and the baseline
+/// builds (`CHARRNN_NO_SIMD=1`) compute the same training to rounding: fused
+/// multiply-adds round once where separate ones round twice.
+#[test]
+fn simd_and_baseline_builds_train_the_same_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "t.txt", small_text());
+    // 30 chaotic iterations amplify a first-iteration difference of ~1e-16 (f64) or ~1e-7 (f32)
+    for (cell, precision, tolerance) in [("rnn", "f64", 1e-6), ("lstm", "f32", 1e-3), ("gru", "f32", 1e-3)] {
+        let mut smooth = Vec::new();
+        for no_simd in [false, true] {
+            let ckpt = format!("{cell}-{no_simd}.ckpt");
+            let mut cmd = charrnn(d);
+            if no_simd {
+                cmd.env("CHARRNN_NO_SIMD", "1");
+            } else {
+                cmd.env_remove("CHARRNN_NO_SIMD");
+            }
+            let out = cmd
+                .args(["train", "--data", "t.txt", "--cell", cell, "--precision", precision, "--hidden-size", "40"])
+                .args([
+                    "--batch-size",
+                    "2",
+                    "--iters",
+                    "30",
+                    "--rng-seed",
+                    "1",
+                    "--sample-every",
+                    "0",
+                    "--log-every",
+                    "0",
+                ])
+                .args(["--checkpoint", &ckpt])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{}", stderr(&out));
+            let path = d.join(&ckpt);
+            smooth.push(if precision == "f64" { load_f64(&path).smooth_loss } else { load_f32(&path).smooth_loss });
+        }
+        let rel = (smooth[0] - smooth[1]).abs() / smooth[1];
+        assert!(rel < tolerance, "{cell}: smooth loss {} vs {} ({rel:e})", smooth[0], smooth[1]);
+    }
+}
