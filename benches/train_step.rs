@@ -26,28 +26,37 @@ fn bench<T: Real>(c: &mut Criterion, name: &str, config: Config, hyper: Hyper) {
     c.bench_function(name, |b| b.iter(|| t.step(&ids).unwrap()));
 }
 
+fn adam_hyper(seq_length: usize, batch_size: usize) -> Hyper {
+    Hyper {
+        seq_length,
+        batch_size,
+        optimizer: Kind::Adam { beta1: 0.9, beta2: 0.999 },
+        learning_rate: 2e-3,
+        ..Hyper::default()
+    }
+}
+
 fn default_rnn(c: &mut Criterion) {
     let config = Config::min_char_rnn(V, 100);
     bench::<f64>(c, "train_iteration/rnn_h100_seq25_f64", config, Hyper::default());
     bench::<f32>(c, "train_iteration/rnn_h100_seq25_f32", config, Hyper::default());
 }
 
-fn lstm(c: &mut Criterion) {
-    let config = Config { cell: Cell::Lstm, vocab: V, hidden: 256, layers: 1, embedding: 64 };
-    let hyper = Hyper {
-        seq_length: 50,
-        batch_size: 32,
-        optimizer: Kind::Adam { beta1: 0.9, beta2: 0.999 },
-        learning_rate: 2e-3,
-        ..Hyper::default()
-    };
-    bench::<f32>(c, "train_iteration/lstm_h256_e64_b32_seq50_f32", config, hyper);
+fn large(c: &mut Criterion) {
+    let rnn512 = Config::min_char_rnn(V, 512);
+    bench::<f64>(c, "train_iteration/rnn_h512_seq25_f64", rnn512, Hyper::default());
+    bench::<f32>(c, "train_iteration/rnn_h512_seq25_f32", rnn512, Hyper::default());
+    // one thread: criterion measures the single-core kernels; the CLI splits batches over cores
+    let lstm = Config { cell: Cell::Lstm, vocab: V, hidden: 256, layers: 1, embedding: 64 };
+    bench::<f32>(c, "train_iteration/lstm_h256_e64_b32_seq50_f32", lstm, adam_hyper(50, 32));
+    let lstm2 = Config { cell: Cell::Lstm, vocab: V, hidden: 512, layers: 2, embedding: 64 };
+    bench::<f32>(c, "train_iteration/lstm_2x512_e64_b32_seq50_f32", lstm2, adam_hyper(50, 32));
 }
 
 criterion_group!(small, default_rnn);
 criterion_group! {
-    name = large;
+    name = big;
     config = Criterion::default().sample_size(10);
-    targets = lstm
+    targets = large
 }
-criterion_main!(small, large);
+criterion_main!(small, big);
