@@ -63,13 +63,9 @@ impl<'m, T: Real> Sampler<'m, T> {
                 return Err(SampleError::BadTopK);
             }
         }
-        Ok(Sampler {
-            ws: Workspace::new(model.config, 1, 1),
-            probs: vec![T::zero(); model.config.vocab],
-            model,
-            state,
-            draw,
-        })
+        let mut ws = Workspace::new(model.config, 1, 1);
+        ws.prepare_for_sampling(model);
+        Ok(Sampler { ws, probs: vec![T::zero(); model.config.vocab], model, state, draw })
     }
 
     /// Advances the hidden state with character `id` and computes the next distribution.

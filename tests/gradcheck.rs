@@ -180,6 +180,8 @@ fn chunk_forward_equals_step_by_step_prediction() {
             1.0,
         );
         let (mut state, mut ws, mut steps) = (State::zeros(&config, 1), Workspace::new(config, 1, 1), 0.0);
+        // the sampler's layout of the weights (tables, transposes) computes the same
+        ws.prepare_for_sampling(&model);
         for t in 0..8 {
             let logits = model.predict(&ids[t..t + 1], &mut state, &mut ws);
             let target = logits[ids[t + 1] as usize];

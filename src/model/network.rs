@@ -52,7 +52,29 @@ pub struct Workspace<T> {
     /// Inverted-dropout masks on each layer's output, (T*B, H), values 0 or 1/(1-p);
     /// empty when dropout is off for this pass.
     masks: Vec<Vec<T>>,
+    /// Weights rearranged for one character at a time (sampling), if prepared.
+    inference: Option<Inference<T>>,
 }
+
+/// A model's weights laid out for single-character steps. Matrices up to
+/// [`TRANSPOSE_BYTES`] are transposed so their products use the register-blocked
+/// vector-matrix kernel; larger ones stream from L2 or beyond either way, and
+/// their original rows (read by row dot products) stream best.
+struct Inference<T> {
+    /// (V, GH): the first layer's input projection for each character,
+    /// Wx[:, x] (one-hot) or embed[x] Wx^T
+    table: Vec<T>,
+    /// Per layer above the first: Wx^T (H, GH)
+    wxt: Vec<Option<Vec<T>>>,
+    /// Per layer: Wh^T (H, GH)
+    wht: Vec<Option<Vec<T>>>,
+    /// (H, V): Why^T
+    whyt: Option<Vec<T>>,
+}
+
+/// Largest matrix the sampler transposes (measured: the 512 KB and smaller ones gain,
+/// a 1 MB Wh loses 40%).
+const TRANSPOSE_BYTES: usize = 1 << 19;
 
 struct LayerWork<T> {
     /// (T*B, GH): XP = X Wx^T + b
@@ -104,7 +126,44 @@ impl<T: Real> Workspace<T> {
             dcur: z(tb * h),
             dx: z(tb * config.embedding.max(h)),
             masks: Vec::new(),
+            inference: None,
         }
+    }
+
+    /// Rearranges `model`'s weights for one-character steps (a single stream):
+    /// the sampler does this once and then feeds thousands of characters. The
+    /// workspace must then only be used with this model, unchanged.
+    pub fn prepare_for_sampling(&mut self, model: &Model<T>) {
+        assert_eq!(model.config, self.config, "workspace was made for another model");
+        let c = self.config;
+        let (p, gh) = (&model.params, c.cell.gates() * c.hidden);
+        let transposed = |range: std::ops::Range<usize>, rows: usize, cols: usize| {
+            (rows * cols * std::mem::size_of::<T>() <= TRANSPOSE_BYTES).then(|| {
+                let mut t = vec![T::zero(); rows * cols];
+                linalg::transpose(&p[range], rows, cols, &mut t);
+                t
+            })
+        };
+        let l0 = &self.layout.layers[0];
+        let table = match &self.layout.embed {
+            Some(embed) => {
+                let mut table = vec![T::zero(); c.vocab * gh];
+                linalg::a_bt(&p[embed.clone()], &p[l0.wx.clone()], &mut table, c.vocab, c.embedding, gh, T::zero());
+                table
+            }
+            None => {
+                let mut t = vec![T::zero(); c.vocab * gh];
+                linalg::transpose(&p[l0.wx.clone()], gh, c.vocab, &mut t);
+                t
+            }
+        };
+        let layers = &self.layout.layers;
+        self.inference = Some(Inference {
+            table,
+            wxt: layers.iter().skip(1).map(|lp| transposed(lp.wx.clone(), gh, c.hidden)).collect(),
+            wht: layers.iter().map(|lp| transposed(lp.wh.clone(), gh, c.hidden)).collect(),
+            whyt: transposed(self.layout.why.clone(), c.vocab, c.hidden),
+        });
     }
 
     /// Draws fresh inverted-dropout masks (keep with probability 1 - p) for the next
@@ -153,8 +212,21 @@ impl<T: Real> Model<T> {
             let (below, rest) = ws.layers.split_at_mut(l);
             let lw = &mut rest[0];
             let xp = &mut lw.xp[..tb * gh];
+            let inference = ws.inference.as_ref().filter(|_| tb == 1);
             // XP = X Wx^T + b
-            if l == 0 && c.embedding == 0 {
+            if let Some(inf) = inference {
+                // one character: a row of the table, or a vector-matrix product
+                if l == 0 {
+                    let x = inputs[0] as usize;
+                    xp.copy_from_slice(&inf.table[x * gh..(x + 1) * gh]);
+                } else {
+                    let x = layer_output(&below[l - 1], !ws.masks.is_empty(), b, hd, tb);
+                    match &inf.wxt[l - 1] {
+                        Some(wxt) => linalg::vecmat(x, wxt, xp, false),
+                        None => linalg::matvec(&p[lp.wx.clone()], x, xp),
+                    }
+                }
+            } else if l == 0 && c.embedding == 0 {
                 // one-hot input: row r of XP is column x_r of Wx
                 let wx = &p[lp.wx.clone()];
                 for (row, &x) in xp.chunks_exact_mut(gh).zip(inputs) {
@@ -201,7 +273,9 @@ impl<T: Real> Model<T> {
                 let (done, next) = hs.split_at_mut((t + 1) * bh);
                 let (h_prev, h) = (&done[t * bh..], &mut next[..bh]);
                 // HP = h_{t-1} Wh^T
-                if single {
+                if let Some(wht) = inference.and_then(|inf| inf.wht[l].as_ref()) {
+                    linalg::vecmat(h_prev, wht, &mut ws.hp, false);
+                } else if single {
                     linalg::vecmat(h_prev, &ws.wht, &mut ws.hp, false);
                 } else {
                     linalg::a_bt(h_prev, wh, &mut ws.hp, b, hd, gh, T::zero());
@@ -244,7 +318,10 @@ impl<T: Real> Model<T> {
         let (c, b) = (self.config, ws.batch);
         let top = layer_output(&ws.layers[c.layers - 1], !ws.masks.is_empty(), b, c.hidden, rows);
         let ys = &mut ws.ys[..rows * c.vocab];
-        linalg::a_bt(top, &self.params[ws.layout.why.clone()], ys, rows, c.hidden, c.vocab, T::zero());
+        match ws.inference.as_ref().filter(|_| rows == 1).and_then(|inf| inf.whyt.as_ref()) {
+            Some(whyt) => linalg::vecmat(top, whyt, ys, false),
+            None => linalg::a_bt(top, &self.params[ws.layout.why.clone()], ys, rows, c.hidden, c.vocab, T::zero()),
+        }
         linalg::add_row(ys, &self.params[ws.layout.by.clone()]);
     }
 
