@@ -2,7 +2,9 @@
 # Training speed side by side: charrnn (f64 and f32) against min-char-rnn's NumPy
 # reference in its naive and fast forms, on the same file, default configuration
 # (hidden 100, seq_length 25). Rounds are interleaved so machine noise hits every
-# implementation alike; the table shows medians.
+# implementation alike; the table shows medians. Then sampling speed, single
+# thread, against a PyTorch sampling loop (scripts/torch_sample.py) when torch is
+# installed: the default model and a 2x512 LSTM.
 #
 # usage: scripts/compare.sh [DATA] [ITERS] [ROUNDS]
 #   DATA    text file          (default ../shared/data/tinyshakespeare.txt)
@@ -56,3 +58,23 @@ for name in ["charrnn-f64", "charrnn-f32", "numpy-naive", "numpy-fast"]:
     print(f"{name:<14} {m:>14.0f} {m * 25:>10.0f} {ratio('numpy-naive'):>9} {ratio('numpy-fast'):>8}   {runs}")
 print(f"({sys.argv[2]} iterations per run, {sys.argv[3]} runs each, hidden 100, seq_length 25)")
 PY
+
+# ---- sampling, single thread ----
+sample_cps() { # checkpoint chars
+    local t0 t1
+    t0=$(date +%s.%N)
+    "$BIN" sample --checkpoint "$1" -n "$2" --rng-seed 1 >/dev/null
+    t1=$(date +%s.%N)
+    python3 -c "print(round($2 / ($t1 - $t0)))"
+}
+"$BIN" train --data "$DATA" --iters 0 --log-every 0 --checkpoint "$tmp/rnn.ckpt" --force 2>/dev/null
+"$BIN" train --data "$DATA" --iters 0 --log-every 0 --checkpoint "$tmp/lstm.ckpt" --force \
+    --cell lstm --layers 2 --hidden-size 512 --embedding-size 64 2>/dev/null
+echo
+echo "sampling, single thread (chars/s)"
+echo "charrnn rnn h100 f64:        $(MATMUL_NUM_THREADS=1 sample_cps "$tmp/rnn.ckpt" 2000000)"
+echo "charrnn lstm 2x512 e64 f32:  $(MATMUL_NUM_THREADS=1 sample_cps "$tmp/lstm.ckpt" 20000)"
+if python3 -c 'import torch' 2>/dev/null; then
+    echo "pytorch rnn h100 f64:        $(python3 scripts/torch_sample.py rnn --double --chars 20000 | sed 's/.*chars_per_s": \([0-9]*\).*/\1/')"
+    echo "pytorch lstm 2x512 e64 f32:  $(python3 scripts/torch_sample.py lstm --hidden 512 --layers 2 --emb 64 --chars 2000 | sed 's/.*chars_per_s": \([0-9]*\).*/\1/')"
+fi
