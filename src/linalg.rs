@@ -331,6 +331,76 @@ dispatch! {
     }
 }
 
+/// Rows of X and columns of Y a [`strip_vecmat`] tile keeps in registers:
+/// 4 x 16 f32 is 8 AVX vectors.
+const TILE_ROWS: usize = 4;
+pub const TILE_COLS: usize = 16;
+
+/// Lays out a (k, n) matrix, given by `at(row, col)`, as n/16 strips of 16 columns,
+/// each strip k rows of 16 contiguous values, for [`strip_vecmat`]. Row-major rows
+/// of 1 or 4 KB would put a strip's rows in a handful of cache sets, where they evict
+/// each other; strips are read straight through. n must be a multiple of 16.
+pub fn pack_strips<T: Real>(k: usize, n: usize, at: impl Fn(usize, usize) -> T, out: &mut [T]) {
+    assert!(n.is_multiple_of(TILE_COLS) && out.len() == k * n);
+    for (s, strip) in out.chunks_exact_mut(k * TILE_COLS).enumerate() {
+        for (kk, row) in strip.chunks_exact_mut(TILE_COLS).enumerate() {
+            for (c, v) in row.iter_mut().enumerate() {
+                *v = at(kk, s * TILE_COLS + c);
+            }
+        }
+    }
+}
+
+dispatch! {
+    /// Y = X M (or Y += X M) for row-major X: (m, k), Y: (m, n) and M packed by
+    /// [`pack_strips`]: the batched form of [`vecmat`], for the recurrence of a few
+    /// streams. A 4 x 16 tile of Y stays in registers while the matching strip of M
+    /// streams past, once per group of 4 rows; M is packed once per chunk, not at
+    /// every step as a GEMM library would.
+    pub fn strip_vecmat<T: Real>(x: &[T], packed: &[T], y: &mut [T], rows: usize, accumulate: bool) {
+        let k = x.len() / rows;
+        let n = y.len() / rows;
+        debug_assert_eq!(packed.len(), k * n);
+        for (s, strip) in packed.chunks_exact(k * TILE_COLS).enumerate() {
+            let c0 = s * TILE_COLS;
+            let mut r0 = 0;
+            while r0 + TILE_ROWS <= rows {
+                let xs: [&[T]; TILE_ROWS] = std::array::from_fn(|r| &x[(r0 + r) * k..(r0 + r + 1) * k]);
+                let mut acc = [[T::zero(); TILE_COLS]; TILE_ROWS];
+                if accumulate {
+                    for (r, acc) in acc.iter_mut().enumerate() {
+                        acc.copy_from_slice(&y[(r0 + r) * n + c0..(r0 + r) * n + c0 + TILE_COLS]);
+                    }
+                }
+                for (i, b) in strip.as_chunks::<TILE_COLS>().0.iter().enumerate() {
+                    for r in 0..TILE_ROWS {
+                        let a = xs[r][i];
+                        for c in 0..TILE_COLS {
+                            acc[r][c] = fma!(a, b[c], acc[r][c]);
+                        }
+                    }
+                }
+                for (r, acc) in acc.iter().enumerate() {
+                    y[(r0 + r) * n + c0..(r0 + r) * n + c0 + TILE_COLS].copy_from_slice(acc);
+                }
+                r0 += TILE_ROWS;
+            }
+            for r in r0..rows {
+                let mut acc = [T::zero(); TILE_COLS];
+                if accumulate {
+                    acc.copy_from_slice(&y[r * n + c0..r * n + c0 + TILE_COLS]);
+                }
+                for (&a, b) in x[r * k..(r + 1) * k].iter().zip(strip.as_chunks::<TILE_COLS>().0) {
+                    for c in 0..TILE_COLS {
+                        acc[c] = fma!(a, b[c], acc[c]);
+                    }
+                }
+                y[r * n + c0..r * n + c0 + TILE_COLS].copy_from_slice(&acc);
+            }
+        }
+    }
+}
+
 /// y = W^T x for row-major W: (rows, cols), x: (rows), y: (cols).
 pub fn matvec_t<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
     vecmat(x, w, y, false);
@@ -459,6 +529,22 @@ mod tests {
             let mut t = vec![0.0; rows * cols];
             transpose(m.as_slice().unwrap(), rows, cols, &mut t);
             assert_eq!(t, m.t().iter().copied().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn strip_vecmat_agrees_with_ndarray() {
+        for (m, k, n) in [(1, 3, 16), (4, 7, 16), (5, 9, 32), (16, 20, 64), (7, 300, 48)] {
+            let x = ndarray::Array2::from_shape_fn((m, k), |(i, j)| ((i * 5 + j * 3) % 7) as f64 - 3.0);
+            let b = ndarray::Array2::from_shape_fn((k, n), |(i, j)| ((i * 2 + j) % 9) as f64 * 0.5 - 2.0);
+            let mut packed = vec![0.0; k * n];
+            pack_strips(k, n, |i, j| b[[i, j]], &mut packed);
+            let mut y = vec![f64::NAN; m * n];
+            strip_vecmat(x.as_slice().unwrap(), &packed, &mut y, m, false);
+            let want = x.dot(&b);
+            assert_eq!(y, want.iter().copied().collect::<Vec<_>>(), "{m}x{k}x{n}");
+            strip_vecmat(x.as_slice().unwrap(), &packed, &mut y, m, true);
+            assert_eq!(y, (&want * 2.0).iter().copied().collect::<Vec<_>>(), "{m}x{k}x{n} accumulate");
         }
     }
 

@@ -108,6 +108,17 @@ fn embedding_without_the_lookup_table() {
     }
 }
 
+/// Chunks of 8 or more steps with several streams and H a multiple of 16 run the
+/// recurrence through Wh packed in strips (a batched vector-matrix kernel) rather
+/// than GEMM: checked too, in both directions of the pass.
+#[test]
+fn several_streams_through_the_packed_recurrence() {
+    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        let config = Config { cell, vocab: 5, hidden: 16, layers: 2, embedding: 3 };
+        check(Case { config, batch: 5, seq: 8, dropout: 0.0 });
+    }
+}
+
 #[test]
 fn every_cell_with_dropout() {
     for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {

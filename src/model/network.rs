@@ -37,8 +37,11 @@ pub struct Workspace<T> {
     ys: Vec<T>,
     /// (B, GH): recurrent projection of one step
     hp: Vec<T>,
-    /// (H, GH): Wh^T of the current layer, for the single-stream recurrence
+    /// (H, GH): Wh^T of the current layer for the recurrence: row-major for one
+    /// stream, packed in 16-column strips for several
     wht: Vec<T>,
+    /// (GH, H): Wh packed in 16-column strips, for several streams' backward recurrence
+    whp: Vec<T>,
     /// (B, H): gradient reaching h_t
     dh: Vec<T>,
     /// (B, H): gradient reaching h_{t-1} from step t
@@ -119,7 +122,8 @@ impl<T: Real> Workspace<T> {
             table: z(if config.embedding > 0 { v * gh } else { 0 }),
             ys: z(tb * v),
             hp: z(batch * gh),
-            wht: z(if batch == 1 && seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
+            wht: z(if seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
+            whp: z(if batch > 1 && seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
             dh: z(batch * h),
             dh_next: z(batch * h),
             dc: z(batch * h),
@@ -258,11 +262,14 @@ impl<T: Real> Model<T> {
 
             // the recurrence, one step at a time
             let wh = &p[lp.wh.clone()];
-            // one stream: h_{t-1} Wh^T as a vector-matrix product over a transposed copy
+            // h_{t-1} Wh^T as a vector-matrix product over a transposed copy made
+            // once per chunk (for one stream; a few rows at once for several)
             let steps = tb / b;
-            let single = b == 1 && steps >= TRANSPOSE_FROM;
-            if single {
+            let transposed = steps >= TRANSPOSE_FROM && (b == 1 || strips_fit(hd, gh));
+            if transposed && b == 1 {
                 linalg::transpose(wh, gh, hd, &mut ws.wht);
+            } else if transposed {
+                linalg::pack_strips(hd, gh, |i, j| wh[j * hd + i], &mut ws.wht);
             }
             let (bh, hs, cs) = (b * hd, &mut lw.hs, &mut lw.cs);
             hs[..bh].copy_from_slice(&state.h[l]);
@@ -275,8 +282,10 @@ impl<T: Real> Model<T> {
                 // HP = h_{t-1} Wh^T
                 if let Some(wht) = inference.and_then(|inf| inf.wht[l].as_ref()) {
                     linalg::vecmat(h_prev, wht, &mut ws.hp, false);
-                } else if single {
+                } else if transposed && b == 1 {
                     linalg::vecmat(h_prev, &ws.wht, &mut ws.hp, false);
+                } else if transposed {
+                    linalg::strip_vecmat(h_prev, &ws.wht, &mut ws.hp, b, false);
                 } else {
                     linalg::a_bt(h_prev, wh, &mut ws.hp, b, hd, gh, T::zero());
                 }
@@ -390,6 +399,10 @@ impl<T: Real> Model<T> {
             // backward through time
             let wh = &p[lp.wh.clone()];
             let bh = b * hd;
+            let packed = b > 1 && steps >= TRANSPOSE_FROM && strips_fit(hd, gh);
+            if packed {
+                linalg::pack_strips(gh, hd, |i, j| wh[i * hd + j], &mut ws.whp);
+            }
             ws.dh_next.fill(T::zero());
             ws.dc.fill(T::zero());
             for t in (0..steps).rev() {
@@ -421,7 +434,14 @@ impl<T: Real> Model<T> {
                 };
                 // dh_{t-1} (+)= dHP_t Wh; not needed before the chunk (truncated BPTT)
                 if t > 0 {
-                    linalg::a_b(dhp_t, wh, &mut ws.dh_next, b, gh, hd, T::one());
+                    // Wh (GH, H) is already the row-major M of dh = dHP Wh
+                    if b == 1 {
+                        linalg::vecmat(dhp_t, wh, &mut ws.dh_next, true);
+                    } else if packed {
+                        linalg::strip_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, b, true);
+                    } else {
+                        linalg::a_b(dhp_t, wh, &mut ws.dh_next, b, gh, hd, T::one());
+                    }
                 }
             }
             let dxp = &lw.dxp[..tb * gh];
@@ -519,6 +539,11 @@ impl<T: Real> Model<T> {
 /// Chunks at least this long transpose Wh once for the single-stream recurrence;
 /// shorter ones (sampling feeds one character) use row dot products instead.
 const TRANSPOSE_FROM: usize = 8;
+
+/// Whether Wh and Wh^T pack into 16-column strips (H a multiple of 16).
+fn strips_fit(hd: usize, gh: usize) -> bool {
+    hd.is_multiple_of(linalg::TILE_COLS) && gh.is_multiple_of(linalg::TILE_COLS)
+}
 
 /// Whether the first layer reads its embedding through the (V, GH) table.
 fn uses_table(c: &Config, rows: usize) -> bool {
