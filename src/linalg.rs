@@ -336,16 +336,16 @@ dispatch! {
 const TILE_ROWS: usize = 4;
 pub const TILE_COLS: usize = 16;
 
-/// Lays out a (k, n) matrix, given by `at(row, col)`, as n/16 strips of 16 columns,
-/// each strip k rows of 16 contiguous values, for [`strip_vecmat`]. Row-major rows
-/// of 1 or 4 KB would put a strip's rows in a handful of cache sets, where they evict
-/// each other; strips are read straight through. n must be a multiple of 16.
-pub fn pack_strips<T: Real>(k: usize, n: usize, at: impl Fn(usize, usize) -> T, out: &mut [T]) {
-    assert!(n.is_multiple_of(TILE_COLS) && out.len() == k * n);
-    for (s, strip) in out.chunks_exact_mut(k * TILE_COLS).enumerate() {
-        for (kk, row) in strip.chunks_exact_mut(TILE_COLS).enumerate() {
+/// Lays out a (k, n) matrix, given by `at(row, col)`, as n/W strips of W columns,
+/// each strip k rows of W contiguous values, for [`strip_vecmat`] (W = 16). Row-major rows of 1 or 4 KB would put a strip's rows in a
+/// handful of cache sets, where they evict each other; strips are read straight
+/// through. n must be a multiple of W.
+pub fn pack_strips<T: Real>(width: usize, k: usize, n: usize, at: impl Fn(usize, usize) -> T, out: &mut [T]) {
+    assert!(n.is_multiple_of(width) && out.len() == k * n);
+    for (s, strip) in out.chunks_exact_mut(k * width).enumerate() {
+        for (kk, row) in strip.chunks_exact_mut(width).enumerate() {
             for (c, v) in row.iter_mut().enumerate() {
-                *v = at(kk, s * TILE_COLS + c);
+                *v = at(kk, s * width + c);
             }
         }
     }
@@ -538,7 +538,7 @@ mod tests {
             let x = ndarray::Array2::from_shape_fn((m, k), |(i, j)| ((i * 5 + j * 3) % 7) as f64 - 3.0);
             let b = ndarray::Array2::from_shape_fn((k, n), |(i, j)| ((i * 2 + j) % 9) as f64 * 0.5 - 2.0);
             let mut packed = vec![0.0; k * n];
-            pack_strips(k, n, |i, j| b[[i, j]], &mut packed);
+            pack_strips(TILE_COLS, k, n, |i, j| b[[i, j]], &mut packed);
             let mut y = vec![f64::NAN; m * n];
             strip_vecmat(x.as_slice().unwrap(), &packed, &mut y, m, false);
             let want = x.dot(&b);

@@ -108,14 +108,15 @@ fn embedding_without_the_lookup_table() {
     }
 }
 
-/// Chunks of 8 or more steps with several streams and H a multiple of 16 run the
-/// recurrence through Wh packed in strips (a batched vector-matrix kernel) rather
-/// than GEMM: checked too, in both directions of the pass.
+/// Chunks of 8 or more steps with H a multiple of 16 run the recurrence through Wh
+/// packed in strips (vector-matrix kernels) rather than GEMM or row dot products:
+/// checked too, in both directions of the pass, for one stream and several.
 #[test]
-fn several_streams_through_the_packed_recurrence() {
+fn the_packed_recurrence_for_one_stream_and_several() {
     for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
         let config = Config { cell, vocab: 5, hidden: 16, layers: 2, embedding: 3 };
         check(Case { config, batch: 5, seq: 8, dropout: 0.0 });
+        check(Case { config, batch: 1, seq: 9, dropout: 0.0 });
     }
 }
 

@@ -123,7 +123,7 @@ impl<T: Real> Workspace<T> {
             ys: z(tb * v),
             hp: z(batch * gh),
             wht: z(if seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
-            whp: z(if batch > 1 && seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
+            whp: z(if seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
             dh: z(batch * h),
             dh_next: z(batch * h),
             dc: z(batch * h),
@@ -262,14 +262,16 @@ impl<T: Real> Model<T> {
 
             // the recurrence, one step at a time
             let wh = &p[lp.wh.clone()];
-            // h_{t-1} Wh^T as a vector-matrix product over a transposed copy made
-            // once per chunk (for one stream; a few rows at once for several)
+            // h_{t-1} Wh^T as vector-matrix products over Wh^T laid out once per
+            // chunk: in strips when the columns divide (see linalg::pack_strips),
+            // row-major otherwise; short chunks (sampling) multiply Wh as it is
             let steps = tb / b;
-            let transposed = steps >= TRANSPOSE_FROM && (b == 1 || strips_fit(hd, gh));
-            if transposed && b == 1 {
-                linalg::transpose(wh, gh, hd, &mut ws.wht);
-            } else if transposed {
-                linalg::pack_strips(hd, gh, |i, j| wh[j * hd + i], &mut ws.wht);
+            let width = strip_width(gh);
+            let transposed = steps >= TRANSPOSE_FROM && (b == 1 || width.is_some());
+            match width.filter(|_| transposed) {
+                Some(w) => linalg::pack_strips(w, hd, gh, |i, j| wh[j * hd + i], &mut ws.wht),
+                None if transposed => linalg::transpose(wh, gh, hd, &mut ws.wht),
+                None => {}
             }
             let (bh, hs, cs) = (b * hd, &mut lw.hs, &mut lw.cs);
             hs[..bh].copy_from_slice(&state.h[l]);
@@ -282,12 +284,12 @@ impl<T: Real> Model<T> {
                 // HP = h_{t-1} Wh^T
                 if let Some(wht) = inference.and_then(|inf| inf.wht[l].as_ref()) {
                     linalg::vecmat(h_prev, wht, &mut ws.hp, false);
-                } else if transposed && b == 1 {
-                    linalg::vecmat(h_prev, &ws.wht, &mut ws.hp, false);
-                } else if transposed {
-                    linalg::strip_vecmat(h_prev, &ws.wht, &mut ws.hp, b, false);
-                } else {
+                } else if !transposed {
                     linalg::a_bt(h_prev, wh, &mut ws.hp, b, hd, gh, T::zero());
+                } else if width.is_none() {
+                    linalg::vecmat(h_prev, &ws.wht, &mut ws.hp, false);
+                } else {
+                    linalg::strip_vecmat(h_prev, &ws.wht, &mut ws.hp, b, false);
                 }
                 let xp_t = &xp[t * b * gh..(t + 1) * b * gh];
                 match c.cell {
@@ -399,9 +401,9 @@ impl<T: Real> Model<T> {
             // backward through time
             let wh = &p[lp.wh.clone()];
             let bh = b * hd;
-            let packed = b > 1 && steps >= TRANSPOSE_FROM && strips_fit(hd, gh);
-            if packed {
-                linalg::pack_strips(gh, hd, |i, j| wh[i * hd + j], &mut ws.whp);
+            let width = strip_width(hd).filter(|_| steps >= TRANSPOSE_FROM);
+            if let Some(w) = width {
+                linalg::pack_strips(w, gh, hd, |i, j| wh[i * hd + j], &mut ws.whp);
             }
             ws.dh_next.fill(T::zero());
             ws.dc.fill(T::zero());
@@ -435,12 +437,10 @@ impl<T: Real> Model<T> {
                 // dh_{t-1} (+)= dHP_t Wh; not needed before the chunk (truncated BPTT)
                 if t > 0 {
                     // Wh (GH, H) is already the row-major M of dh = dHP Wh
-                    if b == 1 {
-                        linalg::vecmat(dhp_t, wh, &mut ws.dh_next, true);
-                    } else if packed {
-                        linalg::strip_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, b, true);
-                    } else {
-                        linalg::a_b(dhp_t, wh, &mut ws.dh_next, b, gh, hd, T::one());
+                    match width {
+                        Some(_) => linalg::strip_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, b, true),
+                        None if b == 1 => linalg::vecmat(dhp_t, wh, &mut ws.dh_next, true),
+                        None => linalg::a_b(dhp_t, wh, &mut ws.dh_next, b, gh, hd, T::one()),
                     }
                 }
             }
@@ -540,9 +540,11 @@ impl<T: Real> Model<T> {
 /// shorter ones (sampling feeds one character) use row dot products instead.
 const TRANSPOSE_FROM: usize = 8;
 
-/// Whether Wh and Wh^T pack into 16-column strips (H a multiple of 16).
-fn strips_fit(hd: usize, gh: usize) -> bool {
-    hd.is_multiple_of(linalg::TILE_COLS) && gh.is_multiple_of(linalg::TILE_COLS)
+/// The strip width for a recurrent product with `cols` outputs, None when the
+/// columns do not divide into strips (then the row-major kernels run). Measured
+/// on one stream at H = 512, 32-wide strips were no faster than 16.
+fn strip_width(cols: usize) -> Option<usize> {
+    cols.is_multiple_of(linalg::TILE_COLS).then_some(linalg::TILE_COLS)
 }
 
 /// Whether the first layer reads its embedding through the (V, GH) table.
