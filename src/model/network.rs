@@ -37,10 +37,10 @@ pub struct Workspace<T> {
     ys: Vec<T>,
     /// (B, GH): recurrent projection of one step
     hp: Vec<T>,
-    /// (H, GH): Wh^T of the current layer for the recurrence: row-major for one
-    /// stream, packed in 16-column strips for several
+    /// (H, GH): Wh^T of the current layer for the forward recurrence, packed in
+    /// 16-column strips (or row-major when GH does not divide into strips)
     wht: Vec<T>,
-    /// (GH, H): Wh packed in 16-column strips, for several streams' backward recurrence
+    /// (GH, H): Wh packed in 16-column strips for the backward recurrence
     whp: Vec<T>,
     /// (B, H): gradient reaching h_t
     dh: Vec<T>,
@@ -536,8 +536,8 @@ impl<T: Real> Model<T> {
     }
 }
 
-/// Chunks at least this long transpose Wh once for the single-stream recurrence;
-/// shorter ones (sampling feeds one character) use row dot products instead.
+/// Chunks at least this long lay Wh out once (strips or a transpose) for the
+/// recurrence; shorter ones (sampling feeds one character) multiply Wh as it is.
 const TRANSPOSE_FROM: usize = 8;
 
 /// The strip width for a recurrent product with `cols` outputs, None when the
