@@ -260,23 +260,6 @@ fn dot_body<T: Real, const FUSED: bool>(a: &[T], b: &[T]) -> T {
 }
 
 dispatch! {
-    /// sum_i a[i] * b[i]
-    pub fn dot<T: Real>(a: &[T], b: &[T]) -> T {
-        dot_body::<T, FUSED>(a, b)
-    }
-}
-
-dispatch! {
-    /// y += a * x
-    pub fn axpy<T: Real>(a: T, x: &[T], y: &mut [T]) {
-        debug_assert_eq!(x.len(), y.len());
-        for (yi, &xi) in y.iter_mut().zip(x) {
-            *yi = fma!(a, xi, *yi);
-        }
-    }
-}
-
-dispatch! {
     /// y = W x for row-major W: (rows, cols), x: (cols), y: (rows).
     pub fn matvec<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
         let cols = x.len();
@@ -401,16 +384,6 @@ dispatch! {
     }
 }
 
-/// y = W^T x for row-major W: (rows, cols), x: (rows), y: (cols).
-pub fn matvec_t<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
-    vecmat(x, w, y, false);
-}
-
-/// y += W^T x (see [`matvec_t`]).
-pub fn matvec_t_acc<T: Real>(w: &[T], x: &[T], y: &mut [T]) {
-    vecmat(x, w, y, true);
-}
-
 /// dst = src^T for row-major src: (rows, cols), dst: (cols, rows).
 pub fn transpose<T: Real>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
     debug_assert_eq!(src.len(), rows * cols);
@@ -450,7 +423,7 @@ pub fn a_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize,
         if beta == T::zero() {
             c.fill(T::zero());
         }
-        matvec_t_acc(b, a, c);
+        vecmat(a, b, c, true);
     } else {
         gemm(T::one(), &view(a, m, k), &view(b, k, n), beta, &mut view_mut(c, m, n));
     }
@@ -511,7 +484,7 @@ mod tests {
             let a: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
             let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
             let naive: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot(&a, &b) - naive).abs() < 1e-12, "n={n}");
+            assert!((dot_body::<f64, false>(&a, &b) - naive).abs() < 1e-12, "n={n}");
         }
     }
 
@@ -557,7 +530,7 @@ mod tests {
         assert_eq!(y.to_vec(), w.dot(&ndarray::arr1(&x)).to_vec());
         let u = [1.0, 0.0, -1.0, 2.0, 3.0];
         let mut z = [9.0; 3];
-        matvec_t(w.as_slice().unwrap(), &u, &mut z);
+        vecmat(&u, w.as_slice().unwrap(), &mut z, false);
         assert_eq!(z.to_vec(), w.t().dot(&ndarray::arr1(&u)).to_vec());
     }
 

@@ -15,7 +15,7 @@ use crate::checkpoint::{self, CheckpointError};
 use crate::data::{TextInfo, Vocab};
 use crate::history::{HistoryError, LossLog, Row};
 use crate::linalg::{Precision, Real};
-use crate::model::{Cell, Config, Model, State, Workspace};
+use crate::model::{Cell, Config, Model, State, Workspace, stream_scale};
 use crate::optim::{self, Kind, Optimizer};
 use crate::sample::{self, Sampler};
 
@@ -530,7 +530,7 @@ impl<T: Real> Trainer<T> {
             }
         }
         // the objective averages over all B streams, whichever part holds them
-        let scale = if b == 1 { T::one() } else { T::c(1.0 / b as f64) };
+        let scale = stream_scale(b);
         let model = &s.model;
         if self.threads == 1 {
             self.parts.iter_mut().for_each(|part| part.run(model, scale));

@@ -515,8 +515,7 @@ impl<T: Real> Model<T> {
         ws: &mut Workspace<T>,
     ) -> f64 {
         let b = ws.batch;
-        let scale = if b == 1 { T::one() } else { T::c(1.0 / b as f64) };
-        self.forward_backward_scaled(inputs, targets, state, grads, ws, scale) / b as f64
+        self.forward_backward_scaled(inputs, targets, state, grads, ws, stream_scale(b)) / b as f64
     }
 
     /// Forward and backward for some of a batch's streams: `grads` receives the
@@ -534,6 +533,12 @@ impl<T: Real> Model<T> {
         self.backward(inputs, grads, ws);
         loss
     }
+}
+
+/// The gradient scale of an objective averaged over `streams` streams (1 exactly
+/// for one stream, so the default model computes min-char-rnn's numbers).
+pub fn stream_scale<T: Real>(streams: usize) -> T {
+    if streams == 1 { T::one() } else { T::c(1.0 / streams as f64) }
 }
 
 /// Chunks at least this long lay Wh out once (strips or a transpose) for the
