@@ -101,6 +101,19 @@ pub fn read(path: &Path) -> Result<Vec<Row>, HistoryError> {
     parse(path, &bytes)
 }
 
+/// Reads a history that a run may still be appending to: a last line without
+/// its newline (being written, or torn by a crash) is left out. Returns the rows
+/// and whether such a line was left out.
+pub fn read_live(path: &Path) -> Result<(Vec<Row>, bool), HistoryError> {
+    let bytes = std::fs::read(path).map_err(|cause| HistoryError::Io { path: path.to_path_buf(), cause })?;
+    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    if complete == 0 {
+        // not even a whole header line: report it as the header problem it is
+        return parse(path, &bytes).map(|rows| (rows, false));
+    }
+    Ok((parse(path, &bytes[..complete])?, complete < bytes.len()))
+}
+
 fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, HistoryError> {
     let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = String::from_utf8_lossy(first).trim_end_matches('\r').to_string();

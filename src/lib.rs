@@ -12,5 +12,6 @@ pub mod linalg;
 pub mod model;
 pub mod npz;
 pub mod optim;
+pub mod plot;
 pub mod sample;
 pub mod train;

@@ -20,6 +20,7 @@ enum Command {
     Eval(cmd::eval::Args),
     Info(cmd::info::Args),
     Export(cmd::export::Args),
+    Plot(cmd::plot::Args),
 }
 
 fn main() {
@@ -30,6 +31,7 @@ fn main() {
         Command::Eval(args) => cmd::eval::run(args),
         Command::Info(args) => cmd::info::run(args),
         Command::Export(args) => cmd::export::run(args),
+        Command::Plot(args) => cmd::plot::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

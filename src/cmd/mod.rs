@@ -3,6 +3,7 @@
 pub mod eval;
 pub mod export;
 pub mod info;
+pub mod plot;
 pub mod sample;
 pub mod train;
 
