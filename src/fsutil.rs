@@ -1,7 +1,7 @@
 //! Crash-safe file replacement and early writability checks.
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 /// The directory a file lives in ("." for a bare file name).
@@ -40,6 +40,66 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     result
 }
 
+/// A file written as a stream and put in place only when complete: the bytes go
+/// to a temp file beside `path`, which [`AtomicFile::commit`] renames over it.
+/// Dropped without a commit (an error, Ctrl+C), it removes the temp file, so a
+/// reader of `path` never sees half an output.
+pub struct AtomicFile {
+    path: PathBuf,
+    tmp: PathBuf,
+    out: Option<BufWriter<File>>,
+}
+
+impl AtomicFile {
+    pub fn create(path: &Path) -> io::Result<AtomicFile> {
+        let tmp = temp_path(path);
+        let out = BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
+        Ok(AtomicFile { path: path.to_path_buf(), tmp, out: Some(out) })
+    }
+
+    pub fn commit(mut self) -> io::Result<()> {
+        let Some(out) = self.out.take() else { return Ok(()) };
+        let result = (|| {
+            let file = out.into_inner().map_err(|e| e.into_error())?;
+            file.sync_all()?;
+            std::fs::rename(&self.tmp, &self.path)?;
+            if let Ok(dir) = File::open(parent_dir(&self.path)) {
+                let _ = dir.sync_all();
+            }
+            Ok(())
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+        result
+    }
+}
+
+impl Write for AtomicFile {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.as_mut().map_or(Ok(0), |o| o.write(buf))
+    }
+
+    fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self.out.as_mut() {
+            Some(o) => o.write_all(buf),
+            None => Err(io::Error::other("file already committed")),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.as_mut().map_or(Ok(()), |o| o.flush())
+    }
+}
+
+impl Drop for AtomicFile {
+    fn drop(&mut self) {
+        if self.out.take().is_some() {
+            let _ = std::fs::remove_file(&self.tmp);
+        }
+    }
+}
+
 /// Checks, before any long work starts, that `path` can later be written with
 /// [`write_atomic`]: creates missing parent directories and writes a probe file.
 pub fn check_writable(path: &Path) -> io::Result<()> {
@@ -64,6 +124,24 @@ mod tests {
         write_atomic(&path, b"one").unwrap();
         write_atomic(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn atomic_file_appears_only_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.txt");
+        std::fs::write(&path, "old").unwrap();
+        let mut f = AtomicFile::create(&path).unwrap();
+        f.write_all(b"new content").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        drop(f); // abandoned: old content stays, no temp file left
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+        let mut f = AtomicFile::create(&path).unwrap();
+        f.write_all(b"new content").unwrap();
+        f.commit().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new content");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
 

@@ -13,5 +13,6 @@ pub mod model;
 pub mod npz;
 pub mod optim;
 pub mod plot;
+pub mod prepare;
 pub mod sample;
 pub mod train;

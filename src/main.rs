@@ -21,6 +21,7 @@ enum Command {
     Info(cmd::info::Args),
     Export(cmd::export::Args),
     Plot(cmd::plot::Args),
+    Prepare(cmd::prepare::Args),
 }
 
 fn main() {
@@ -32,6 +33,7 @@ fn main() {
         Command::Info(args) => cmd::info::run(args),
         Command::Export(args) => cmd::export::run(args),
         Command::Plot(args) => cmd::plot::run(args),
+        Command::Prepare(args) => cmd::prepare::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

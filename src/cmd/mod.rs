@@ -4,6 +4,7 @@ pub mod eval;
 pub mod export;
 pub mod info;
 pub mod plot;
+pub mod prepare;
 pub mod sample;
 pub mod train;
 

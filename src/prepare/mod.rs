@@ -1,0 +1,5 @@
+//! Training text from other people's data: Stack Exchange dumps and source trees.
+
+pub mod files;
+pub mod html;
+pub mod stackexchange;

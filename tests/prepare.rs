@@ -1,0 +1,195 @@
+//! `charrnn prepare`: Stack Exchange Posts.xml (in the dump's real format) and
+//! source trees to training text.
+
+mod common;
+
+use std::sync::atomic::AtomicBool;
+
+use charrnn::prepare::stackexchange::{self, Filter};
+use common::{charrnn, stderr, write};
+
+/// A Posts.xml shaped like a real dump: one `<row/>` per post with the dump's
+/// attributes, bodies HTML escaped into attributes, newlines as `&#xA;`, an
+/// answer to question 1 listed after question 2, and a tag wiki row.
+const POSTS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
+<posts>
+  <row Id="1" PostTypeId="1" AcceptedAnswerId="3" CreationDate="2014-05-13T23:58:30.457" Score="9" ViewCount="1069" Body="&lt;p&gt;How do I read a file &amp;amp; print it?&lt;/p&gt;&#xA;&#xA;&lt;pre&gt;&lt;code&gt;fn main() {&#xA;    let x = 1 &amp;lt; 2;&#xA;}&#xA;&lt;/code&gt;&lt;/pre&gt;&#xA;" OwnerUserId="5" LastActivityDate="2014-05-14T00:36:31.077" Title="Reading files in &lt;b&gt;Rust&lt;/b&gt;" Tags="&lt;rust&gt;&lt;io&gt;" AnswerCount="2" CommentCount="1" ContentLicense="CC BY-SA 3.0" />
+  <row Id="2" PostTypeId="1" CreationDate="2014-05-14T00:11:06.457" Score="-2" ViewCount="10" Body="&lt;p&gt;Is Python slow?&lt;/p&gt;&#xA;" OwnerUserId="7" Title="Python speed" Tags="|python|performance|" AnswerCount="1" CommentCount="0" ContentLicense="CC BY-SA 3.0" />
+  <row Id="3" PostTypeId="2" ParentId="1" CreationDate="2014-05-14T00:36:31.077" Score="5" Body="&lt;p&gt;Use &lt;code&gt;std::fs::read_to_string&lt;/code&gt;.&lt;/p&gt;&#xA;" OwnerUserId="9" LastActivityDate="2014-05-14T00:36:31.077" CommentCount="0" ContentLicense="CC BY-SA 3.0" />
+  <row Id="4" PostTypeId="2" ParentId="2" CreationDate="2014-05-14T01:00:00.000" Score="1" Body="&lt;p&gt;It depends.&lt;/p&gt;" OwnerUserId="11" CommentCount="0" ContentLicense="CC BY-SA 3.0" />
+  <row Id="5" PostTypeId="2" ParentId="1" CreationDate="2014-05-15T10:00:00.000" Score="0" Body="&lt;ul&gt;&lt;li&gt;open it&lt;/li&gt;&lt;li&gt;read it&lt;/li&gt;&lt;/ul&gt;" OwnerUserId="12" CommentCount="0" ContentLicense="CC BY-SA 3.0" />
+  <row Id="6" PostTypeId="5" CreationDate="2014-05-16T10:00:00.000" Score="0" Body="&lt;p&gt;Tag wiki&lt;/p&gt;" ContentLicense="CC BY-SA 3.0" />
+</posts>
+"#;
+
+const Q1: &str = "Reading files in Rust\nHow do I read a file & print it?\nfn main() {\n    let x = 1 < 2;\n}";
+const A3: &str = "Use std::fs::read_to_string.";
+const A5: &str = "- open it\n- read it";
+const Q2: &str = "Python speed\nIs Python slow?";
+const A4: &str = "It depends.";
+
+fn run(dir: &std::path::Path, extra: &[&str]) -> (String, String) {
+    let out = charrnn(dir)
+        .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt", "--force"])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    (std::fs::read_to_string(dir.join("out.txt")).unwrap(), stderr(&out))
+}
+
+#[test]
+fn questions_then_their_answers_as_plain_text() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Posts.xml", POSTS);
+    let (text, log) = run(dir.path(), &[]);
+    assert_eq!(text, format!("{Q1}\n\n{A3}\n\n{A5}\n\n{Q2}\n\n{A4}\n"));
+    assert!(log.contains("2 questions, 3 answers from 6 rows"), "{log}");
+    assert!(log.contains("1 other rows"), "{log}");
+}
+
+#[test]
+fn filters_by_score_tags_and_count() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Posts.xml", POSTS);
+    assert_eq!(run(dir.path(), &["--min-score", "1"]).0, format!("{Q1}\n\n{A3}\n"));
+    assert_eq!(run(dir.path(), &["--min-score", "-5"]).0, format!("{Q1}\n\n{A3}\n\n{A5}\n\n{Q2}\n\n{A4}\n"));
+    // both tag notations: <rust><io> and |python|performance|
+    assert_eq!(run(dir.path(), &["--tags", "Python,go"]).0, format!("{Q2}\n\n{A4}\n"));
+    assert_eq!(run(dir.path(), &["--tags", "io"]).0, format!("{Q1}\n\n{A3}\n\n{A5}\n"));
+    let (text, log) = run(dir.path(), &["--max-posts", "1"]);
+    assert_eq!(text, format!("{Q1}\n\n{A3}\n\n{A5}\n"));
+    assert!(log.contains("left out 1 questions and 1 answers"), "{log}");
+    let (text, log) = run(dir.path(), &["--tags", "haskell"]);
+    assert_eq!(text, "");
+    assert!(log.contains("no question passed the filters"), "{log}");
+}
+
+#[test]
+fn spilling_to_temp_files_gives_the_same_text() {
+    let dir = tempfile::tempdir().unwrap();
+    // many questions whose answers come much later, in reverse order
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<posts>\n");
+    let n = 60;
+    for q in 1..=n {
+        xml += &format!(
+            "  <row Id=\"{q}\" PostTypeId=\"1\" Score=\"1\" Title=\"Question {q}\" Body=\"&lt;p&gt;body {q}&lt;/p&gt;\" Tags=\"&lt;t&gt;\" />\n"
+        );
+    }
+    for (i, q) in (1..=n).rev().enumerate() {
+        for k in 0..2 {
+            let id = 1000 + 2 * i + k;
+            xml += &format!(
+                "  <row Id=\"{id}\" PostTypeId=\"2\" ParentId=\"{q}\" Score=\"0\" Body=\"answer {id} to {q}\" />\n"
+            );
+        }
+    }
+    xml += "</posts>\n";
+    let posts = write(dir.path(), "Posts.xml", &xml);
+    let stop = AtomicBool::new(false);
+    let mut in_memory = Vec::new();
+    let s1 = stackexchange::prepare(&posts, &mut in_memory, &Filter::default(), dir.path(), 1 << 30, &|_| {}, &stop)
+        .unwrap();
+    let mut spilled = Vec::new();
+    let s2 = stackexchange::prepare(&posts, &mut spilled, &Filter::default(), dir.path(), 200, &|_| {}, &stop).unwrap();
+    assert_eq!(s1.spills, 0);
+    assert!(s2.spills > 10, "{} spills", s2.spills);
+    assert_eq!(String::from_utf8(spilled).unwrap(), String::from_utf8(in_memory.clone()).unwrap());
+    let text = String::from_utf8(in_memory).unwrap();
+    // each question is followed by its two answers, lower Id first
+    let q7 = text.find("Question 7\nbody 7\n\n").unwrap();
+    let expect = format!(
+        "Question 7\nbody 7\n\nanswer {} to 7\n\nanswer {} to 7\n\nQuestion 8",
+        1000 + 2 * (n - 7),
+        1001 + 2 * (n - 7)
+    );
+    assert!(text[q7..].starts_with(&expect), "{}", &text[q7..q7 + 120]);
+    assert_eq!((s1.questions, s1.answers, s1.bytes_out), (n as u64, 2 * n as u64, text.len() as u64));
+    // the unlinked temp files left nothing behind
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("Posts.xml")]);
+}
+
+#[test]
+fn malformed_xml_stops_with_line_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<posts>\n  <row Id=\"1\" PostTypeId=\"1\" Title=\"a\" Body=\"b\" />\n  <row Id=\"2\" PostTypeId=\"1\" Title=\"x\" Body=\"y\" </posts>\n";
+    write(dir.path(), "Posts.xml", bad);
+    let out = charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("Posts.xml, line 4, column"), "{err}");
+    assert!(err.contains("malformed XML"), "{err}");
+    assert!(!dir.path().join("out.txt").exists(), "no half-written output");
+
+    let mismatched = "<posts>\n<row Id=\"1\" PostTypeId=\"1\" Title=\"a\" Body=\"b\">\n</posts>\n";
+    write(dir.path(), "Posts.xml", mismatched);
+    let err =
+        stderr(&charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap());
+    assert!(err.contains("line 3, column"), "{err}");
+
+    let entity = "<posts>\n\n<row Id=\"1\" PostTypeId=\"1\" Title=\"a &nbsp; b\" Body=\"b\" />\n</posts>\n";
+    write(dir.path(), "Posts.xml", entity);
+    let err =
+        stderr(&charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap());
+    assert!(err.contains("line 3, column 1: attribute Title"), "{err}");
+
+    let no_id = "<posts>\n<row PostTypeId=\"1\" Title=\"a\" Body=\"b\" />\n</posts>\n";
+    write(dir.path(), "Posts.xml", no_id);
+    let err =
+        stderr(&charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap());
+    assert!(err.contains("line 2, column 1: row without an Id attribute"), "{err}");
+}
+
+#[test]
+fn refuses_to_overwrite_and_reports_a_missing_input() {
+    let dir = tempfile::tempdir().unwrap();
+    write(dir.path(), "Posts.xml", POSTS);
+    write(dir.path(), "out.txt", "precious");
+    let out = charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("out.txt already exists; replace it with --force"), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "precious");
+    let out = charrnn(dir.path()).args(["prepare", "stackexchange", "nope.xml", "-o", "new.txt"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("cannot read nope.xml"), "{}", stderr(&out));
+}
+
+#[test]
+fn source_tree_concatenates_text_files_and_counts_what_it_skips() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir_all(tree.join("sub")).unwrap();
+    std::fs::create_dir_all(tree.join(".git")).unwrap();
+    write(&tree, "b.rs", "fn b() {}\n");
+    write(&tree, "a.py", "print('a')"); // no final newline
+    write(&tree.join("sub"), "c.RS", "// c\n");
+    write(&tree.join(".git"), "x.rs", "hidden\n");
+    write(&tree, "blob.rs", b"\x7fELF\x00\x01");
+    write(&tree, "latin1.rs", b"// caf\xe9\n");
+    write(&tree, "notes.md", "# notes\n");
+    let out = charrnn(dir.path())
+        .args(["prepare", "files", "tree", "--ext", "rs,.py", "-o", "tree/out.rs"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = std::fs::read_to_string(tree.join("out.rs")).unwrap();
+    assert_eq!(text, "print('a')\nfn b() {}\n// c\n");
+    let log = stderr(&out);
+    assert!(
+        log.contains("from 3 files; skipped 1 binary, 1 not UTF-8, 0 unreadable, 1 with other extensions"),
+        "{log}"
+    );
+
+    // run again over the same tree: the earlier output is not read back in
+    let out = charrnn(dir.path())
+        .args(["prepare", "files", "tree", "--ext", "rs,py", "-o", "tree/out.rs", "--force"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(std::fs::read_to_string(tree.join("out.rs")).unwrap(), text);
+
+    let out = charrnn(dir.path()).args(["prepare", "files", "tree/b.rs", "-o", "x.txt"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
+}
