@@ -6,6 +6,7 @@
 
 pub mod checkpoint;
 pub mod data;
+pub mod export;
 pub mod fsutil;
 pub mod history;
 pub mod linalg;

@@ -28,15 +28,14 @@ pub enum NpzError {
 /// (n, 1) columns, as min-char-rnn keeps them).
 pub fn export<T: Real>(path: &Path, model: &Model<T>) -> Result<(), NpzError> {
     let write_err = |reason: String| NpzError::Write { path: path.into(), reason };
-    let file = File::create(path).map_err(|e| write_err(e.to_string()))?;
-    let mut npz = NpzWriter::new(file);
+    let mut npz = NpzWriter::new(std::io::Cursor::new(Vec::new()));
     for spec in model.config.tensors() {
         let data: Vec<f64> = model.params[spec.range()].iter().map(|x| x.as_f64()).collect();
         let array = Array2::from_shape_vec((spec.shape[0], spec.shape[1]), data).expect("layout matches the config");
         npz.add_array(spec.name.as_str(), &array).map_err(|e| write_err(e.to_string()))?;
     }
-    let file = npz.finish().map_err(|e| write_err(e.to_string()))?;
-    file.sync_all().map_err(|e| write_err(e.to_string()))
+    let bytes = npz.finish().map_err(|e| write_err(e.to_string()))?.into_inner();
+    crate::fsutil::write_atomic(path, &bytes).map_err(|e| write_err(e.to_string()))
 }
 
 /// The hidden size of the weights in an .npz: the width of the first layer's

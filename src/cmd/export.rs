@@ -1,18 +1,20 @@
 //! `charrnn export`: weights out to other tools.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
 
-use charrnn::{checkpoint, npz, with_state};
+use charrnn::{checkpoint, export, npz, with_state};
 
-#[derive(Clone, Copy, clap::ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
-    /// NumPy .npz with Wxh (H,V), Whh (H,H), Why (V,H), bh (H,1), by (V,1) as float64
+    /// NumPy .npz (float64; min-char-rnn's names for the tanh RNN) plus a .json sidecar with the metadata
     Npz,
+    /// .safetensors (PyTorch, safetensors.numpy) in the model's precision, metadata inside
+    Safetensors,
 }
 
-/// Write a checkpoint's weights in a format other tools read.
+/// Write a checkpoint's weights, vocabulary and hyperparameters in a format other tools read.
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, value_name = "PATH", default_value = "charrnn.ckpt")]
@@ -20,17 +22,40 @@ pub struct Args {
     /// Output file
     #[arg(long, short = 'o', value_name = "PATH")]
     out: PathBuf,
-    #[arg(long, value_enum, default_value_t = Format::Npz)]
-    format: Format,
+    /// Output format [default: from the extension of -o, else npz]
+    #[arg(long, value_enum)]
+    format: Option<Format>,
+}
+
+/// The sidecar of an .npz export: `model.npz` -> `model.json`.
+fn sidecar_path(out: &Path) -> PathBuf {
+    out.with_extension("json")
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let iteration = with_state!(checkpoint::load(&args.checkpoint)?, s => {
-        match args.format {
-            Format::Npz => npz::export(&args.out, &s.model)?,
-        }
-        s.iteration
+    let by_extension = match args.out.extension().and_then(|e| e.to_str()) {
+        Some("safetensors") => Format::Safetensors,
+        _ => Format::Npz,
+    };
+    let format = args.format.unwrap_or(by_extension);
+    if format == Format::Npz && sidecar_path(&args.out) == args.out {
+        return Err(super::usage(format!("{}: an .npz export needs a name not ending in .json", args.out.display())));
+    }
+    let (iteration, extra) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
+        let extra = match format {
+            Format::Npz => {
+                npz::export(&args.out, &s.model)?;
+                let json = sidecar_path(&args.out);
+                export::sidecar(&json, &s)?;
+                format!(" and {} (vocabulary, hyperparameters)", json.display())
+            }
+            Format::Safetensors => {
+                export::safetensors(&args.out, &s)?;
+                String::new()
+            }
+        };
+        (s.iteration, extra)
     });
-    eprintln!("wrote {} (iteration {iteration})", args.out.display());
+    eprintln!("wrote {}{extra} (iteration {iteration})", args.out.display());
     Ok(())
 }

@@ -42,7 +42,7 @@ struct StackExchange {
     #[arg(long, value_name = "TAGS", value_delimiter = ',')]
     tags: Vec<String>,
     /// Memory for sorting answers under their questions before spilling to temp files
-    #[arg(long, value_name = "MB", default_value_t = 256, value_parser = super::positive_int::<usize>)]
+    #[arg(long, value_name = "MB", default_value_t = 128, value_parser = super::positive_int::<usize>)]
     sort_memory: usize,
     /// Replace an existing output file
     #[arg(long)]
