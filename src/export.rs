@@ -90,7 +90,7 @@ pub fn sidecar<T: Real>(path: &Path, s: &TrainState<T>) -> Result<(), ExportErro
 }
 
 fn to_le_bytes<T: Real>(values: &[T]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(values.len() * std::mem::size_of::<T>());
+    let mut out = Vec::with_capacity(std::mem::size_of_val(values));
     for &x in values {
         if std::mem::size_of::<T>() == 8 {
             out.extend_from_slice(&x.as_f64().to_le_bytes());
