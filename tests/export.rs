@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use charrnn::checkpoint::{self, AnyState};
+use charrnn::checkpoint;
 use common::{charrnn, stderr, write};
 
 /// Trains a tiny model and returns (parameters as f64, config tensors, vocabulary).
