@@ -7,11 +7,11 @@ use std::process::Command;
 use charrnn::checkpoint;
 use common::{charrnn, stderr, write};
 
+/// A tensor's name, shape and place in the flat parameters.
+type Spec = (String, [usize; 2], std::ops::Range<usize>);
+
 /// Trains a tiny model and returns (parameters as f64, config tensors, vocabulary).
-fn train(
-    dir: &std::path::Path,
-    args: &[&str],
-) -> (Vec<f64>, Vec<(String, [usize; 2], std::ops::Range<usize>)>, Vec<char>) {
+fn train(dir: &std::path::Path, args: &[&str]) -> (Vec<f64>, Vec<Spec>, Vec<char>) {
     write(dir, "in.txt", common::small_text());
     charrnn(dir)
         .args(["train", "--data", "in.txt", "--iters", "20", "--hidden-size", "8", "--force"])
