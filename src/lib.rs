@@ -17,3 +17,4 @@ pub mod plot;
 pub mod prepare;
 pub mod sample;
 pub mod train;
+pub mod visualize;

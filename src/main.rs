@@ -22,6 +22,7 @@ enum Command {
     Export(cmd::export::Args),
     Plot(cmd::plot::Args),
     Prepare(cmd::prepare::Args),
+    Visualize(cmd::visualize::Args),
 }
 
 fn main() {
@@ -34,6 +35,7 @@ fn main() {
         Command::Export(args) => cmd::export::run(args),
         Command::Plot(args) => cmd::plot::run(args),
         Command::Prepare(args) => cmd::prepare::run(args),
+        Command::Visualize(args) => cmd::visualize::run(args),
     };
     if let Err(err) = result {
         eprintln!("error: {err:#}");

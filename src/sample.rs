@@ -115,6 +115,11 @@ impl<'m, T: Real> Sampler<'m, T> {
     pub fn probs(&self) -> &[T] {
         &self.probs
     }
+
+    /// The hidden state after the last `feed`.
+    pub fn state(&self) -> &State<T> {
+        &self.state
+    }
 }
 
 /// Turns a seed string into ids, naming the first character the model does not know.

@@ -7,6 +7,7 @@ pub mod plot;
 pub mod prepare;
 pub mod sample;
 pub mod train;
+pub mod visualize;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,0 +1,59 @@
+//! `charrnn visualize`: an HTML page of what the hidden units respond to.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use charrnn::data::Text;
+use charrnn::{checkpoint, fsutil, visualize, with_state};
+
+/// Write one self-contained HTML page: the text coloured by a hidden unit's activation,
+/// the units that track quotes, brackets and line starts, and the next-character guesses.
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long, value_name = "PATH", default_value = "charrnn.ckpt")]
+    checkpoint: PathBuf,
+    /// UTF-8 text to run the model over [default: the built-in corpus]
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+    /// How many characters of the text to show
+    #[arg(long, value_name = "N", default_value_t = 2000, value_parser = super::positive_int::<usize>)]
+    chars: usize,
+    /// Start this many characters into the text
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    skip: usize,
+    /// Which layer's units to show, from 1 [default: the last]
+    #[arg(long, value_name = "L", value_parser = super::positive_int::<usize>)]
+    layer: Option<usize>,
+    /// Output page
+    #[arg(long, short = 'o', value_name = "PATH", default_value = "neurons.html")]
+    out: PathBuf,
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let text = match &args.data {
+        Some(path) => Text::read(path)?,
+        None => Text::builtin(),
+    };
+    let start = text.content.char_indices().nth(args.skip).map_or(text.content.len(), |(i, _)| i);
+    let shown = &text.content[start..];
+    if shown.is_empty() {
+        return Err(super::usage(format!("--skip {} is past the end of {} ", args.skip, text.name)));
+    }
+    let (page, summary) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
+        let config = *s.config();
+        let layer = args.layer.unwrap_or(config.layers) - 1;
+        let trace = visualize::trace(&s.model, &s.vocab, shown, args.chars, layer)
+            .map_err(|e| super::usage(e.to_string()))?;
+        let title = format!("{}: {} (iteration {})", args.checkpoint.display(), text.name, s.iteration);
+        let page = visualize::page(&trace, &s.vocab, &config.describe(), config.cell, layer, &title);
+        let summary = format!("{} characters, {} units of layer {}", trace.chars.len(), config.hidden, layer + 1);
+        if trace.skipped > 0 {
+            eprintln!("note: skipped {} characters not in the model's vocabulary", trace.skipped);
+        }
+        (page, summary)
+    });
+    fsutil::write_atomic(&args.out, page.as_bytes()).with_context(|| format!("cannot write {}", args.out.display()))?;
+    eprintln!("wrote {} ({summary})", args.out.display());
+    Ok(())
+}
