@@ -12,9 +12,75 @@ pub fn parent_dir(path: &Path) -> PathBuf {
     }
 }
 
+fn file_name(path: &Path) -> String {
+    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+}
+
 fn temp_path(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    parent_dir(path).join(format!(".{name}.tmp-{}", std::process::id()))
+    parent_dir(path).join(format!(".{}.tmp-{}", file_name(path), std::process::id()))
+}
+
+/// Removes temp files that an earlier process left beside `path` when it was
+/// killed mid-write (`.NAME.tmp-PID`). Call it only while holding `path`'s
+/// [`Lock`], so that no live writer owns them. Returns how many were removed.
+pub fn remove_stale_temps(path: &Path) -> usize {
+    let prefix = format!(".{}.tmp-", file_name(path));
+    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else { return 0 };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
+/// An advisory lock that keeps two processes from writing the same file: an
+/// exclusive `flock` on a hidden `.NAME.lock` beside it, held while this value
+/// lives and released by the OS if the process dies. The lock file stays (a
+/// lock file removed while others may open it is no lock); it holds the
+/// holder's process id, for the message another process shows.
+#[derive(Debug)]
+pub struct Lock {
+    _file: File,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LockError {
+    #[error(
+        "{path} is in use by another charrnn process{holder}; wait for it to finish, or use another path \
+         (lock file {lock})"
+    )]
+    Held { path: PathBuf, lock: PathBuf, holder: String },
+    #[error("cannot lock {path} (lock file {lock}): {cause}")]
+    Io { path: PathBuf, lock: PathBuf, cause: io::Error },
+}
+
+impl Lock {
+    pub fn lock_path(path: &Path) -> PathBuf {
+        parent_dir(path).join(format!(".{}.lock", file_name(path)))
+    }
+
+    /// Takes the lock on `path` or fails at once, naming the holder.
+    pub fn acquire(path: &Path) -> Result<Lock, LockError> {
+        let lock = Lock::lock_path(path);
+        let io = |cause| LockError::Io { path: path.to_path_buf(), lock: lock.clone(), cause };
+        let mut file =
+            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock).map_err(io)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let pid = std::fs::read_to_string(&lock).unwrap_or_default();
+                let holder = match pid.trim() {
+                    "" => String::new(),
+                    pid => format!(" (pid {pid})"),
+                };
+                return Err(LockError::Held { path: path.to_path_buf(), lock, holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
+        }
+        file.set_len(0).map_err(io)?;
+        write!(file, "{}", std::process::id()).map_err(io)?;
+        Ok(Lock { _file: file })
+    }
 }
 
 /// Replaces `path` with `bytes` so that at every moment the file holds either its
@@ -143,6 +209,28 @@ mod tests {
         f.commit().unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new content");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn a_second_lock_on_the_same_path_is_refused_until_the_first_is_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        let first = Lock::acquire(&path).unwrap();
+        let err = Lock::acquire(&path).unwrap_err().to_string();
+        assert!(err.contains("in use by another charrnn process") && err.contains(".run.ckpt.lock"), "{err}");
+        assert!(err.contains(&format!("(pid {})", std::process::id())), "{err}");
+        drop(first);
+        Lock::acquire(&path).unwrap();
+    }
+
+    #[test]
+    fn stale_temp_files_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.ckpt");
+        std::fs::write(dir.path().join(".run.ckpt.tmp-123"), "x").unwrap();
+        std::fs::write(dir.path().join(".other.tmp-123"), "x").unwrap();
+        assert_eq!(remove_stale_temps(&path), 1);
+        assert!(dir.path().join(".other.tmp-123").exists());
     }
 
     #[test]

@@ -36,7 +36,8 @@ pub struct Row {
 
 pub struct LossLog {
     path: PathBuf,
-    out: csv::Writer<File>,
+    /// Opened for appending: every write lands at the end of the file.
+    file: File,
 }
 
 impl LossLog {
@@ -45,8 +46,9 @@ impl LossLog {
         let io = |cause| HistoryError::Io { path: path.to_path_buf(), cause };
         let mut file = File::create(path).map_err(io)?;
         writeln!(file, "{HEADER}").map_err(io)?;
-        let out = csv::WriterBuilder::new().has_headers(false).from_writer(file);
-        Ok(LossLog { path: path.to_path_buf(), out })
+        drop(file);
+        let file = OpenOptions::new().append(true).open(path).map_err(io)?;
+        Ok(LossLog { path: path.to_path_buf(), file })
     }
 
     /// Continues the history of a run resumed at `iteration`. Rows logged after
@@ -80,14 +82,25 @@ impl LossLog {
             crate::fsutil::write_atomic(path, &text).map_err(io)?;
         }
         let file = OpenOptions::new().append(true).open(path).map_err(io)?;
-        let out = csv::WriterBuilder::new().has_headers(false).from_writer(file);
-        Ok((LossLog { path: path.to_path_buf(), out }, dropped))
+        Ok((LossLog { path: path.to_path_buf(), file }, dropped))
     }
 
+    /// Appends one row in a single write. If the write fails (a full disk), the
+    /// part of the row that did land is cut off again, so the file never holds a
+    /// torn row in its middle; the caller may carry on and append later rows.
     pub fn append(&mut self, row: &Row) -> Result<(), HistoryError> {
         let io = |cause| HistoryError::Io { path: self.path.clone(), cause };
-        self.out.serialize(row).map_err(|e| io(e.into()))?;
-        self.out.flush().map_err(io)
+        let mut line = Vec::with_capacity(96);
+        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut line);
+        w.serialize(row).map_err(|e| io(e.into()))?;
+        w.flush().map_err(io)?;
+        drop(w);
+        let before = self.file.metadata().map_err(io)?.len();
+        if let Err(e) = self.file.write_all(&line) {
+            let _ = self.file.set_len(before);
+            return Err(io(e));
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -114,7 +127,8 @@ pub fn read_live(path: &Path) -> Result<(Vec<Row>, bool), HistoryError> {
     Ok((parse(path, &bytes[..complete])?, complete < bytes.len()))
 }
 
-fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, HistoryError> {
+/// Parses the bytes of a history file (`path` names it in errors).
+pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, HistoryError> {
     let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
     let first = String::from_utf8_lossy(first).trim_end_matches('\r').to_string();
     if first != HEADER {

@@ -394,6 +394,10 @@ pub enum TrainError {
          {kept} Try a smaller --learning-rate or --clip."
     )]
     Diverged { iteration: u64, what: String, kept: String },
+    #[error(
+        "could not save the checkpoint at iteration {iteration}: {cause}. {kept} Free some space and continue with --resume."
+    )]
+    FinalSave { iteration: u64, cause: CheckpointError, kept: String },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
@@ -423,6 +427,9 @@ pub trait Observer {
     /// After each validation pass: the loss in nats/char, and whether it is the best so far.
     fn evaluated(&mut self, _iteration: u64, _val_loss: f64, _best: bool) {}
     fn saved(&mut self, _path: &Path, _iteration: u64) {}
+    /// Something went wrong that training survives (a checkpoint or log row that
+    /// could not be written).
+    fn warn(&mut self, _message: &str) {}
 }
 
 /// Where a run records itself.
@@ -642,17 +649,28 @@ impl<T: Real> Trainer<T> {
         let elapsed_before = self.state.elapsed_s;
         let (mut log_t, mut log_it) = (Duration::ZERO, self.state.iteration);
         let (mut prog_t, mut prog_it) = (Duration::ZERO, self.state.iteration);
-        // a diverged run says which checkpoint on disk is still good
+        // a run that stops early says which checkpoint on disk is still good
+        let kept = |saved_at: Option<u64>| match saved_at {
+            Some(i) => format!("The last good checkpoint (iteration {i}) is intact in {}.", checkpoint.display()),
+            None => "No checkpoint had been written yet.".to_string(),
+        };
         let note_kept = |e: TrainError, saved_at: Option<u64>| match e {
             TrainError::Diverged { iteration, what, .. } => {
-                let kept = match saved_at {
-                    Some(i) => format!("The last good checkpoint (iteration {i}) is kept in {}.", checkpoint.display()),
-                    None => "No checkpoint had been written yet.".to_string(),
-                };
-                TrainError::Diverged { iteration, what, kept }
+                TrainError::Diverged { iteration, what, kept: kept(saved_at) }
             }
             other => other,
         };
+        // A checkpoint that cannot be written (a full disk) is reported and tried
+        // again at the next one: the last good checkpoint stays intact, and the
+        // run recovers by itself once there is space. Only the final save is fatal.
+        let save_failed = |obs: &mut dyn Observer, path: &Path, it: u64, e: &CheckpointError, saved_at| {
+            obs.warn(&format!(
+                "could not save {} at iteration {it}: {e}. {} Training goes on and tries again at the next save.",
+                path.display(),
+                kept(saved_at)
+            ))
+        };
+        let mut log_failing = false;
         let reason = loop {
             if stop.load(Ordering::SeqCst) {
                 break Stop::Interrupted;
@@ -678,7 +696,11 @@ impl<T: Real> Trainer<T> {
                     }
                     obs.evaluated(it, v, is_best);
                     if let Some(path) = best.as_deref().filter(|_| is_best) {
-                        self.save(path, obs).map_err(|e| note_kept(e, saved_at))?;
+                        match self.save(path, obs) {
+                            Ok(()) => {}
+                            Err(TrainError::Checkpoint(e)) => save_failed(obs, path, it, &e, saved_at),
+                            Err(e) => return Err(note_kept(e, saved_at)),
+                        }
                     }
                 }
             }
@@ -686,14 +708,28 @@ impl<T: Real> Trainer<T> {
             self.state.elapsed_s = elapsed_before + now.as_secs_f64();
             if let Some(log) = log.as_deref_mut().filter(|_| every(schedule.log_every, it) || val_loss.is_some()) {
                 let secs = (now - log_t).as_secs_f64();
-                log.append(&Row {
+                let row = Row {
                     iteration: it,
                     loss: loss / seq as f64,
                     smooth_loss: self.state.smooth_loss / seq as f64,
                     chars_per_sec: (chars(it - log_it) / secs.max(1e-9)).round(),
                     elapsed_s: (self.state.elapsed_s * 1000.0).round() / 1000.0,
                     val_loss,
-                })?;
+                };
+                // a row that cannot be written is left out (the file stays whole);
+                // said once per run of failures, not at every row
+                match log.append(&row) {
+                    Ok(()) if log_failing => {
+                        log_failing = false;
+                        obs.warn(&format!("{}: writing rows again from iteration {it}", log.path().display()));
+                    }
+                    Ok(()) => {}
+                    Err(e) if !log_failing => {
+                        log_failing = true;
+                        obs.warn(&format!("{e}; rows are left out until it can be written again (training goes on)"));
+                    }
+                    Err(_) => {}
+                }
                 (log_t, log_it) = (now, it);
             }
             if every(schedule.sample_every, it) {
@@ -702,8 +738,11 @@ impl<T: Real> Trainer<T> {
                 obs.report(it, s, s / seq as f64, &text);
             }
             if every(schedule.checkpoint_every, it) {
-                self.save(checkpoint, obs).map_err(|e| note_kept(e, saved_at))?;
-                saved_at = Some(it);
+                match self.save(checkpoint, obs) {
+                    Ok(()) => saved_at = Some(it),
+                    Err(TrainError::Checkpoint(e)) => save_failed(obs, checkpoint, it, &e, saved_at),
+                    Err(e) => return Err(note_kept(e, saved_at)),
+                }
             }
             if now - prog_t >= Duration::from_millis(100) {
                 let rate = chars(it - prog_it) / (now - prog_t).as_secs_f64();
@@ -713,7 +752,13 @@ impl<T: Real> Trainer<T> {
         };
         self.state.elapsed_s = elapsed_before + clock(evaluating).as_secs_f64();
         if saved_at != Some(self.state.iteration) {
-            self.save(checkpoint, obs).map_err(|e| note_kept(e, saved_at))?;
+            match self.save(checkpoint, obs) {
+                Ok(()) => {}
+                Err(TrainError::Checkpoint(cause)) => {
+                    return Err(TrainError::FinalSave { iteration: self.state.iteration, cause, kept: kept(saved_at) });
+                }
+                Err(e) => return Err(note_kept(e, saved_at)),
+            }
         }
         Ok(reason)
     }

@@ -10,6 +10,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use charrnn::data::{DataError, Text, Vocab};
+use charrnn::fsutil::{self, Lock};
 use charrnn::history::LossLog;
 use charrnn::linalg::{Precision, Real};
 use charrnn::model::Cell;
@@ -157,6 +158,20 @@ impl Args {
 
 pub fn run(args: Args) -> Result<()> {
     let ckpt = args.checkpoint.as_path();
+    checkpoint::check_writable(ckpt)?;
+    // one run per checkpoint and loss history; held until this process exits
+    let mut locks = vec![Lock::acquire(ckpt)?];
+    if let Some(csv) = args.loss_csv() {
+        fsutil::check_writable(csv).with_context(|| format!("cannot write the loss history {}", csv.display()))?;
+        locks.push(Lock::acquire(csv)?);
+    }
+    // holding the locks, any temp file beside these is a killed writer's leftover
+    let best = best_path(ckpt);
+    let stale: usize =
+        [Some(ckpt), Some(best.as_path()), args.loss_csv()].into_iter().flatten().map(fsutil::remove_stale_temps).sum();
+    if stale > 0 {
+        eprintln!("note: removed {stale} temp file(s) left by an earlier run that was killed while saving");
+    }
     if !args.resume && !args.force {
         refuse_overwrite(ckpt, args.loss_csv())?;
     }
@@ -166,7 +181,6 @@ pub fn run(args: Args) -> Result<()> {
             ckpt.display()
         )));
     }
-    checkpoint::check_writable(ckpt)?;
     let text = match &args.data {
         Some(path) => Text::read(path)?,
         None => Text::builtin(),
@@ -456,6 +470,10 @@ impl Observer for Ui {
             );
             let _ = out.flush();
         });
+    }
+
+    fn warn(&mut self, message: &str) {
+        self.bar.suspend(|| eprintln!("warning: {message}"));
     }
 
     fn evaluated(&mut self, iteration: u64, val_loss: f64, best: bool) {

@@ -1,0 +1,84 @@
+//! Every input in fuzz/seeds (the fuzzers' seeds, and any input a fuzzer once
+//! crashed on) through the same entry points as the fuzz targets in fuzz/: each
+//! must give a value or an error, never a panic. Run the fuzzers with fuzz/run.sh.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+
+use charrnn::checkpoint::{self, HEADER_LEN, MAGIC, VERSION};
+use charrnn::data::{Text, Vocab};
+use charrnn::history::{self, HEADER};
+use charrnn::prepare::stackexchange::{self, Filter};
+
+fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    files.sort();
+    assert!(!files.is_empty(), "no seeds in {}", dir.display());
+    files.into_iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect()
+}
+
+#[test]
+fn checkpoint_seeds() {
+    for (path, data) in seeds("checkpoint") {
+        let whole = checkpoint::decode(&path, &data);
+        let mut file = MAGIC.to_vec();
+        file.extend_from_slice(&VERSION.to_le_bytes());
+        file.extend_from_slice(&(data.len() as u64).to_le_bytes());
+        file.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&data).to_le_bytes());
+        file.extend_from_slice(&data);
+        let wrapped = checkpoint::decode(&path, &file);
+        // the real checkpoints among the seeds load, as files and as payloads
+        let name = path.file_name().unwrap().to_string_lossy();
+        if name.ends_with(".ckpt") {
+            assert!(whole.is_ok(), "{name}: {:?}", whole.err());
+            assert!(data.len() > HEADER_LEN as usize);
+        }
+        if name.ends_with(".payload") {
+            assert!(wrapped.is_ok(), "{name}: {:?}", wrapped.err());
+        }
+    }
+}
+
+#[test]
+fn history_seeds() {
+    for (path, data) in seeds("history") {
+        let _ = history::parse(&path, &data);
+        let mut file = format!("{HEADER}\n").into_bytes();
+        file.extend_from_slice(&data);
+        if let Ok(rows) = history::parse(&path, &file) {
+            let _ = charrnn::plot::terminal(&rows, 40, 8);
+        }
+    }
+}
+
+#[test]
+fn text_seeds() {
+    for (path, data) in seeds("text") {
+        match Text::from_bytes(path.display().to_string(), data.clone()) {
+            Ok(text) => {
+                let vocab = Vocab::from_text(&text.content);
+                let ids = vocab.encode(&text).unwrap();
+                assert_eq!(ids.len(), text.content.chars().count());
+                let half: String = vocab.chars().iter().step_by(2).collect();
+                let (known, unknown) = Vocab::from_text(&half).encode_known(&text.content);
+                assert_eq!(known.len() + unknown.count, ids.len());
+            }
+            Err(e) => assert!(std::str::from_utf8(&data).is_err() || data.is_empty(), "{}: {e}", path.display()),
+        }
+    }
+}
+
+#[test]
+fn posts_seeds() {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, _) in seeds("posts") {
+        let filter = Filter { max_posts: Some(50), min_score: None, tags: vec![] };
+        let mut out = Vec::new();
+        let stop = AtomicBool::new(false);
+        let result = stackexchange::prepare(&path, &mut out, &filter, dir.path(), 64, &|_| {}, &stop);
+        if path.extension().is_some_and(|e| e == "xml") {
+            assert!(result.is_ok(), "{}: {:?}", path.display(), result.err());
+        }
+    }
+}
