@@ -23,7 +23,7 @@ fn trainer<T: Real>(config: Config, hyper: Hyper) -> (Trainer<T>, Vec<u32>) {
 
 fn bench<T: Real>(c: &mut Criterion, name: &str, config: Config, hyper: Hyper) {
     let (mut t, ids) = trainer::<T>(config, hyper);
-    c.bench_function(name, |b| b.iter(|| t.step(&ids).unwrap()));
+    c.bench_function(name, |b| b.iter(|| t.step((&ids).into()).unwrap()));
 }
 
 fn adam_hyper(seq_length: usize, batch_size: usize) -> Hyper {

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::checkpoint::{self, CheckpointError};
+use crate::corpus::IdSlice;
 use crate::data::{TextInfo, Vocab};
 use crate::history::{HistoryError, LossLog, Row};
 use crate::linalg::{Precision, Real};
@@ -334,7 +335,7 @@ impl<T: Real> TrainState<T> {
 
 /// Splits encoded text into the training part and the held-out validation part
 /// (its last `fraction`, as char-rnn and the PyTorch baseline split).
-pub fn split(ids: &[u32], fraction: f64) -> (&[u32], &[u32]) {
+pub fn split(ids: IdSlice<'_>, fraction: f64) -> (IdSlice<'_>, IdSlice<'_>) {
     let cut = ((1.0 - fraction) * ids.len() as f64).floor() as usize;
     ids.split_at(cut.min(ids.len()))
 }
@@ -347,7 +348,7 @@ pub fn min_chars(hyper: &Hyper) -> usize {
 /// Average loss in nats per character over `ids`, read as `streams` contiguous
 /// streams in chunks of `seq` characters with the hidden state carried (no
 /// dropout). Returns (summed loss, characters predicted).
-pub fn evaluate<T: Real>(model: &Model<T>, ids: &[u32], streams: usize, seq: usize) -> (f64, u64) {
+pub fn evaluate<T: Real>(model: &Model<T>, ids: IdSlice<'_>, streams: usize, seq: usize) -> (f64, u64) {
     let b = streams.min(ids.len() / 2).max(1);
     let n = ids.len() / b;
     if n < 2 {
@@ -369,7 +370,7 @@ pub fn evaluate<T: Real>(model: &Model<T>, ids: &[u32], streams: usize, seq: usi
 /// Time-major chunk of streams `streams`: inputs[t*B' + j] = ids[s_j*n + p + t]
 /// for the j-th stream s_j of the range, targets one later.
 fn fill_chunk(
-    ids: &[u32],
+    ids: IdSlice<'_>,
     n: usize,
     streams: Range<usize>,
     p: usize,
@@ -381,8 +382,8 @@ fn fill_chunk(
     targets.clear();
     for t in 0..len {
         for s in streams.clone() {
-            inputs.push(ids[s * n + p + t]);
-            targets.push(ids[s * n + p + t + 1]);
+            inputs.push(ids.get(s * n + p + t));
+            targets.push(ids.get(s * n + p + t + 1));
         }
     }
 }
@@ -508,7 +509,7 @@ impl<T: Real> Trainer<T> {
 
     /// One iteration on the training ids (at least [`min_chars`] long). Returns the
     /// objective. A NaN or infinite loss is an error and leaves the weights untouched.
-    pub fn step(&mut self, train: &[u32]) -> Result<f64, TrainError> {
+    pub fn step(&mut self, train: IdSlice<'_>) -> Result<f64, TrainError> {
         let s = &mut self.state;
         let (seq, b) = (s.hyper.seq_length, s.hyper.batch_size);
         let n = train.len() / b;
@@ -589,10 +590,10 @@ impl<T: Real> Trainer<T> {
     }
 
     /// A sample continuing stream 0 of the training text from its current hidden state.
-    pub fn sample_text(&mut self, train: &[u32], len: usize) -> String {
+    pub fn sample_text(&mut self, train: IdSlice<'_>, len: usize) -> String {
         let s = &mut self.state;
         let n = train.len() / s.hyper.batch_size;
-        let next = train[(s.pointer as usize).min(n - 1)];
+        let next = train.get((s.pointer as usize).min(n - 1));
         let hd = s.model.config.hidden;
         let first = |layers: &Vec<Vec<T>>| layers.iter().map(|v| v[..hd].to_vec()).collect();
         let state = State { h: first(&s.state.h), c: first(&s.state.c) };
@@ -608,7 +609,7 @@ impl<T: Real> Trainer<T> {
     }
 
     /// Validation loss in nats/char, with as many streams as training uses.
-    pub fn validate_on(&self, val: &[u32]) -> Option<f64> {
+    pub fn validate_on(&self, val: IdSlice<'_>) -> Option<f64> {
         let h = &self.state.hyper;
         let (total, count) = evaluate(&self.state.model, val, h.batch_size, h.seq_length);
         (count > 0).then(|| total / count as f64)
@@ -631,8 +632,8 @@ impl<T: Real> Trainer<T> {
     /// `val` (when non-empty), then saves a checkpoint.
     pub fn run(
         &mut self,
-        train: &[u32],
-        val: &[u32],
+        train: IdSlice<'_>,
+        val: IdSlice<'_>,
         schedule: &Schedule,
         record: Record<'_>,
         obs: &mut dyn Observer,

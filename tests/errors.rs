@@ -216,7 +216,7 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
         1,
         &[
             "training diverged at iteration 2",
-            "last good checkpoint (iteration 1) is kept in charrnn.ckpt",
+            "last good checkpoint (iteration 1) is intact in charrnn.ckpt",
             "--learning-rate",
         ],
     );

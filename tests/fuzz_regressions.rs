@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
 use charrnn::checkpoint::{self, HEADER_LEN, MAGIC, VERSION};
+use charrnn::corpus::{self, Source};
 use charrnn::data::{Text, Vocab};
 use charrnn::history::{self, HEADER};
 use charrnn::prepare::stackexchange::{self, Filter};
@@ -55,17 +56,25 @@ fn history_seeds() {
 #[test]
 fn text_seeds() {
     for (path, data) in seeds("text") {
-        match Text::from_bytes(path.display().to_string(), data.clone()) {
-            Ok(text) => {
-                let vocab = Vocab::from_text(&text.content);
-                let ids = vocab.encode(&text).unwrap();
-                assert_eq!(ids.len(), text.content.chars().count());
-                let half: String = vocab.chars().iter().step_by(2).collect();
-                let (known, unknown) = Vocab::from_text(&half).encode_known(&text.content);
-                assert_eq!(known.len() + unknown.count, ids.len());
+        let source = Source::Bytes { name: path.display().to_string(), bytes: data.clone().into() };
+        let scan = match corpus::scan(source) {
+            Ok(scan) => scan,
+            Err(e) => {
+                assert!(std::str::from_utf8(&data).is_err() || data.is_empty(), "{}: {e}", path.display());
+                continue;
             }
-            Err(e) => assert!(std::str::from_utf8(&data).is_err() || data.is_empty(), "{}: {e}", path.display()),
-        }
+        };
+        let (vocab, _) = scan.vocab(None);
+        let ids = scan.encode(&vocab, false).unwrap();
+        assert_eq!(ids.len() as u64, scan.info.chars);
+        let (small, folded) = scan.vocab(Some(3));
+        assert!(folded.is_none() || scan.encode(&small, true).is_ok());
+        let text = Text::from_bytes(path.display().to_string(), data.clone()).unwrap();
+        assert_eq!(Vocab::from_text(&text.content), vocab);
+        assert_eq!(vocab.encode(&text).unwrap(), ids.as_slice().to_vec());
+        let half: String = vocab.chars().iter().step_by(2).collect();
+        let (known, unknown) = Vocab::from_text(&half).encode_known(&text.content);
+        assert_eq!(known.len() + unknown.count, ids.len());
     }
 }
 

@@ -36,7 +36,7 @@ fn report<T: Real>(s: &TrainState<T>, text: &Text) -> Result<()> {
         );
     }
     let h = &s.hyper;
-    let (loss, count) = train::evaluate(&s.model, &ids, h.batch_size, h.seq_length);
+    let (loss, count) = train::evaluate(&s.model, (&ids).into(), h.batch_size, h.seq_length);
     if count == 0 {
         anyhow::bail!("{} has too few known characters to evaluate (need at least 2)", text.name);
     }

@@ -9,7 +9,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use charrnn::data::{DataError, Text, Vocab};
+use charrnn::corpus::{self, Ids, Scan, Source};
+use charrnn::data::{BUILTIN_NAME, BUILTIN_TEXT, DataError};
 use charrnn::fsutil::{self, Lock};
 use charrnn::history::LossLog;
 use charrnn::linalg::{Precision, Real};
@@ -127,6 +128,10 @@ pub struct Args {
     /// Start a new run even if --checkpoint or --loss-csv already exist (overwriting them)
     #[arg(long, conflicts_with = "resume")]
     force: bool,
+    /// Keep the N-1 most frequent characters and map all others to one unknown symbol (U+FFFD);
+    /// for texts with thousands of rare characters. A new run's choice; a resumed run keeps it
+    #[arg(long, value_name = "N", value_parser = positive_int::<usize>, conflicts_with = "resume")]
+    max_vocab: Option<usize>,
 }
 
 const MODEL: &str = "Model (fixed for a run)";
@@ -181,16 +186,21 @@ pub fn run(args: Args) -> Result<()> {
             ckpt.display()
         )));
     }
-    let text = match &args.data {
-        Some(path) => Text::read(path)?,
-        None => Text::builtin(),
+    if args.max_vocab.is_some_and(|n| n < 2) {
+        return Err(usage("--max-vocab must be at least 2 (one character and the unknown symbol)"));
+    }
+    let source = match &args.data {
+        Some(path) => Source::File(path.clone()),
+        None => Source::Bytes { name: BUILTIN_NAME.into(), bytes: BUILTIN_TEXT.as_bytes().into() },
     };
+    // first pass over the text: UTF-8 check, character counts, fingerprint
+    let scan = corpus::scan(source)?;
     if args.resume {
-        with_state!(checkpoint::load(ckpt)?, s => resume(&args, s, text))
+        with_state!(checkpoint::load(ckpt)?, s => resume(&args, s, scan))
     } else {
         match args.hyper_flags().precision() {
-            Precision::F32 => start::<f32>(&args, text),
-            Precision::F64 => start::<f64>(&args, text),
+            Precision::F32 => start::<f32>(&args, scan),
+            Precision::F64 => start::<f64>(&args, scan),
         }
     }
 }
@@ -223,9 +233,20 @@ fn refuse_overwrite(ckpt: &Path, csv: Option<&Path>) -> Result<()> {
     )))
 }
 
-fn start<T: Real>(args: &Args, text: Text) -> Result<()> {
-    let vocab = Vocab::from_text(&text.content);
-    let ids = vocab.encode(&text)?;
+fn start<T: Real>(args: &Args, scan: Scan) -> Result<()> {
+    let (vocab, folded) = scan.vocab(args.max_vocab);
+    if let Some(f) = &folded {
+        eprintln!(
+            "--max-vocab {}: {} rare characters ({} occurrences, {:.3}% of the text) map to the unknown symbol {:?}",
+            vocab.len(),
+            f.distinct,
+            f.occurrences,
+            100.0 * f.occurrences as f64 / scan.info.chars as f64,
+            corpus::UNKNOWN
+        );
+    }
+    // second pass: the ids, as narrow as the vocabulary allows
+    let ids = scan.encode(&vocab, folded.is_some())?;
     let flags = args.hyper_flags();
     let mut hyper = flags.resolve(train::fresh_seed());
     hyper.parts = args.threads().min(hyper.batch_size);
@@ -244,11 +265,11 @@ fn start<T: Real>(args: &Args, text: Text) -> Result<()> {
         }
         None => None,
     };
-    let state = TrainState::new(config, hyper, vocab, text.info(), init);
-    train(args, state, ids, text.name)
+    let state = TrainState::new(config, hyper, vocab, scan.info.clone(), init);
+    train(args, state, ids, scan.info.name)
 }
 
-fn resume<T: Real>(args: &Args, mut state: TrainState<T>, text: Text) -> Result<()> {
+fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<()> {
     let ckpt = &args.checkpoint;
     let conflicts = args.hyper_flags().conflicts(&state.hyper, state.config(), T::PRECISION);
     if !conflicts.is_empty() {
@@ -259,29 +280,31 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, text: Text) -> Result<
             conflicts.join(", ")
         )));
     }
-    let info = text.info();
+    let info = scan.info.clone();
     if info.hash != state.text.hash {
         if !args.allow_data_change {
             return Err(usage(format!(
                 "{} is not the text {} was trained on ({}, {} characters; this one has {}); \
                  pass --allow-data-change to continue training on it anyway",
-                text.name,
+                info.name,
                 ckpt.display(),
                 state.text.name,
                 state.text.chars,
                 info.chars
             )));
         }
-        eprintln!("note: continuing on a different text ({}), as --allow-data-change asks", text.name);
-        state.text = info;
+        eprintln!("note: continuing on a different text ({}), as --allow-data-change asks", info.name);
+        state.text = info.clone();
     }
-    let ids = state.vocab.encode(&text).context("the text must use only the checkpoint's characters")?;
-    train(args, state, ids, text.name)
+    // a run started with --max-vocab folds characters it never kept into U+FFFD
+    let fold = state.vocab.id(corpus::UNKNOWN).is_some();
+    let ids = scan.encode(&state.vocab, fold).context("the text must use only the checkpoint's characters")?;
+    train(args, state, ids, info.name)
 }
 
-fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Vec<u32>, text_name: String) -> Result<()> {
+fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String) -> Result<()> {
     let ckpt = args.checkpoint.as_path();
-    let (train_ids, val_ids) = train::split(&ids, state.hyper.val_fraction);
+    let (train_ids, val_ids) = train::split(ids.as_slice(), state.hyper.val_fraction);
     let need = train::min_chars(&state.hyper);
     if train_ids.len() < need {
         let h = &state.hyper;
