@@ -217,6 +217,26 @@ impl Source {
     }
 }
 
+/// Adds each byte's occurrences (all below 128) to `counts`. Four tables in
+/// turn, so that runs of one byte do not wait on the same counter.
+fn count_bytes(bytes: &[u8], counts: &mut [u64; 128]) {
+    let mut t = [[0u32; 128]; 4];
+    // u32 counters cannot overflow within one chunk (CHUNK < 2^32)
+    let mut quads = bytes.chunks_exact(4);
+    for q in &mut quads {
+        t[0][q[0] as usize & 127] += 1;
+        t[1][q[1] as usize & 127] += 1;
+        t[2][q[2] as usize & 127] += 1;
+        t[3][q[3] as usize & 127] += 1;
+    }
+    for &b in quads.remainder() {
+        t[0][b as usize & 127] += 1;
+    }
+    for (i, c) in counts.iter_mut().enumerate() {
+        *c += (t[0][i] + t[1][i] + t[2][i] + t[3][i]) as u64;
+    }
+}
+
 /// What the first pass learned: the text's fingerprint and character counts.
 #[derive(Clone, Debug)]
 pub struct Scan {
@@ -243,7 +263,7 @@ pub fn scan(source: Source) -> Result<Scan, DataError> {
     let bytes = source.pieces(|_, s| {
         hasher.update(s.as_bytes());
         if s.is_ascii() {
-            s.bytes().for_each(|b| ascii[b as usize] += 1);
+            count_bytes(s.as_bytes(), &mut ascii);
             chars += s.len() as u64;
         } else {
             for c in s.chars() {
@@ -301,9 +321,23 @@ impl Scan {
         for b in 0u8..128 {
             table[b as usize] = vocab.id(char::from(b)).or(unknown).unwrap_or(u32::MAX);
         }
+        // byte -> id for vocabularies under 256, with 255 marking a byte that is not
+        // a known ASCII character (ids then stop at 254)
+        let bytes_table: Option<[u8; 256]> = (vocab.len() < 256)
+            .then(|| std::array::from_fn(|b| if b < 128 && table[b] != u32::MAX { table[b] as u8 } else { u8::MAX }));
         let source = &self.source;
         let bytes = source.pieces(|offset, s| {
             hasher.update(s.as_bytes());
+            // the common case, one lookup per byte; a piece holding anything else
+            // (non-ASCII, or unknown) goes character by character below
+            if let (Some(t), Ids::U8(v)) = (&bytes_table, &mut ids) {
+                let start = v.len();
+                v.extend(s.bytes().map(|b| t[b as usize]));
+                if !v[start..].contains(&u8::MAX) {
+                    return Ok(());
+                }
+                v.truncate(start);
+            }
             for (i, c) in s.char_indices() {
                 let id = match u8::try_from(c) {
                     Ok(b) if b < 128 => Some(table[b as usize]).filter(|&id| id != u32::MAX),
