@@ -193,3 +193,29 @@ fn source_tree_concatenates_text_files_and_counts_what_it_skips() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
 }
+
+#[test]
+fn ctrl_c_stops_without_leaving_an_output_or_temp_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<posts>\n");
+    let body = "&lt;p&gt;".to_string() + &"some words in a paragraph ".repeat(40) + "&lt;/p&gt;";
+    for q in 1..=60_000 {
+        xml += &format!("  <row Id=\"{q}\" PostTypeId=\"1\" Score=\"1\" Title=\"Question {q}\" Body=\"{body}\" />\n");
+    }
+    xml += "</posts>\n";
+    write(dir.path(), "Posts.xml", &xml);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_charrnn"))
+        .current_dir(dir.path())
+        .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt", "--sort-memory", "1"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted; out.txt was not written"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("Posts.xml")]);
+}

@@ -31,8 +31,27 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
+/// Work stopped by Ctrl+C before it produced anything (exit code 130, as a shell
+/// reports SIGINT).
+#[derive(Debug)]
+pub struct Interrupted(pub String);
+
+impl fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Interrupted {}
+
 pub fn exit_code(err: &anyhow::Error) -> i32 {
-    if err.chain().any(|e| e.is::<UsageError>()) { 2 } else { 1 }
+    if err.chain().any(|e| e.is::<UsageError>()) {
+        2
+    } else if err.chain().any(|e| e.is::<Interrupted>()) {
+        130
+    } else {
+        1
+    }
 }
 
 /// clap value parser: an integer of at least 1.

@@ -90,7 +90,9 @@ fn install_ctrlc() -> Result<Arc<AtomicBool>> {
 
 fn interrupted(err: PrepareError, out: &Path) -> anyhow::Error {
     match err {
-        PrepareError::Interrupted => anyhow::anyhow!("interrupted; {} was not written", out.display()),
+        PrepareError::Interrupted => {
+            super::Interrupted(format!("interrupted; {} was not written", out.display())).into()
+        }
         e => e.into(),
     }
 }
