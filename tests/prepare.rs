@@ -204,7 +204,7 @@ fn ctrl_c_stops_without_leaving_an_output_or_temp_files() {
     }
     xml += "</posts>\n";
     write(dir.path(), "Posts.xml", &xml);
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_charrnn"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_charrnn"))
         .current_dir(dir.path())
         .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt", "--sort-memory", "1"])
         .stderr(std::process::Stdio::piped())
