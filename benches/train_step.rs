@@ -56,7 +56,8 @@ fn large(c: &mut Criterion) {
 criterion_group!(small, default_rnn);
 criterion_group! {
     name = big;
-    config = Criterion::default().sample_size(10);
+    // no plots: see benches/sample.rs
+    config = Criterion::default().sample_size(10).without_plots();
     targets = large
 }
 criterion_main!(small, big);
