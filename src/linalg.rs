@@ -334,6 +334,31 @@ pub fn pack_strips<T: Real>(width: usize, k: usize, n: usize, at: impl Fn(usize,
     }
 }
 
+/// [`pack_strips`] of a row-major (k, n) matrix `m` itself: a strip's rows are
+/// 16-value pieces of m's rows, copied whole.
+pub fn pack_strips_of<T: Real>(m: &[T], k: usize, n: usize, out: &mut [T]) {
+    assert!(n.is_multiple_of(TILE_COLS) && m.len() == k * n && out.len() == k * n);
+    for (s, strip) in out.chunks_exact_mut(k * TILE_COLS).enumerate() {
+        for (row, piece) in strip.chunks_exact_mut(TILE_COLS).zip(m.chunks_exact(n)) {
+            row.copy_from_slice(&piece[s * TILE_COLS..(s + 1) * TILE_COLS]);
+        }
+    }
+}
+
+/// [`pack_strips`] of M = m^T for a row-major (n, k) matrix `m`: strip s
+/// interleaves rows 16s..16s+16 of m, each read straight through (a gather
+/// through M's columns would stride across all of m for every value).
+pub fn pack_strips_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut [T]) {
+    assert!(n.is_multiple_of(TILE_COLS) && m.len() == k * n && out.len() == k * n);
+    for (strip, rows) in out.chunks_exact_mut(k * TILE_COLS).zip(m.chunks_exact(k * TILE_COLS)) {
+        for (j, row) in rows.chunks_exact(k).enumerate() {
+            for (kk, &v) in row.iter().enumerate() {
+                strip[kk * TILE_COLS + j] = v;
+            }
+        }
+    }
+}
+
 dispatch! {
     /// Y = X M (or Y += X M) for row-major X: (m, k), Y: (m, n) and M packed by
     /// [`pack_strips`]: the batched form of [`vecmat`], for the recurrence of a few
@@ -518,6 +543,21 @@ mod tests {
             assert_eq!(y, want.iter().copied().collect::<Vec<_>>(), "{m}x{k}x{n}");
             strip_vecmat(x.as_slice().unwrap(), &packed, &mut y, m, true);
             assert_eq!(y, (&want * 2.0).iter().copied().collect::<Vec<_>>(), "{m}x{k}x{n} accumulate");
+        }
+    }
+
+    #[test]
+    fn fast_packers_match_pack_strips() {
+        for (k, n) in [(1, 16), (7, 32), (33, 48)] {
+            let m: Vec<f64> = (0..k * n).map(|i| (i * 7 % 13) as f64 - 6.0).collect();
+            let (mut want, mut got) = (vec![0.0; k * n], vec![f64::NAN; k * n]);
+            pack_strips(TILE_COLS, k, n, |i, j| m[i * n + j], &mut want);
+            pack_strips_of(&m, k, n, &mut got);
+            assert_eq!(got, want, "{k}x{n}");
+            // m read as (n, k), packed as its transpose (k, n)
+            pack_strips(TILE_COLS, k, n, |i, j| m[j * k + i], &mut want);
+            pack_strips_of_transpose(&m, n, k, &mut got);
+            assert_eq!(got, want, "{n}x{k} transposed");
         }
     }
 

@@ -92,9 +92,9 @@ impl<T: Real> Packed<T> {
             linalg::transpose(m, rows, cols, &mut t);
             return Some(Packed::Transposed(t));
         }
-        let w = strip_width(rows)?;
+        strip_width(rows)?;
         let mut t = vec![T::zero(); rows * cols];
-        linalg::pack_strips(w, cols, rows, |i, j| m[j * cols + i], &mut t);
+        linalg::pack_strips_of_transpose(m, rows, cols, &mut t);
         Some(Packed::Strips(t))
     }
 
@@ -295,7 +295,7 @@ impl<T: Real> Model<T> {
             let width = strip_width(gh);
             let transposed = steps >= TRANSPOSE_FROM && (b == 1 || width.is_some());
             match width.filter(|_| transposed) {
-                Some(w) => linalg::pack_strips(w, hd, gh, |i, j| wh[j * hd + i], &mut ws.wht),
+                Some(_) => linalg::pack_strips_of_transpose(wh, gh, hd, &mut ws.wht),
                 None if transposed => linalg::transpose(wh, gh, hd, &mut ws.wht),
                 None => {}
             }
@@ -428,8 +428,8 @@ impl<T: Real> Model<T> {
             let wh = &p[lp.wh.clone()];
             let bh = b * hd;
             let width = strip_width(hd).filter(|_| steps >= TRANSPOSE_FROM);
-            if let Some(w) = width {
-                linalg::pack_strips(w, gh, hd, |i, j| wh[i * hd + j], &mut ws.whp);
+            if width.is_some() {
+                linalg::pack_strips_of(wh, gh, hd, &mut ws.whp);
             }
             ws.dh_next.fill(T::zero());
             ws.dc.fill(T::zero());
