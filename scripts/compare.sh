@@ -59,6 +59,38 @@ for name in ["charrnn-f64", "charrnn-f32", "numpy-naive", "numpy-fast"]:
 print(f"({sys.argv[2]} iterations per run, {sys.argv[3]} runs each, hidden 100, seq_length 25)")
 PY
 
+# ---- hidden 512, batch 1, seq 25: charrnn against the NumPy fast form ----
+H512_ITERS=${H512_ITERS:-1000}
+h512_charrnn() { # precision
+    "$BIN" train --data "$DATA" --iters "$H512_ITERS" --hidden-size 512 --precision "$1" --sample-every 0 \
+        --log-every 0 --checkpoint "$tmp/h.ckpt" --force --rng-seed 1 2>&1 | sed -n 's/.*(\([0-9.]*\) it\/s).*/\1/p'
+}
+: >"$tmp/h512"
+for r in $(seq "$ROUNDS"); do
+    echo "hidden 512, round $r/$ROUNDS ..." >&2
+    echo "charrnn-f64 $(h512_charrnn f64)" >>"$tmp/h512"
+    echo "charrnn-f32 $(h512_charrnn f32)" >>"$tmp/h512"
+    if [ -f "$REF" ] && python3 -c 'import numpy' 2>/dev/null; then
+        echo "numpy-fast $(python3 "$REF" --data "$DATA" --iters "$H512_ITERS" --hidden 512 --impl fast \
+            | sed -n 's/.*iters_per_s=\([0-9.]*\).*/\1/p')" >>"$tmp/h512"
+    fi
+done
+echo
+python3 - "$tmp/h512" "$H512_ITERS" "$ROUNDS" <<'PY'
+import sys, statistics
+rows = {}
+for line in open(sys.argv[1]):
+    name, its = line.split()
+    rows.setdefault(name, []).append(float(its))
+med = {k: statistics.median(v) for k, v in rows.items()}
+print(f"{'hidden 512':<14} {'it/s (median)':>14} {'vs fast':>8}   runs")
+for name in ["charrnn-f64", "charrnn-f32", "numpy-fast"]:
+    if name in med:
+        ratio = f"{med[name] / med['numpy-fast']:.1f}x" if "numpy-fast" in med else "-"
+        print(f"{name:<14} {med[name]:>14.1f} {ratio:>8}   " + " ".join(f"{x:.1f}" for x in rows[name]))
+print(f"({sys.argv[2]} iterations per run, {sys.argv[3]} runs each, batch 1, seq_length 25)")
+PY
+
 # ---- sampling, single thread ----
 sample_cps() { # checkpoint chars
     local t0 t1
