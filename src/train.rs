@@ -484,6 +484,9 @@ impl<T: Real> Part<T> {
     }
 }
 
+/// Smallest recurrent matrix whose steps are split across two threads.
+const SPLIT_FROM_BYTES: usize = 256 << 10;
+
 impl<T: Real> Trainer<T> {
     /// A trainer that runs the run's parts on up to `threads` threads.
     pub fn new(state: TrainState<T>, threads: usize) -> Trainer<T> {
@@ -493,8 +496,13 @@ impl<T: Real> Trainer<T> {
             .map(|i| {
                 let streams = i * b / k..(i + 1) * b / k;
                 let n = streams.len();
+                let mut ws = Workspace::new(config, h.seq_length, n);
+                // one stream and a spare core: split each step's product (worth its
+                // two barriers per step once Wh outgrows about half an L2)
+                let wh_bytes = config.hidden * config.hidden * std::mem::size_of::<T>();
+                ws.split_recurrence(k == 1 && threads >= 2 && wh_bytes >= SPLIT_FROM_BYTES);
                 Part {
-                    ws: Workspace::new(config, h.seq_length, n),
+                    ws,
                     grads: vec![T::zero(); config.num_params()],
                     state: State::zeros(&config, n),
                     inputs: Vec::with_capacity(h.seq_length * n),

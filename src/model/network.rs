@@ -16,6 +16,8 @@
 //! network builds that (V, GH) table once per pass instead of multiplying T*B
 //! embedding rows, and folds the backward pass through it the same way.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use rand::Rng;
 
 use super::{Cell, Config, Layout, Model, State, gru, lstm, rnn};
@@ -57,6 +59,9 @@ pub struct Workspace<T> {
     masks: Vec<Vec<T>>,
     /// Weights rearranged for one character at a time (sampling), if prepared.
     inference: Option<Inference<T>>,
+    /// Split each step's recurrent product across this thread and a helper
+    /// (one stream, tanh RNN, strip layout; see [`lockstep`]).
+    split: bool,
 }
 
 /// A model's weights laid out for single-character steps. Matrices up to
@@ -164,12 +169,21 @@ impl<T: Real> Workspace<T> {
             dx: z(tb * config.embedding.max(h)),
             masks: Vec::new(),
             inference: None,
+            split: false,
         }
     }
 
     /// Rearranges `model`'s weights for one-character steps (a single stream):
     /// the sampler does this once and then feeds thousands of characters. The
     /// workspace must then only be used with this model, unchanged.
+    /// Lets a single-stream tanh RNN split each step's recurrent product (and its
+    /// transpose in BPTT) across this thread and a helper, each reading half of
+    /// the packed Wh: for two cores, where half of a large Wh fits each core's L2.
+    /// Every output is computed as without the split, so results are bit-identical.
+    pub fn split_recurrence(&mut self, on: bool) {
+        self.split = on;
+    }
+
     pub fn prepare_for_sampling(&mut self, model: &Model<T>) {
         assert_eq!(model.config, self.config, "workspace was made for another model");
         let c = self.config;
@@ -304,7 +318,35 @@ impl<T: Real> Model<T> {
             if c.cell == Cell::Lstm {
                 cs[..bh].copy_from_slice(&state.c[l]);
             }
-            for t in 0..tb / b {
+            let split = ws.split
+                && c.cell == Cell::Rnn
+                && b == 1
+                && inference.is_none()
+                && width.is_some()
+                && transposed
+                && gh >= 2 * linalg::TILE_COLS;
+            if split {
+                // h_t = tanh(xp_t + h_{t-1} Wh^T), the product in two halves of Wh^T's strips
+                let mid = gh / linalg::TILE_COLS / 2 * linalg::TILE_COLS;
+                let (hs_p, hp_p) = (Shared(hs.as_mut_ptr()), Shared(ws.hp.as_mut_ptr()));
+                let (wht, xp) = (&ws.wht[..], &*xp);
+                let half = |t: usize, i: usize| {
+                    // SAFETY: in the product phase both threads only read row t of hs
+                    // and each writes its own columns of hp (see lockstep)
+                    let h_prev = unsafe { std::slice::from_raw_parts(hs_p.ptr().add(t * hd), hd) };
+                    let (w, cols) = if i == 0 { (&wht[..mid * hd], 0..mid) } else { (&wht[mid * hd..], mid..gh) };
+                    let y = unsafe { std::slice::from_raw_parts_mut(hp_p.ptr().add(cols.start), cols.len()) };
+                    linalg::strip_vecmat(h_prev, w, y, 1, false);
+                };
+                let mut serial = |t: usize| {
+                    // SAFETY: the helper waits at the barrier while this runs
+                    let hp = unsafe { std::slice::from_raw_parts(hp_p.ptr(), gh) };
+                    let h = unsafe { std::slice::from_raw_parts_mut(hs_p.ptr().add((t + 1) * hd), hd) };
+                    rnn::forward(&xp[t * gh..(t + 1) * gh], hp, h);
+                };
+                lockstep(0..steps, true, &half, &mut serial);
+            }
+            for t in (0..tb / b).filter(|_| !split) {
                 let (done, next) = hs.split_at_mut((t + 1) * bh);
                 let (h_prev, h) = (&done[t * bh..], &mut next[..bh]);
                 // HP = h_{t-1} Wh^T
@@ -433,7 +475,36 @@ impl<T: Real> Model<T> {
             }
             ws.dh_next.fill(T::zero());
             ws.dc.fill(T::zero());
-            for t in (0..steps).rev() {
+            let split = ws.split && c.cell == Cell::Rnn && b == 1 && width.is_some() && hd >= 2 * linalg::TILE_COLS;
+            if split {
+                // dh_{t-1} = dXP_t Wh, the product in two halves of Wh's strips
+                let mid = hd / linalg::TILE_COLS / 2 * linalg::TILE_COLS;
+                let (dxp_p, next_p) = (Shared(lw.dxp.as_mut_ptr()), Shared(ws.dh_next.as_mut_ptr()));
+                let (whp, hs, dh) = (&ws.whp[..], &lw.hs[..], &mut ws.dh);
+                let half = |t: usize, i: usize| {
+                    if t == 0 {
+                        return; // truncated BPTT: nothing flows into the previous chunk
+                    }
+                    // SAFETY: in the product phase both threads only read row t of dxp
+                    // and each adds into its own columns of dh_next (see lockstep)
+                    let dxp_t = unsafe { std::slice::from_raw_parts(dxp_p.ptr().add(t * gh), gh) };
+                    let (w, cols) = if i == 0 { (&whp[..mid * gh], 0..mid) } else { (&whp[mid * gh..], mid..hd) };
+                    let y = unsafe { std::slice::from_raw_parts_mut(next_p.ptr().add(cols.start), cols.len()) };
+                    linalg::strip_vecmat(dxp_t, w, y, 1, true);
+                };
+                let mut serial = |t: usize| {
+                    // SAFETY: the helper waits at the barrier while this runs
+                    let dh_next = unsafe { std::slice::from_raw_parts_mut(next_p.ptr(), hd) };
+                    let dxp_t = unsafe { std::slice::from_raw_parts_mut(dxp_p.ptr().add(t * gh), gh) };
+                    for ((d, &a), n) in dh.iter_mut().zip(&dcur[t * hd..(t + 1) * hd]).zip(dh_next.iter_mut()) {
+                        *d = a + *n;
+                        *n = T::zero();
+                    }
+                    rnn::backward(dh, &hs[(t + 1) * hd..(t + 2) * hd], dxp_t);
+                };
+                lockstep((0..steps).rev(), false, &half, &mut serial);
+            }
+            for t in (0..steps).rev().filter(|_| !split) {
                 // dh = dL/dh_t from above (this step's output) and from step t+1
                 for ((d, &a), &n) in ws.dh.iter_mut().zip(&dcur[t * bh..(t + 1) * bh]).zip(&ws.dh_next) {
                     *d = a + n;
@@ -574,6 +645,90 @@ const TRANSPOSE_FROM: usize = 8;
 /// The strip width for a recurrent product with `cols` outputs, None when the
 /// columns do not divide into strips (then the row-major kernels run). Measured
 /// on one stream at H = 512, 32-wide strips were no faster than 16.
+/// A pointer two threads share in [`lockstep`], which keeps their accesses apart.
+#[derive(Clone, Copy)]
+struct Shared<T>(*mut T);
+// SAFETY: lockstep's phases and barrier order every access through it
+unsafe impl<T> Send for Shared<T> {}
+unsafe impl<T> Sync for Shared<T> {}
+
+impl<T> Shared<T> {
+    /// A method, not the field: a closure then captures the whole Shared (Sync),
+    /// not the raw pointer inside it.
+    fn ptr(self) -> *mut T {
+        self.0
+    }
+}
+
+/// Two threads meeting once per phase. Spinning, not sleeping: a phase lasts
+/// microseconds, less than waking a sleeping thread takes.
+struct SpinBarrier {
+    arrived: AtomicUsize,
+    generation: AtomicUsize,
+}
+
+impl SpinBarrier {
+    fn wait(&self) {
+        let generation = self.generation.load(Ordering::Acquire);
+        if self.arrived.fetch_add(1, Ordering::AcqRel) == 1 {
+            self.arrived.store(0, Ordering::Relaxed);
+            self.generation.fetch_add(1, Ordering::Release);
+            return;
+        }
+        let mut spins = 0u32;
+        while self.generation.load(Ordering::Acquire) == generation {
+            spins += 1;
+            if spins < 1 << 14 {
+                std::hint::spin_loop();
+            } else {
+                // the other thread is not running (a busy machine): let it
+                std::thread::yield_now();
+            }
+        }
+    }
+}
+
+/// Runs the steps of a recurrence on this thread and a helper. Each step has a
+/// product phase, whose halves run at once (`half(t, 0)` here, `half(t, 1)` on
+/// the helper), and a serial phase `serial(t)` on this thread alone, while the
+/// helper waits; `product_first` orders them. `half` may read what earlier
+/// serial phases wrote and write only its own half; the barriers between phases
+/// make those writes visible.
+fn lockstep<I>(steps: I, product_first: bool, half: &(dyn Fn(usize, usize) + Sync), serial: &mut dyn FnMut(usize))
+where
+    I: Iterator<Item = usize> + Clone + Send,
+{
+    let barrier = SpinBarrier { arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0) };
+    std::thread::scope(|scope| {
+        let helper_steps = steps.clone();
+        let barrier = &barrier;
+        scope.spawn(move || {
+            for t in helper_steps {
+                if !product_first {
+                    barrier.wait();
+                }
+                half(t, 1);
+                barrier.wait();
+                if product_first {
+                    barrier.wait();
+                }
+            }
+        });
+        for t in steps {
+            if !product_first {
+                serial(t);
+                barrier.wait();
+            }
+            half(t, 0);
+            barrier.wait();
+            if product_first {
+                serial(t);
+                barrier.wait();
+            }
+        }
+    });
+}
+
 fn strip_width(cols: usize) -> Option<usize> {
     cols.is_multiple_of(linalg::TILE_COLS).then_some(linalg::TILE_COLS)
 }
