@@ -33,6 +33,26 @@ pub fn remove_stale_temps(path: &Path) -> usize {
         .count()
 }
 
+/// Like [`remove_stale_temps`], without holding a lock: removes only the temp
+/// files whose writer (the PID in the name) is no longer running. Linux only
+/// (it asks /proc); elsewhere it removes nothing.
+pub fn remove_dead_temps(path: &Path) -> usize {
+    let prefix = format!(".{}.tmp-", file_name(path));
+    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else { return 0 };
+    if !Path::new("/proc/self").exists() {
+        return 0;
+    }
+    entries
+        .flatten()
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok());
+            pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .filter(|e| std::fs::remove_file(e.path()).is_ok())
+        .count()
+}
+
 /// An advisory lock that keeps two processes from writing the same file: an
 /// exclusive `flock` on a hidden `.NAME.lock` beside it, held while this value
 /// lives and released by the OS if the process dies. The lock file stays (a
@@ -231,6 +251,12 @@ mod tests {
         std::fs::write(dir.path().join(".other.tmp-123"), "x").unwrap();
         assert_eq!(remove_stale_temps(&path), 1);
         assert!(dir.path().join(".other.tmp-123").exists());
+        // without a lock, only a dead writer's file goes
+        let mine = dir.path().join(format!(".run.ckpt.tmp-{}", std::process::id()));
+        std::fs::write(&mine, "x").unwrap();
+        std::fs::write(dir.path().join(".run.ckpt.tmp-4000000000"), "x").unwrap();
+        assert_eq!(remove_dead_temps(&path), 1);
+        assert!(mine.exists());
     }
 
     #[test]

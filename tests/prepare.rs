@@ -150,6 +150,12 @@ fn refuses_to_overwrite_and_reports_a_missing_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("out.txt already exists; replace it with --force"), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "precious");
+    // a temp file a killed prepare left behind is cleaned up by the next one
+    write(dir.path(), ".clean.txt.tmp-4000000000", "half an output");
+    let out = charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "clean.txt"]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("removed 1 temp file(s) left by an earlier prepare"), "{}", stderr(&out));
+    assert!(!dir.path().join(".clean.txt.tmp-4000000000").exists());
     let out = charrnn(dir.path()).args(["prepare", "stackexchange", "nope.xml", "-o", "new.txt"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("cannot read nope.xml"), "{}", stderr(&out));

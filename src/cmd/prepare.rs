@@ -77,6 +77,10 @@ fn open_output(out: &Path, force: bool) -> Result<AtomicFile> {
         return Err(super::usage(format!("{} already exists; replace it with --force", out.display())));
     }
     fsutil::check_writable(out).with_context(|| format!("cannot write {}", out.display()))?;
+    let stale = fsutil::remove_dead_temps(out);
+    if stale > 0 {
+        eprintln!("note: removed {stale} temp file(s) left by an earlier prepare that was killed");
+    }
     AtomicFile::create(out).with_context(|| format!("cannot write {}", out.display()))
 }
 
