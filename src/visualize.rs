@@ -17,6 +17,17 @@ pub enum VisualizeError {
     NoLayer { layer: usize, layers: usize },
     #[error("none of the first characters of the text are in the model's vocabulary")]
     NoKnownChars,
+    #[error("--state c needs an LSTM; this model's {cell} cell has only h")]
+    NoCellState { cell: Cell },
+}
+
+/// Which state a unit's colour shows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Unit {
+    /// the hidden state h, in [-1, 1]
+    Hidden,
+    /// the LSTM's cell state, as tanh(c) (in [-1, 1]; as Karpathy's post shows it)
+    Cell,
 }
 
 /// Predictions listed per character.
@@ -29,8 +40,8 @@ pub const UNITS_PER_FEATURE: usize = 8;
 pub struct Trace {
     /// The characters read, in order (those outside the vocabulary left out).
     pub chars: Vec<char>,
-    /// acts[u][t]: unit u's activation after reading chars[t], in [-1, 1]
-    /// (h for every cell; for the LSTM, h = o * tanh(c)).
+    /// acts[u][t]: unit u's activation after reading chars[t], in [-1, 1]:
+    /// h, or for the LSTM optionally tanh(c) (see [`Unit`]).
     pub acts: Vec<Vec<f32>>,
     /// top[t]: the likeliest next characters after reading chars[t], as
     /// (vocabulary id, probability), likeliest first.
@@ -47,10 +58,14 @@ pub fn trace<T: Real>(
     text: &str,
     max_chars: usize,
     layer: usize,
+    unit: Unit,
 ) -> Result<Trace, VisualizeError> {
     let c = model.config;
     if layer >= c.layers {
         return Err(VisualizeError::NoLayer { layer: layer + 1, layers: c.layers });
+    }
+    if unit == Unit::Cell && c.cell != Cell::Lstm {
+        return Err(VisualizeError::NoCellState { cell: c.cell });
     }
     let mut sampler = Sampler::new(model, Draw::Sample { temperature: 1.0, top_k: None })
         .expect("temperature 1 and no top-k are valid");
@@ -65,8 +80,12 @@ pub fn trace<T: Real>(
         };
         sampler.feed(id);
         trace.chars.push(ch);
-        for (u, &h) in sampler.state().h[layer].iter().enumerate() {
-            trace.acts[u].push(h.as_f64() as f32);
+        let state = sampler.state();
+        match unit {
+            Unit::Hidden => state.h[layer].iter().zip(&mut trace.acts).for_each(|(h, a)| a.push(h.as_f64() as f32)),
+            Unit::Cell => {
+                state.c[layer].iter().zip(&mut trace.acts).for_each(|(c, a)| a.push(c.as_f64().tanh() as f32))
+            }
         }
         let mut ranked: Vec<(u32, f32)> =
             sampler.probs().iter().enumerate().map(|(i, p)| (i as u32, p.as_f64() as f32)).collect();

@@ -93,6 +93,24 @@ fn page_is_self_contained_and_its_numbers_match_the_text() {
 }
 
 #[test]
+fn lstm_cell_states_can_be_shown_instead() {
+    let dir = tempfile::tempdir().unwrap();
+    let h = page_data(&train_and_visualize(dir.path()));
+    let out = charrnn(dir.path())
+        .args(["visualize", "--data", "in.txt", "--chars", "500", "--state", "c", "--layer", "1", "-o", "c.html"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("500 characters, 24 cell states of layer 1"), "{}", stderr(&out));
+    let c = page_data(&std::fs::read_to_string(dir.path().join("c.html")).unwrap());
+    assert!(c["model"].as_str().unwrap().contains("tanh(cell state)"));
+    assert_eq!(c["acts"].as_array().unwrap().len(), 24);
+    assert_ne!(c["acts"], h["acts"]);
+    // the predictions do not depend on what is coloured
+    assert_eq!(c["top"], h["top"]);
+}
+
+#[test]
 fn bad_layer_and_unknown_text_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "in.txt", "abcabcabc abc abc\n".repeat(20));
@@ -100,6 +118,9 @@ fn bad_layer_and_unknown_text_are_usage_errors() {
     let out = charrnn(dir.path()).args(["visualize", "--data", "in.txt", "--layer", "2"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("--layer 2 does not exist: the model has 1 layer(s)"), "{}", stderr(&out));
+    let out = charrnn(dir.path()).args(["visualize", "--data", "in.txt", "--state", "c"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("--state c needs an LSTM; this model's rnn cell has only h"), "{}", stderr(&out));
     write(dir.path(), "greek.txt", "αβγδ");
     let out = charrnn(dir.path()).args(["visualize", "--data", "greek.txt"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2));

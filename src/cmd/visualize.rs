@@ -25,12 +25,22 @@ pub struct Args {
     /// Which layer's units to show, from 1 [default: the last]
     #[arg(long, value_name = "L", value_parser = super::positive_int::<usize>)]
     layer: Option<usize>,
+    /// Colour by the hidden state h, or (LSTM) by the cell state as tanh(c)
+    #[arg(long, value_enum, default_value_t = State::H)]
+    state: State,
     /// Output page
     #[arg(long, short = 'o', value_name = "PATH", default_value = "neurons.html")]
     out: PathBuf,
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum State {
+    H,
+    C,
+}
+
 pub fn run(args: Args) -> Result<()> {
+    let unit = if args.state == State::C { visualize::Unit::Cell } else { visualize::Unit::Hidden };
     let text = match &args.data {
         Some(path) => Text::read(path)?,
         None => Text::builtin(),
@@ -43,11 +53,16 @@ pub fn run(args: Args) -> Result<()> {
     let (page, summary) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
         let config = *s.config();
         let layer = args.layer.unwrap_or(config.layers) - 1;
-        let trace = visualize::trace(&s.model, &s.vocab, shown, args.chars, layer)
+        let trace = visualize::trace(&s.model, &s.vocab, shown, args.chars, layer, unit)
             .map_err(|e| super::usage(e.to_string()))?;
         let title = format!("{}: {} (iteration {})", args.checkpoint.display(), text.name, s.iteration);
-        let page = visualize::page(&trace, &s.vocab, &config.describe(), config.cell, layer, &title);
-        let summary = format!("{} characters, {} units of layer {}", trace.chars.len(), config.hidden, layer + 1);
+        let mut description = config.describe();
+        if unit == visualize::Unit::Cell {
+            description += "; colour: tanh(cell state)";
+        }
+        let page = visualize::page(&trace, &s.vocab, &description, config.cell, layer, &title);
+        let what = if unit == visualize::Unit::Cell { "cell states" } else { "units" };
+        let summary = format!("{} characters, {} {what} of layer {}", trace.chars.len(), config.hidden, layer + 1);
         if trace.skipped > 0 {
             eprintln!("note: skipped {} characters not in the model's vocabulary", trace.skipped);
         }
