@@ -326,25 +326,24 @@ impl<T: Real> Model<T> {
                 && transposed
                 && gh >= 2 * linalg::TILE_COLS;
             if split {
-                // h_t = tanh(xp_t + h_{t-1} Wh^T), the product in two halves of Wh^T's strips
+                // h_t = tanh(xp_t + h_{t-1} Wh^T): each thread multiplies by its half of
+                // Wh^T's strips and takes tanh of its own columns (gh = hd for this cell)
                 let mid = gh / linalg::TILE_COLS / 2 * linalg::TILE_COLS;
                 let (hs_p, hp_p) = (Shared(hs.as_mut_ptr()), Shared(ws.hp.as_mut_ptr()));
                 let (wht, xp) = (&ws.wht[..], &*xp);
-                let half = |t: usize, i: usize| {
-                    // SAFETY: in the product phase both threads only read row t of hs
-                    // and each writes its own columns of hp (see lockstep)
-                    let h_prev = unsafe { std::slice::from_raw_parts(hs_p.ptr().add(t * hd), hd) };
+                let step = |t: usize, i: usize| {
                     let (w, cols) = if i == 0 { (&wht[..mid * hd], 0..mid) } else { (&wht[mid * hd..], mid..gh) };
-                    let y = unsafe { std::slice::from_raw_parts_mut(hp_p.ptr().add(cols.start), cols.len()) };
-                    linalg::strip_vecmat(h_prev, w, y, 1, false);
+                    // SAFETY: both threads read all of row t of hs (complete since the last
+                    // barrier) and write only their own columns of hp and of row t + 1
+                    let h_prev = unsafe { std::slice::from_raw_parts(hs_p.ptr().add(t * hd), hd) };
+                    let hp = unsafe { std::slice::from_raw_parts_mut(hp_p.ptr().add(cols.start), cols.len()) };
+                    let h = unsafe {
+                        std::slice::from_raw_parts_mut(hs_p.ptr().add((t + 1) * hd + cols.start), cols.len())
+                    };
+                    linalg::strip_vecmat(h_prev, w, hp, 1, false);
+                    rnn::forward(&xp[t * gh + cols.start..t * gh + cols.end], hp, h);
                 };
-                let mut serial = |t: usize| {
-                    // SAFETY: the helper waits at the barrier while this runs
-                    let hp = unsafe { std::slice::from_raw_parts(hp_p.ptr(), gh) };
-                    let h = unsafe { std::slice::from_raw_parts_mut(hs_p.ptr().add((t + 1) * hd), hd) };
-                    rnn::forward(&xp[t * gh..(t + 1) * gh], hp, h);
-                };
-                lockstep(0..steps, true, &half, &mut serial);
+                lockstep(0..steps, &step, &|_, _| {});
             }
             for t in (0..tb / b).filter(|_| !split) {
                 let (done, next) = hs.split_at_mut((t + 1) * bh);
@@ -477,32 +476,41 @@ impl<T: Real> Model<T> {
             ws.dc.fill(T::zero());
             let split = ws.split && c.cell == Cell::Rnn && b == 1 && width.is_some() && hd >= 2 * linalg::TILE_COLS;
             if split {
-                // dh_{t-1} = dXP_t Wh, the product in two halves of Wh's strips
+                // each thread owns half of the columns (gh = hd for this cell): it takes
+                // dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh on them, then, once both
+                // halves of dXP_t are there, its half of dh_{t-1} = dXP_t Wh
                 let mid = hd / linalg::TILE_COLS / 2 * linalg::TILE_COLS;
                 let (dxp_p, next_p) = (Shared(lw.dxp.as_mut_ptr()), Shared(ws.dh_next.as_mut_ptr()));
-                let (whp, hs, dh) = (&ws.whp[..], &lw.hs[..], &mut ws.dh);
-                let half = |t: usize, i: usize| {
-                    if t == 0 {
-                        return; // truncated BPTT: nothing flows into the previous chunk
-                    }
-                    // SAFETY: in the product phase both threads only read row t of dxp
-                    // and each adds into its own columns of dh_next (see lockstep)
-                    let dxp_t = unsafe { std::slice::from_raw_parts(dxp_p.ptr().add(t * gh), gh) };
-                    let (w, cols) = if i == 0 { (&whp[..mid * gh], 0..mid) } else { (&whp[mid * gh..], mid..hd) };
-                    let y = unsafe { std::slice::from_raw_parts_mut(next_p.ptr().add(cols.start), cols.len()) };
-                    linalg::strip_vecmat(dxp_t, w, y, 1, true);
-                };
-                let mut serial = |t: usize| {
-                    // SAFETY: the helper waits at the barrier while this runs
-                    let dh_next = unsafe { std::slice::from_raw_parts_mut(next_p.ptr(), hd) };
-                    let dxp_t = unsafe { std::slice::from_raw_parts_mut(dxp_p.ptr().add(t * gh), gh) };
-                    for ((d, &a), n) in dh.iter_mut().zip(&dcur[t * hd..(t + 1) * hd]).zip(dh_next.iter_mut()) {
+                let dh_p = Shared(ws.dh.as_mut_ptr());
+                let (whp, hs) = (&ws.whp[..], &lw.hs[..]);
+                let cols = |i: usize| if i == 0 { 0..mid } else { mid..hd };
+                let local = |t: usize, i: usize| {
+                    let cols = cols(i);
+                    // SAFETY: each thread touches only its own columns of dh, dh_next and
+                    // row t of dxp here
+                    let at = |p: Shared<T>, row: usize| unsafe {
+                        std::slice::from_raw_parts_mut(p.ptr().add(row + cols.start), cols.len())
+                    };
+                    let (dh, dh_next, dxp_t) = (at(dh_p, 0), at(next_p, 0), at(dxp_p, t * gh));
+                    for ((d, &a), n) in dh.iter_mut().zip(&dcur[t * hd + cols.start..t * hd + cols.end]).zip(dh_next) {
                         *d = a + *n;
                         *n = T::zero();
                     }
-                    rnn::backward(dh, &hs[(t + 1) * hd..(t + 2) * hd], dxp_t);
+                    rnn::backward(dh, &hs[(t + 1) * hd + cols.start..(t + 1) * hd + cols.end], dxp_t);
                 };
-                lockstep((0..steps).rev(), false, &half, &mut serial);
+                let product = |t: usize, i: usize| {
+                    if t == 0 {
+                        return; // truncated BPTT: nothing flows into the previous chunk
+                    }
+                    let cols = cols(i);
+                    let w = if i == 0 { &whp[..mid * gh] } else { &whp[mid * gh..] };
+                    // SAFETY: both threads read all of row t of dxp (complete since the
+                    // barrier) and add into their own columns of dh_next
+                    let dxp_t = unsafe { std::slice::from_raw_parts(dxp_p.ptr().add(t * gh), gh) };
+                    let y = unsafe { std::slice::from_raw_parts_mut(next_p.ptr().add(cols.start), cols.len()) };
+                    linalg::strip_vecmat(dxp_t, w, y, 1, true);
+                };
+                lockstep((0..steps).rev(), &local, &product);
             }
             for t in (0..steps).rev().filter(|_| !split) {
                 // dh = dL/dh_t from above (this step's output) and from step t+1
@@ -688,44 +696,25 @@ impl SpinBarrier {
     }
 }
 
-/// Runs the steps of a recurrence on this thread and a helper. Each step has a
-/// product phase, whose halves run at once (`half(t, 0)` here, `half(t, 1)` on
-/// the helper), and a serial phase `serial(t)` on this thread alone, while the
-/// helper waits; `product_first` orders them. `half` may read what earlier
-/// serial phases wrote and write only its own half; the barriers between phases
-/// make those writes visible.
-fn lockstep<I>(steps: I, product_first: bool, half: &(dyn Fn(usize, usize) + Sync), serial: &mut dyn FnMut(usize))
+/// Runs the steps of a recurrence on this thread (i = 0) and a helper (i = 1):
+/// at each step both run `before(t, i)`, meet at a barrier, then run
+/// `after(t, i)`. The closures must write only what belongs to their `i`, and
+/// may read the other thread's writes only across a barrier.
+fn lockstep<I>(steps: I, before: &(dyn Fn(usize, usize) + Sync), after: &(dyn Fn(usize, usize) + Sync))
 where
-    I: Iterator<Item = usize> + Clone + Send,
+    I: Iterator<Item = usize> + Clone + Send + Sync,
 {
     let barrier = SpinBarrier { arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0) };
-    std::thread::scope(|scope| {
-        let helper_steps = steps.clone();
-        let barrier = &barrier;
-        scope.spawn(move || {
-            for t in helper_steps {
-                if !product_first {
-                    barrier.wait();
-                }
-                half(t, 1);
-                barrier.wait();
-                if product_first {
-                    barrier.wait();
-                }
-            }
-        });
-        for t in steps {
-            if !product_first {
-                serial(t);
-                barrier.wait();
-            }
-            half(t, 0);
+    let run = |i: usize| {
+        for t in steps.clone() {
+            before(t, i);
             barrier.wait();
-            if product_first {
-                serial(t);
-                barrier.wait();
-            }
+            after(t, i);
         }
+    };
+    std::thread::scope(|scope| {
+        scope.spawn(|| run(1));
+        run(0);
     });
 }
 
