@@ -20,37 +20,33 @@ fn temp_path(path: &Path) -> PathBuf {
     parent_dir(path).join(format!(".{}.tmp-{}", file_name(path), std::process::id()))
 }
 
-/// Removes temp files that an earlier process left beside `path` when it was
-/// killed mid-write (`.NAME.tmp-PID`). Call it only while holding `path`'s
-/// [`Lock`], so that no live writer owns them. Returns how many were removed.
-pub fn remove_stale_temps(path: &Path) -> usize {
+/// Removes the temp files beside `path` (`.NAME.tmp-PID`) whose writer's PID
+/// passes `dead`; returns how many were removed.
+fn remove_temps(path: &Path, dead: impl Fn(&str) -> bool) -> usize {
     let prefix = format!(".{}.tmp-", file_name(path));
     let Ok(entries) = std::fs::read_dir(parent_dir(path)) else { return 0 };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+        .filter(|e| e.file_name().to_string_lossy().strip_prefix(&prefix).is_some_and(&dead))
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
         .count()
+}
+
+/// Removes temp files that an earlier process left beside `path` when it was
+/// killed mid-write. Call it only while holding `path`'s [`Lock`], so that no
+/// live writer owns them. Returns how many were removed.
+pub fn remove_stale_temps(path: &Path) -> usize {
+    remove_temps(path, |_| true)
 }
 
 /// Like [`remove_stale_temps`], without holding a lock: removes only the temp
 /// files whose writer (the PID in the name) is no longer running. Linux only
 /// (it asks /proc); elsewhere it removes nothing.
 pub fn remove_dead_temps(path: &Path) -> usize {
-    let prefix = format!(".{}.tmp-", file_name(path));
-    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else { return 0 };
     if !Path::new("/proc/self").exists() {
         return 0;
     }
-    entries
-        .flatten()
-        .filter(|e| {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let pid = name.strip_prefix(&prefix).and_then(|p| p.parse::<u32>().ok());
-            pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
-        })
-        .filter(|e| std::fs::remove_file(e.path()).is_ok())
-        .count()
+    remove_temps(path, |pid| pid.parse::<u32>().is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
 }
 
 /// An advisory lock that keeps two processes from writing the same file: an
@@ -104,30 +100,16 @@ impl Lock {
 }
 
 /// Replaces `path` with `bytes` so that at every moment the file holds either its
-/// old or its new content: write a temp file in the same directory, fsync it,
-/// rename it over the target, fsync the directory.
+/// old or its new content (an [`AtomicFile`] written in one go).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let tmp = temp_path(path);
-    let result = (|| {
-        let mut f = File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        drop(f);
-        std::fs::rename(&tmp, path)?;
-        // the rename itself is durable only once the directory is synced
-        if let Ok(dir) = File::open(parent_dir(path)) {
-            let _ = dir.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
+    let mut f = AtomicFile::create(path)?;
+    f.write_all(bytes)?;
+    f.commit()
 }
 
 /// A file written as a stream and put in place only when complete: the bytes go
-/// to a temp file beside `path`, which [`AtomicFile::commit`] renames over it.
+/// to a temp file beside `path`, which [`AtomicFile::commit`] fsyncs and renames
+/// over it, then fsyncs the directory.
 /// Dropped without a commit (an error, Ctrl+C), it removes the temp file, so a
 /// reader of `path` never sees half an output.
 pub struct AtomicFile {
@@ -149,6 +131,7 @@ impl AtomicFile {
             let file = out.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
             std::fs::rename(&self.tmp, &self.path)?;
+            // the rename itself is durable only once the directory is synced
             if let Ok(dir) = File::open(parent_dir(&self.path)) {
                 let _ = dir.sync_all();
             }
