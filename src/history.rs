@@ -65,10 +65,9 @@ impl LossLog {
         if bytes.is_empty() {
             return Ok((LossLog::create(path)?, 0));
         }
-        // a line without its newline was cut off mid-write
-        let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-        let torn = usize::from(complete < bytes.len());
-        let rows = parse(path, &bytes[..complete])?;
+        let (complete, torn) = complete_lines(&bytes);
+        let torn = usize::from(torn);
+        let rows = parse(path, complete)?;
         let keep = rows.iter().take_while(|r| r.iteration <= iteration).count();
         let dropped = rows.len() - keep + torn;
         if dropped > 0 {
@@ -119,12 +118,19 @@ pub fn read(path: &Path) -> Result<Vec<Row>, HistoryError> {
 /// and whether such a line was left out.
 pub fn read_live(path: &Path) -> Result<(Vec<Row>, bool), HistoryError> {
     let bytes = std::fs::read(path).map_err(|cause| HistoryError::Io { path: path.to_path_buf(), cause })?;
-    let complete = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-    if complete == 0 {
+    let (complete, torn) = complete_lines(&bytes);
+    if complete.is_empty() {
         // not even a whole header line: report it as the header problem it is
         return parse(path, &bytes).map(|rows| (rows, false));
     }
-    Ok((parse(path, &bytes[..complete])?, complete < bytes.len()))
+    Ok((parse(path, complete)?, torn))
+}
+
+/// The whole lines of a history, and whether a last line without its newline
+/// (cut off mid-write) was left out.
+fn complete_lines(bytes: &[u8]) -> (&[u8], bool) {
+    let end = bytes.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    (&bytes[..end], end < bytes.len())
 }
 
 /// Parses the bytes of a history file (`path` names it in errors).
