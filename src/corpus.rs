@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-use crate::data::{DataError, TextInfo, Vocab};
+use crate::data::{self, DataError, Position, TextInfo, Vocab};
 
 /// Bytes read at a time.
 const CHUNK: usize = 1 << 20;
@@ -184,36 +184,23 @@ impl Source {
         }
     }
 
-    /// Line and column (in characters) of byte `offset`, and the byte there,
-    /// counted by reading again (only when reporting an error).
-    fn locate(&self, offset: u64) -> (usize, usize, u8) {
-        let Ok(mut r) = self.open() else { return (0, 0, 0) };
-        let mut buf = vec![0u8; 1 << 16];
-        let (mut line, mut column, mut left) = (1usize, 1usize, offset);
-        while left > 0 {
-            let want = buf.len().min(left as usize);
-            let n = match r.read(&mut buf[..want]) {
-                Ok(0) | Err(_) => return (line, column, 0),
-                Ok(n) => n,
-            };
-            for &b in &buf[..n] {
-                if b == b'\n' {
-                    (line, column) = (line + 1, 1);
-                } else if b & 0xC0 != 0x80 {
-                    // continuation bytes do not start characters
-                    column += 1;
-                }
-            }
-            left -= n as u64;
+    /// Where byte `offset` is, counted by reading again (only when reporting an error).
+    fn locate(&self, offset: u64) -> Position {
+        match self.open() {
+            Ok(r) => data::position(r, offset),
+            Err(_) => Position { line: 0, byte_column: 0, char_column: 0, byte: 0 },
         }
-        let mut byte = [0u8];
-        let byte = if r.read_exact(&mut byte).is_ok() { byte[0] } else { 0 };
-        (line, column, byte)
     }
 
     fn invalid_utf8(&self, offset: u64) -> DataError {
-        let (line, column, byte) = self.locate(offset);
-        DataError::InvalidUtf8 { name: self.name(), byte, offset: offset as usize, line, column }
+        let at = self.locate(offset);
+        DataError::InvalidUtf8 {
+            name: self.name(),
+            byte: at.byte,
+            offset: offset as usize,
+            line: at.line,
+            column: at.char_column,
+        }
     }
 }
 
@@ -346,13 +333,13 @@ impl Scan {
                 match id {
                     Some(id) => ids.push(id),
                     None => {
-                        let (line, column, _) = source.locate(offset + i as u64);
+                        let at = source.locate(offset + i as u64);
                         return Err(DataError::OutOfVocab {
                             name: source.name(),
                             ch: c,
                             code: c as u32,
-                            line,
-                            column,
+                            line: at.line,
+                            column: at.char_column,
                             vocab_size: vocab.len(),
                         });
                     }

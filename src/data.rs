@@ -2,6 +2,7 @@
 //! (sorted distinct Unicode scalar values), and encoding.
 
 use std::fmt;
+use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -57,12 +58,9 @@ impl Text {
         match String::from_utf8(bytes) {
             Ok(content) => Ok(Text { name, content }),
             Err(e) => {
-                let bytes = e.as_bytes();
                 let offset = e.utf8_error().valid_up_to();
-                let before = &bytes[..offset];
-                let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
-                let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
-                Err(DataError::InvalidUtf8 { name, byte: bytes[offset], offset, line, column: offset - line_start + 1 })
+                let at = position(e.as_bytes(), offset as u64);
+                Err(DataError::InvalidUtf8 { name, byte: at.byte, offset, line: at.line, column: at.byte_column })
             }
         }
     }
@@ -79,6 +77,48 @@ impl Text {
             hash: xxhash_rust::xxh3::xxh3_64(self.content.as_bytes()),
         }
     }
+}
+
+/// Where a byte of a text is, for error messages: 1-based line and column.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Position {
+    pub line: usize,
+    /// Bytes since the line began, plus one.
+    pub byte_column: usize,
+    /// Characters since the line began, plus one (UTF-8 continuation bytes do
+    /// not start characters).
+    pub char_column: usize,
+    /// The byte at the position (0 past the end).
+    pub byte: u8,
+}
+
+/// The position of byte `offset` of the text `r` reads, counted by streaming
+/// through it, so it serves files of any size as well as bytes in memory.
+pub fn position(mut r: impl Read, offset: u64) -> Position {
+    let mut at = Position { line: 1, byte_column: 1, char_column: 1, byte: 0 };
+    let mut buf = vec![0u8; 1 << 16];
+    let mut left = offset;
+    while left > 0 {
+        let want = buf.len().min(left as usize);
+        let n = match r.read(&mut buf[..want]) {
+            Ok(0) | Err(_) => return at,
+            Ok(n) => n,
+        };
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                (at.line, at.byte_column, at.char_column) = (at.line + 1, 1, 1);
+            } else {
+                at.byte_column += 1;
+                at.char_column += usize::from(b & 0xC0 != 0x80);
+            }
+        }
+        left -= n as u64;
+    }
+    let mut byte = [0u8];
+    if r.read_exact(&mut byte).is_ok() {
+        at.byte = byte[0];
+    }
+    at
 }
 
 /// What a checkpoint remembers of the text it was trained on.
@@ -171,15 +211,13 @@ impl Vocab {
             match self.id(c) {
                 Some(id) => ids.push(id),
                 None => {
-                    let before = &text.content[..offset];
-                    let line = before.matches('\n').count() + 1;
-                    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                    let at = position(text.content.as_bytes(), offset as u64);
                     return Err(DataError::OutOfVocab {
                         name: text.name.clone(),
                         ch: c,
                         code: c as u32,
-                        line,
-                        column: text.content[line_start..offset].chars().count() + 1,
+                        line: at.line,
+                        column: at.char_column,
                         vocab_size: self.len(),
                     });
                 }
@@ -241,6 +279,16 @@ impl fmt::Debug for Vocab {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn position_counts_lines_bytes_and_characters() {
+        let text = "ab\ncaf\u{e9} x\ny".as_bytes();
+        // 'x' is byte 9: line 2, after 6 bytes / 5 characters of that line
+        assert_eq!(position(text, 9), Position { line: 2, byte_column: 7, char_column: 6, byte: b'x' });
+        assert_eq!(position(text, 0), Position { line: 1, byte_column: 1, char_column: 1, byte: b'a' });
+        let end = position(text, text.len() as u64);
+        assert_eq!((end.line, end.char_column, end.byte), (3, 2, 0));
+    }
 
     fn text(s: &str) -> Text {
         Text { name: "t.txt".into(), content: s.into() }

@@ -11,7 +11,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -373,27 +373,14 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(Key, String)>> {
     Ok(Some((key, text)))
 }
 
-/// The 1-based line and column (in bytes) of byte `offset` of `path`; counted
-/// only when reporting an error.
+/// The 1-based line and column (in bytes, as the XML reader counts) of byte
+/// `offset` of `path`; counted only when reporting an error.
 fn line_column(path: &Path, offset: u64) -> (u64, u64) {
-    let Ok(file) = File::open(path) else { return (0, 0) };
-    let mut r = BufReader::new(file.take(offset));
-    let (mut line, mut col) = (1u64, 1u64);
-    loop {
-        let chunk = match r.fill_buf() {
-            Ok([]) | Err(_) => break,
-            Ok(c) => c,
-        };
-        for &b in chunk {
-            if b == b'\n' {
-                line += 1;
-                col = 1;
-            } else {
-                col += 1;
-            }
+    match File::open(path) {
+        Ok(file) => {
+            let at = crate::data::position(file, offset);
+            (at.line as u64, at.byte_column as u64)
         }
-        let n = chunk.len();
-        r.consume(n);
+        Err(_) => (0, 0),
     }
-    (line, col)
 }
