@@ -163,6 +163,9 @@ impl Args {
 
 pub fn run(args: Args) -> Result<()> {
     let ckpt = args.checkpoint.as_path();
+    if args.max_vocab.is_some_and(|n| n < 2) {
+        return Err(usage("--max-vocab must be at least 2 (one character and the unknown symbol)"));
+    }
     checkpoint::check_writable(ckpt)?;
     // one run per checkpoint and loss history; held until this process exits
     let mut locks = vec![Lock::acquire(ckpt)?];
@@ -185,9 +188,6 @@ pub fn run(args: Args) -> Result<()> {
             "--resume: there is no checkpoint at {}; start a new run without --resume",
             ckpt.display()
         )));
-    }
-    if args.max_vocab.is_some_and(|n| n < 2) {
-        return Err(usage("--max-vocab must be at least 2 (one character and the unknown symbol)"));
     }
     let source = match &args.data {
         Some(path) => Source::File(path.clone()),
