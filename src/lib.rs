@@ -14,6 +14,7 @@ pub mod linalg;
 pub mod model;
 pub mod npz;
 pub mod optim;
+pub mod pair;
 pub mod plot;
 pub mod prepare;
 pub mod sample;

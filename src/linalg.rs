@@ -5,6 +5,7 @@
 //! gradient-checked in f64.
 
 use std::fmt::{Debug, Display};
+use std::ops::Range;
 
 use ndarray::linalg::general_mat_mul;
 use ndarray::{ArrayView2, ArrayViewMut2, LinalgScalar};
@@ -335,10 +336,13 @@ pub fn pack_strips<T: Real>(width: usize, k: usize, n: usize, at: impl Fn(usize,
 }
 
 /// [`pack_strips`] of a row-major (k, n) matrix `m` itself: a strip's rows are
-/// 16-value pieces of m's rows, copied whole.
-pub fn pack_strips_of<T: Real>(m: &[T], k: usize, n: usize, out: &mut [T]) {
-    assert!(n.is_multiple_of(TILE_COLS) && m.len() == k * n && out.len() == k * n);
+/// 16-value pieces of m's rows, copied whole. `out` receives the strips from
+/// `first` on, as many as it holds (all n/16 from 0 for the whole matrix).
+pub fn pack_strips_of<T: Real>(m: &[T], k: usize, n: usize, first: usize, out: &mut [T]) {
+    assert!(n.is_multiple_of(TILE_COLS) && m.len() == k * n && out.len().is_multiple_of(k * TILE_COLS));
+    assert!(first * TILE_COLS * k + out.len() <= k * n, "strips beyond the matrix");
     for (s, strip) in out.chunks_exact_mut(k * TILE_COLS).enumerate() {
+        let s = first + s;
         for (row, piece) in strip.chunks_exact_mut(TILE_COLS).zip(m.chunks_exact(n)) {
             row.copy_from_slice(&piece[s * TILE_COLS..(s + 1) * TILE_COLS]);
         }
@@ -456,7 +460,17 @@ pub fn a_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize,
 
 /// C = A^T B + beta C, all row-major: A (k, m), B (k, n), C (m, n).
 pub fn at_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize, beta: T) {
-    gemm(T::one(), &view(a, k, m).t(), &view(b, k, n), beta, &mut view_mut(c, m, n));
+    at_b_rows(a, b, c, m, k, n, 0..m, beta);
+}
+
+/// Rows `rows` of C = A^T B + beta C, with `c` holding only those rows: the
+/// product of A's columns `rows` (a strided view, nothing copied) with B. Each
+/// row comes out exactly as from [`at_b`] over all of C.
+#[allow(clippy::too_many_arguments)]
+pub fn at_b_rows<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize, rows: Range<usize>, beta: T) {
+    let at = view(a, k, m);
+    let at = at.slice(ndarray::s![.., rows.clone()]);
+    gemm(T::one(), &at.t(), &view(b, k, n), beta, &mut view_mut(c, rows.len(), n));
 }
 
 /// Adds `row` to every row of the row-major matrix `m`.
@@ -552,8 +566,13 @@ mod tests {
             let m: Vec<f64> = (0..k * n).map(|i| (i * 7 % 13) as f64 - 6.0).collect();
             let (mut want, mut got) = (vec![0.0; k * n], vec![f64::NAN; k * n]);
             pack_strips(TILE_COLS, k, n, |i, j| m[i * n + j], &mut want);
-            pack_strips_of(&m, k, n, &mut got);
+            pack_strips_of(&m, k, n, 0, &mut got);
             assert_eq!(got, want, "{k}x{n}");
+            // from strip 1 on, into a buffer that holds only those
+            let rest = k * TILE_COLS;
+            let mut tail = vec![f64::NAN; k * n - rest];
+            pack_strips_of(&m, k, n, 1, &mut tail);
+            assert_eq!(tail, want[rest..], "{k}x{n} from strip 1");
             // m read as (n, k), packed as its transpose (k, n)
             pack_strips(TILE_COLS, k, n, |i, j| m[j * k + i], &mut want);
             pack_strips_of_transpose(&m, n, k, &mut got);

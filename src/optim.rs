@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{Real, dispatch};
+use crate::pair::Pair;
 
 dispatch! {
     /// Clips every gradient element to [-limit, limit] (min-char-rnn's np.clip).
@@ -110,20 +111,53 @@ impl<T: Real> Optimizer<T> {
     }
 
     pub fn step(&mut self, learning_rate: f64, params: &mut [T], grads: &[T]) {
+        let mut grads = grads.to_vec();
+        self.step_clipped(None, learning_rate, params, &mut grads, None);
+    }
+
+    /// One update, after clipping every gradient to [-clip, clip] when `clip` is
+    /// given. With a pair, each thread clips and updates half of the buffer: every
+    /// element is updated on its own, so the result is the same either way.
+    pub fn step_clipped(
+        &mut self,
+        pair: Option<&Pair>,
+        learning_rate: f64,
+        params: &mut [T],
+        grads: &mut [T],
+        clip: Option<T>,
+    ) {
         assert_eq!(params.len(), self.m.len());
         assert_eq!(grads.len(), self.m.len());
         self.steps += 1;
-        let (lr, eps) = (T::c(learning_rate), T::c(EPS));
-        match self.kind {
-            Kind::Adagrad => adagrad(lr, eps, params, grads, &mut self.m),
-            Kind::RmsProp { decay } => rmsprop(lr, T::c(decay), eps, params, grads, &mut self.m),
-            Kind::Adam { beta1, beta2 } => {
-                let t = self.steps as i32;
-                // w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
-                let step = T::c(learning_rate / (1.0 - beta1.powi(t)));
-                let c = T::c(1.0 / (1.0 - beta2.powi(t)).sqrt());
-                adam(T::c(beta1), T::c(beta2), step, c, eps, params, grads, &mut self.m, &mut self.v);
+        let (lr, eps, kind, t) = (T::c(learning_rate), T::c(EPS), self.kind, self.steps as i32);
+        let update = |w: &mut [T], g: &mut [T], m: &mut [T], v: &mut [T]| {
+            if let Some(limit) = clip {
+                self::clip(g, limit);
             }
+            match kind {
+                Kind::Adagrad => adagrad(lr, eps, w, g, m),
+                Kind::RmsProp { decay } => rmsprop(lr, T::c(decay), eps, w, g, m),
+                Kind::Adam { beta1, beta2 } => {
+                    // w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
+                    let step = T::c(learning_rate / (1.0 - beta1.powi(t)));
+                    let c = T::c(1.0 / (1.0 - beta2.powi(t)).sqrt());
+                    adam(T::c(beta1), T::c(beta2), step, c, eps, w, g, m, v);
+                }
+            }
+        };
+        let (m, v) = (&mut self.m, &mut self.v);
+        match pair {
+            Some(pair) => {
+                let mid = params.len() / 2;
+                let (w0, w1) = params.split_at_mut(mid);
+                let (g0, g1) = grads.split_at_mut(mid);
+                let (m0, m1) = m.split_at_mut(mid);
+                // v is empty unless the rule is Adam
+                let vm = mid.min(v.len());
+                let (v0, v1) = v.split_at_mut(vm);
+                pair.each([(w0, g0, m0, v0), (w1, g1, m1, v1)], |_, (w, g, m, v)| update(w, g, m, v));
+            }
+            None => update(params, grads, m, v),
         }
     }
 
@@ -170,6 +204,26 @@ mod tests {
         opt.step(0.1, &mut w, &[-1.0, 0.0]);
         assert!((w[0] - (w0 + 0.1 / (1.25f64 + 1e-8).sqrt())).abs() < 1e-15);
         assert_eq!(opt.m, vec![1.25, 0.0]);
+    }
+
+    #[test]
+    fn halves_on_a_pair_update_exactly_as_one_thread() {
+        let pair = Pair::new().unwrap();
+        let n = 1001;
+        let g: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect();
+        for kind in [Kind::Adagrad, Kind::RmsProp { decay: 0.95 }, Kind::Adam { beta1: 0.9, beta2: 0.999 }] {
+            let run = |pair: Option<&Pair>| {
+                let (mut opt, mut w) = (Optimizer::new(kind, n), vec![0.5; n]);
+                for _ in 0..3 {
+                    opt.step_clipped(pair, 0.1, &mut w, &mut g.clone(), Some(5.0));
+                }
+                (w, opt)
+            };
+            let (one, two) = (run(None), run(Some(&pair)));
+            assert_eq!(one, two, "{kind:?}");
+            // the clip took effect: no state exceeds three steps of gradients of 5
+            assert!(one.1.m.iter().all(|&m| m <= 75.0 + 1e-9), "{kind:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -18,6 +19,7 @@ use crate::history::{HistoryError, LossLog, Row};
 use crate::linalg::{Precision, Real};
 use crate::model::{Cell, Config, Model, State, Workspace, stream_scale};
 use crate::optim::{self, Kind, Optimizer};
+use crate::pair::Pair;
 use crate::sample::{self, Sampler};
 
 /// How gradients are clipped before each update.
@@ -457,6 +459,9 @@ pub struct Trainer<T> {
     parts: Vec<Part<T>>,
     /// Threads that run the parts.
     threads: usize,
+    /// With two threads: the second one, kept waiting between the phases of an
+    /// iteration (see [`Pair`]).
+    pair: Option<Arc<Pair>>,
 }
 
 /// A contiguous range of streams with its own activations and gradient.
@@ -492,15 +497,21 @@ impl<T: Real> Trainer<T> {
     pub fn new(state: TrainState<T>, threads: usize) -> Trainer<T> {
         let (config, h) = (state.model.config, &state.hyper);
         let (b, k) = (h.batch_size, h.parts.clamp(1, h.batch_size));
+        // a pair when there are two threads (without one, if the system refuses a
+        // thread: the results are the same, only slower)
+        let pair = (threads >= 2).then(Pair::new).and_then(Result::ok).map(Arc::new);
         let parts = (0..k)
             .map(|i| {
                 let streams = i * b / k..(i + 1) * b / k;
                 let n = streams.len();
                 let mut ws = Workspace::new(config, h.seq_length, n);
-                // one stream and a spare core: split each step's product (worth its
-                // two barriers per step once Wh outgrows about half an L2)
-                let wh_bytes = config.hidden * config.hidden * std::mem::size_of::<T>();
-                ws.split_recurrence(k == 1 && threads >= 2 && wh_bytes >= SPLIT_FROM_BYTES);
+                if let Some(pair) = pair.as_ref().filter(|_| k == 1) {
+                    // one part: its phases split across the pair; one stream also
+                    // splits each step's product (worth a barrier per step once Wh
+                    // outgrows about half an L2)
+                    let wh_bytes = config.hidden * config.hidden * std::mem::size_of::<T>();
+                    ws.use_pair(Arc::clone(pair), wh_bytes >= SPLIT_FROM_BYTES);
+                }
                 Part {
                     ws,
                     grads: vec![T::zero(); config.num_params()],
@@ -512,7 +523,7 @@ impl<T: Real> Trainer<T> {
                 }
             })
             .collect();
-        Trainer { threads: threads.clamp(1, k), parts, state }
+        Trainer { threads: threads.clamp(1, k), parts, state, pair }
     }
 
     /// One iteration on the training ids (at least [`min_chars`] long). Returns the
@@ -548,8 +559,11 @@ impl<T: Real> Trainer<T> {
         // the objective averages over all B streams, whichever part holds them
         let scale = stream_scale(b);
         let model = &s.model;
+        let pair = self.pair.as_deref();
         if self.threads == 1 {
             self.parts.iter_mut().for_each(|part| part.run(model, scale));
+        } else if let (Some(pair), [a, b]) = (pair, &mut self.parts[..]) {
+            pair.each([a, b], |_, part| part.run(model, scale));
         } else {
             let per_thread = self.parts.len().div_ceil(self.threads);
             std::thread::scope(|scope| {
@@ -565,7 +579,15 @@ impl<T: Real> Trainer<T> {
         let mut loss = first.loss;
         for part in rest {
             loss += part.loss;
-            first.grads.iter_mut().zip(&part.grads).for_each(|(g, &x)| *g = *g + x);
+            let add = |g: &mut [T], x: &[T]| g.iter_mut().zip(x).for_each(|(g, &x)| *g = *g + x);
+            match pair {
+                Some(pair) => {
+                    let mid = first.grads.len() / 2;
+                    let (g, x) = (first.grads.split_at_mut(mid), part.grads.split_at(mid));
+                    pair.each([(g.0, x.0), (g.1, x.1)], |_, (g, x)| add(g, x));
+                }
+                None => add(&mut first.grads, &part.grads),
+            }
         }
         let loss = loss / b as f64;
         for part in &self.parts {
@@ -585,13 +607,14 @@ impl<T: Real> Trainer<T> {
         s.smooth_loss = 0.999 * s.smooth_loss + 0.001 * loss;
         s.last_loss = loss;
         let grads = &mut self.parts[0].grads;
-        match s.hyper.clip {
-            Clip::Value(c) => optim::clip(grads, T::c(c)),
+        let clip = match s.hyper.clip {
+            Clip::Value(c) => Some(T::c(c)),
             Clip::Norm(c) => {
                 optim::clip_norm(grads, c);
+                None
             }
-        }
-        s.optim.step(s.learning_rate, &mut s.model.params, grads);
+        };
+        s.optim.step_clipped(pair, s.learning_rate, &mut s.model.params, grads, clip);
         s.pointer = (p + seq) as u64;
         s.iteration += 1;
         Ok(loss)

@@ -7,7 +7,10 @@
 //! a correct gradient agrees to ~1e-8 while a wrong term is off by far more than
 //! the 1e-6 tolerance.
 
+use std::sync::Arc;
+
 use charrnn::model::{Cell, Config, Model, State, Workspace};
+use charrnn::pair::Pair;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -242,27 +245,44 @@ fn f32_gradients_agree_with_f64() {
     }
 }
 
-/// The single-stream RNN's recurrence split across two threads computes every
-/// value as one thread does: loss, gradients and carried state are bit-identical.
+/// A single stream's phases on two threads (the pair), and a tanh RNN's
+/// recurrence split between them, compute every value as one thread does: loss,
+/// gradients and carried state are bit-identical, for every cell, with one-hot
+/// and embedded inputs and a second layer (the GEMM path).
 #[test]
-fn split_recurrence_is_bit_identical_to_one_thread() {
-    for hidden in [32, 64, 80] {
-        let config = Config { cell: Cell::Rnn, vocab: 7, hidden, layers: 2, embedding: 0 };
+fn pair_and_split_recurrence_are_bit_identical_to_one_thread() {
+    let pair = Arc::new(Pair::new().unwrap());
+    let configs = [
+        (Cell::Rnn, 32, 0),
+        (Cell::Rnn, 64, 0),
+        (Cell::Rnn, 80, 5),
+        (Cell::Rnn, 100, 0),
+        (Cell::Lstm, 16, 0),
+        (Cell::Gru, 24, 6),
+    ];
+    for (cell, hidden, embedding) in configs {
+        let config = Config { cell, vocab: 7, hidden, layers: 2, embedding };
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let model = random_model(config, &mut rng);
         let inputs: Vec<u32> = (0..12).map(|_| rng.random_range(0..7)).collect();
         let targets: Vec<u32> = (0..12).map(|_| rng.random_range(0..7)).collect();
         let start = random_state(&config, 1, &mut rng);
-        let run = |split: bool| {
+        let run = |threads: Option<bool>| {
             let mut ws = Workspace::new(config, 12, 1);
-            ws.split_recurrence(split);
+            if let Some(split) = threads {
+                ws.use_pair(Arc::clone(&pair), split);
+            }
             let (mut state, mut grads) = (start.clone(), vec![0.0; config.num_params()]);
             let loss = model.forward_backward(&inputs, &targets, &mut state, &mut grads, &mut ws);
             (loss.to_bits(), grads.iter().map(|g| g.to_bits()).collect::<Vec<_>>(), state)
         };
-        let (one, two) = (run(false), run(true));
-        assert_eq!(one.0, two.0, "loss, hidden {hidden}");
-        assert!(one.1 == two.1, "gradients differ, hidden {hidden}");
-        assert_eq!(one.2, two.2, "state, hidden {hidden}");
+        let one = run(None);
+        for split in [false, true] {
+            let two = run(Some(split));
+            let what = format!("{cell} hidden {hidden} embedding {embedding} split {split}");
+            assert_eq!(one.0, two.0, "loss, {what}");
+            assert!(one.1 == two.1, "gradients differ, {what}");
+            assert_eq!(one.2, two.2, "state, {what}");
+        }
     }
 }

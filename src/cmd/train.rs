@@ -345,10 +345,10 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String
     };
     let threads = args.threads();
     // matrixmultiply reads its thread count once, at its first product (none has run
-    // yet): all threads when the streams are not split, one per part when they are
-    let gemm_threads = if state.hyper.parts > 1 { 1 } else { threads };
+    // yet). Every product runs on one thread: the trainer itself spreads the work,
+    // one part of the streams per thread, or a single part's phases over two.
     // SAFETY: no other thread exists yet (the Ctrl+C handler starts below)
-    unsafe { std::env::set_var("MATMUL_NUM_THREADS", gemm_threads.to_string()) };
+    unsafe { std::env::set_var("MATMUL_NUM_THREADS", "1") };
     let stop = install_ctrlc()?;
     let start_iteration = state.iteration;
     let best = args.keep_best.then(|| best_path(ckpt));

@@ -16,12 +16,14 @@
 //! network builds that (V, GH) table once per pass instead of multiplying T*B
 //! embedding rows, and folds the backward pass through it the same way.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::ops::Range;
+use std::sync::Arc;
 
 use rand::Rng;
 
 use super::{Cell, Config, Layout, Model, State, gru, lstm, rnn};
 use crate::linalg::{self, Real};
+use crate::pair::{self, Pair, SpinBarrier};
 
 /// Activations and scratch for one chunk size, allocated once and reused.
 pub struct Workspace<T> {
@@ -37,6 +39,8 @@ pub struct Workspace<T> {
     table: Vec<T>,
     /// (T*B, V): logits, then probabilities, then dY
     ys: Vec<T>,
+    /// (T*B): -ln p[target] of each row, summed in row order
+    losses: Vec<f64>,
     /// (B, GH): recurrent projection of one step
     hp: Vec<T>,
     /// (H, GH): Wh^T of the current layer for the forward recurrence, packed in
@@ -59,8 +63,10 @@ pub struct Workspace<T> {
     masks: Vec<Vec<T>>,
     /// Weights rearranged for one character at a time (sampling), if prepared.
     inference: Option<Inference<T>>,
-    /// Split each step's recurrent product across this thread and a helper
-    /// (one stream, tanh RNN, strip layout; see [`lockstep`]).
+    /// A second thread for the phases that split in two (see [`Workspace::use_pair`]).
+    pair: Option<Arc<Pair>>,
+    /// Also split each step's recurrent product between the pair (one stream,
+    /// tanh RNN, strip layout; see [`lockstep`]).
     split: bool,
 }
 
@@ -159,6 +165,7 @@ impl<T: Real> Workspace<T> {
             emb: z(tb * config.embedding),
             table: z(if config.embedding > 0 { v * gh } else { 0 }),
             ys: z(tb * v),
+            losses: vec![0.0; tb],
             hp: z(batch * gh),
             wht: z(if seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
             whp: z(if seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
@@ -169,21 +176,26 @@ impl<T: Real> Workspace<T> {
             dx: z(tb * config.embedding.max(h)),
             masks: Vec::new(),
             inference: None,
+            pair: None,
             split: false,
         }
+    }
+
+    /// Gives the workspace a second thread. Every phase whose work divides into
+    /// independent rows then runs its two halves at once: the input projection,
+    /// the output layer and softmax, the layout of Wh, and the weight gradients.
+    /// With `split_recurrence` a single-stream tanh RNN also splits each step's
+    /// recurrent product (and its transpose in BPTT), each thread reading half of
+    /// the packed Wh: for two cores, where half of a large Wh fits each core's L2.
+    /// Every value is computed as on one thread, so results are bit-identical.
+    pub fn use_pair(&mut self, pair: Arc<Pair>, split_recurrence: bool) {
+        self.pair = Some(pair);
+        self.split = split_recurrence;
     }
 
     /// Rearranges `model`'s weights for one-character steps (a single stream):
     /// the sampler does this once and then feeds thousands of characters. The
     /// workspace must then only be used with this model, unchanged.
-    /// Lets a single-stream tanh RNN split each step's recurrent product (and its
-    /// transpose in BPTT) across this thread and a helper, each reading half of
-    /// the packed Wh: for two cores, where half of a large Wh fits each core's L2.
-    /// Every output is computed as without the split, so results are bit-identical.
-    pub fn split_recurrence(&mut self, on: bool) {
-        self.split = on;
-    }
-
     pub fn prepare_for_sampling(&mut self, model: &Model<T>) {
         assert_eq!(model.config, self.config, "workspace was made for another model");
         let c = self.config;
@@ -251,12 +263,14 @@ impl<T: Real> Model<T> {
         assert!(tb.is_multiple_of(b) && tb / b <= ws.seq, "chunk does not fit the workspace");
         assert_eq!(c, ws.config, "workspace was made for another model");
         let p = &self.params;
+        let pair = ws.pair.as_deref();
         for l in 0..c.layers {
             let lp = &ws.layout.layers[l];
             let (below, rest) = ws.layers.split_at_mut(l);
             let lw = &mut rest[0];
             let xp = &mut lw.xp[..tb * gh];
             let inference = ws.inference.as_ref().filter(|_| tb == 1);
+            let bias = &p[lp.b.clone()];
             // XP = X Wx^T + b
             if let Some(inf) = inference {
                 // one character: a row of the table, or a vector-matrix product
@@ -270,14 +284,18 @@ impl<T: Real> Model<T> {
                         None => linalg::matvec(&p[lp.wx.clone()], x, xp),
                     }
                 }
+                linalg::add_row(xp, bias);
             } else if l == 0 && c.embedding == 0 {
                 // one-hot input: row r of XP is column x_r of Wx
                 let wx = &p[lp.wx.clone()];
-                for (row, &x) in xp.chunks_exact_mut(gh).zip(inputs) {
-                    for (k, a) in row.iter_mut().enumerate() {
-                        *a = wx[k * c.vocab + x as usize];
+                by_rows(pair, xp, gh, |rows, xp| {
+                    for (row, &x) in xp.chunks_exact_mut(gh).zip(&inputs[rows]) {
+                        for (k, a) in row.iter_mut().enumerate() {
+                            *a = wx[k * c.vocab + x as usize];
+                        }
                     }
-                }
+                    linalg::add_row(xp, bias);
+                });
             } else if l == 0 && uses_table(&c, tb) {
                 // XP row r = (embed Wx^T)[x_r]
                 let embed = &p[ws.layout.embed.clone().expect("embedding")];
@@ -285,6 +303,7 @@ impl<T: Real> Model<T> {
                 for (row, &x) in xp.chunks_exact_mut(gh).zip(inputs) {
                     row.copy_from_slice(&ws.table[x as usize * gh..(x as usize + 1) * gh]);
                 }
+                linalg::add_row(xp, bias);
             } else {
                 let x: &[T] = if l == 0 {
                     let embed = &p[ws.layout.embed.clone().expect("embedding")];
@@ -296,9 +315,12 @@ impl<T: Real> Model<T> {
                 } else {
                     layer_output(&below[l - 1], !ws.masks.is_empty(), b, hd, tb)
                 };
-                linalg::a_bt(x, &p[lp.wx.clone()], xp, tb, c.input_size(l), gh, T::zero());
+                let (i, wx) = (c.input_size(l), &p[lp.wx.clone()]);
+                by_rows(pair, xp, gh, |rows, xp| {
+                    linalg::a_bt(&x[rows.start * i..rows.end * i], wx, xp, rows.len(), i, gh, T::zero());
+                    linalg::add_row(xp, bias);
+                });
             }
-            linalg::add_row(xp, &p[lp.b.clone()]);
 
             // the recurrence, one step at a time
             let wh = &p[lp.wh.clone()];
@@ -309,7 +331,11 @@ impl<T: Real> Model<T> {
             let width = strip_width(gh);
             let transposed = steps >= TRANSPOSE_FROM && (b == 1 || width.is_some());
             match width.filter(|_| transposed) {
-                Some(_) => linalg::pack_strips_of_transpose(wh, gh, hd, &mut ws.wht),
+                // strip s is rows 16s.. of Wh; each thread lays out the strips it reads
+                Some(w) => by_rows(pair, &mut ws.wht, w * hd, |strips, out| {
+                    let rows = strips.start * w..strips.end * w;
+                    linalg::pack_strips_of_transpose(&wh[rows.start * hd..rows.end * hd], rows.len(), hd, out)
+                }),
                 None if transposed => linalg::transpose(wh, gh, hd, &mut ws.wht),
                 None => {}
             }
@@ -319,6 +345,7 @@ impl<T: Real> Model<T> {
                 cs[..bh].copy_from_slice(&state.c[l]);
             }
             let split = ws.split
+                && pair.is_some()
                 && c.cell == Cell::Rnn
                 && b == 1
                 && inference.is_none()
@@ -343,7 +370,7 @@ impl<T: Real> Model<T> {
                     linalg::strip_vecmat(h_prev, w, hp, 1, false);
                     rnn::forward(&xp[t * gh + cols.start..t * gh + cols.end], hp, h);
                 };
-                lockstep(0..steps, &step, &|_, _| {});
+                lockstep(pair, 0..steps, &step, &|_, _| {});
             }
             for t in (0..tb / b).filter(|_| !split) {
                 let (done, next) = hs.split_at_mut((t + 1) * bh);
@@ -423,19 +450,33 @@ impl<T: Real> Model<T> {
     ) -> f64 {
         assert_eq!(inputs.len(), targets.len());
         self.forward(inputs, state, ws);
-        self.logits(inputs.len(), ws);
-        let v = self.config.vocab;
-        let mut loss = 0.0;
-        for (row, &target) in ws.ys.chunks_exact_mut(v).zip(targets) {
-            let target = target as usize;
-            let logit = row[target].as_f64();
-            loss += linalg::softmax_in_place(row) - logit;
-            row[target] = row[target] - T::one();
-            if scale != T::one() {
-                row.iter_mut().for_each(|y| *y = *y * scale);
+        let (c, rows) = (self.config, inputs.len());
+        let (v, hd) = (c.vocab, c.hidden);
+        let top = layer_output(&ws.layers[c.layers - 1], !ws.masks.is_empty(), ws.batch, hd, rows);
+        let (why, by) = (&self.params[ws.layout.why.clone()], &self.params[ws.layout.by.clone()]);
+        let (ys, losses) = (&mut ws.ys[..rows * v], &mut ws.losses[..rows]);
+        // Y = top Why^T + by, P = softmax(Y), loss_r = -ln P[r, target_r], dY = P - onehot
+        let rows_of = |r: Range<usize>, ys: &mut [T], losses: &mut [f64]| {
+            linalg::a_bt(&top[r.start * hd..r.end * hd], why, ys, r.len(), hd, v, T::zero());
+            linalg::add_row(ys, by);
+            for ((row, &target), loss) in ys.chunks_exact_mut(v).zip(&targets[r]).zip(losses) {
+                let target = target as usize;
+                let logit = row[target].as_f64();
+                *loss = linalg::softmax_in_place(row) - logit;
+                row[target] = row[target] - T::one();
+                if scale != T::one() {
+                    row.iter_mut().for_each(|y| *y = *y * scale);
+                }
             }
+        };
+        match halves(ws.pair.as_deref(), rows) {
+            Some((pair, mid)) => {
+                let ([y0, y1], [l0, l1]) = (split_rows(ys, v, mid), split_rows(losses, 1, mid));
+                pair.each([(0..mid, y0, l0), (mid..rows, y1, l1)], |_, (r, ys, losses)| rows_of(r, ys, losses));
+            }
+            None => rows_of(0..rows, ys, losses),
         }
-        loss
+        losses.iter().sum()
     }
 
     /// Backward pass after `forward_loss` on the same `inputs`; overwrites `grads`.
@@ -448,14 +489,22 @@ impl<T: Real> Model<T> {
         let dropout = !ws.masks.is_empty();
         let layout = &ws.layout;
         let dy = &ws.ys[..tb * v];
+        let pair = ws.pair.as_deref();
 
-        // output layer: dWhy = dY^T top, dby = sum_rows dY, dtop = dY Why
+        // output layer: dtop = dY Why, and (on the other thread when there is one,
+        // the same amount of work) dWhy = dY^T top, dby = sum_rows dY
         let top = layer_output(&ws.layers[c.layers - 1], dropout, b, hd, tb);
-        linalg::at_b(dy, top, &mut grads[layout.why.clone()], v, tb, hd, T::zero());
-        let gby = &mut grads[layout.by.clone()];
-        gby.fill(T::zero());
-        linalg::sum_rows_acc(dy, gby);
-        linalg::a_b(dy, &p[layout.why.clone()], &mut ws.dcur[..tb * hd], tb, v, hd, T::zero());
+        let [gwhy, gby] = grads.get_disjoint_mut([layout.why.clone(), layout.by.clone()]).expect("disjoint tensors");
+        let why = &p[layout.why.clone()];
+        let output = [OutputGrad::Dtop(&mut ws.dcur[..tb * hd]), OutputGrad::Dwhy(gwhy, gby)];
+        pair::each(pair, output, |_, out| match out {
+            OutputGrad::Dtop(dtop) => linalg::a_b(dy, why, dtop, tb, v, hd, T::zero()),
+            OutputGrad::Dwhy(gwhy, gby) => {
+                linalg::at_b(dy, top, gwhy, v, tb, hd, T::zero());
+                gby.fill(T::zero());
+                linalg::sum_rows_acc(dy, gby);
+            }
+        });
 
         for l in (0..c.layers).rev() {
             let lp = &layout.layers[l];
@@ -469,12 +518,18 @@ impl<T: Real> Model<T> {
             let wh = &p[lp.wh.clone()];
             let bh = b * hd;
             let width = strip_width(hd).filter(|_| steps >= TRANSPOSE_FROM);
-            if width.is_some() {
-                linalg::pack_strips_of(wh, gh, hd, &mut ws.whp);
+            if let Some(w) = width {
+                // strip s is columns 16s.. of Wh; each thread lays out the strips it reads
+                by_rows(pair, &mut ws.whp, w * gh, |strips, out| linalg::pack_strips_of(wh, gh, hd, strips.start, out));
             }
             ws.dh_next.fill(T::zero());
             ws.dc.fill(T::zero());
-            let split = ws.split && c.cell == Cell::Rnn && b == 1 && width.is_some() && hd >= 2 * linalg::TILE_COLS;
+            let split = ws.split
+                && pair.is_some()
+                && c.cell == Cell::Rnn
+                && b == 1
+                && width.is_some()
+                && hd >= 2 * linalg::TILE_COLS;
             if split {
                 // each thread owns half of the columns (gh = hd for this cell): it takes
                 // dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh on them, then, once both
@@ -510,7 +565,7 @@ impl<T: Real> Model<T> {
                     let y = unsafe { std::slice::from_raw_parts_mut(next_p.ptr().add(cols.start), cols.len()) };
                     linalg::strip_vecmat(dxp_t, w, y, 1, true);
                 };
-                lockstep((0..steps).rev(), &local, &product);
+                lockstep(pair, (0..steps).rev(), &local, &product);
             }
             for t in (0..steps).rev().filter(|_| !split) {
                 // dh = dL/dh_t from above (this step's output) and from step t+1
@@ -551,11 +606,37 @@ impl<T: Real> Model<T> {
             }
             let dxp = &lw.dxp[..tb * gh];
             let dhp = if c.cell == Cell::Gru { &lw.dhp[..tb * gh] } else { dxp };
-            // dWh = dHP^T H_prev, db = sum_rows dXP, dbhn = sum_rows dHP_n
-            linalg::at_b(dhp, &lw.hs[..tb * hd], &mut grads[lp.wh.clone()], gh, tb, hd, T::zero());
-            let gb = &mut grads[lp.b.clone()];
-            gb.fill(T::zero());
-            linalg::sum_rows_acc(dxp, gb);
+            let one_hot = l == 0 && c.embedding == 0;
+            // dWh = dHP^T H_prev, db = sum_rows dXP, and for a one-hot input
+            // dWx[:, x_r] += dXP[r]: each thread takes rows r of dWh and of dWx
+            // and entries r of db (r: pre-activations)
+            let h_prev = &lw.hs[..tb * hd];
+            let [gwh, gb, gwx] =
+                grads.get_disjoint_mut([lp.wh.clone(), lp.b.clone(), lp.wx.clone()]).expect("disjoint tensors");
+            let rows_of = |r: Range<usize>, (gwh, gb, gwx): (&mut [T], &mut [T], &mut [T])| {
+                linalg::at_b_rows(dhp, h_prev, gwh, gh, tb, hd, r.clone(), T::zero());
+                gb.fill(T::zero());
+                for row in dxp.chunks_exact(gh) {
+                    gb.iter_mut().zip(&row[r.clone()]).for_each(|(a, &d)| *a = *a + d);
+                }
+                if one_hot {
+                    gwx.fill(T::zero());
+                    for (row, &x) in dxp.chunks_exact(gh).zip(inputs) {
+                        for (k, &d) in row[r.clone()].iter().enumerate() {
+                            let w = &mut gwx[k * v + x as usize];
+                            *w = *w + d;
+                        }
+                    }
+                }
+            };
+            match halves(pair, gh) {
+                Some((pair, mid)) => {
+                    let ([h0, h1], [b0, b1]) = (split_rows(gwh, hd, mid), split_rows(gb, 1, mid));
+                    let [x0, x1] = if one_hot { split_rows(gwx, v, mid) } else { [&mut [][..], &mut [][..]] };
+                    pair.each([(0..mid, (h0, b0, x0)), (mid..gh, (h1, b1, x1))], |_, (r, out)| rows_of(r, out));
+                }
+                None => rows_of(0..gh, (gwh, gb, gwx)),
+            }
             if let Some(bhn) = lp.bhn.clone() {
                 let gbhn = &mut grads[bhn];
                 gbhn.fill(T::zero());
@@ -564,16 +645,8 @@ impl<T: Real> Model<T> {
                 }
             }
             // input side
-            if l == 0 && c.embedding == 0 {
-                // one-hot: dWx[:, x_r] += dXP[r]
-                let gwx = &mut grads[lp.wx.clone()];
-                gwx.fill(T::zero());
-                for (row, &x) in dxp.chunks_exact(gh).zip(inputs) {
-                    for (k, &d) in row.iter().enumerate() {
-                        let w = &mut gwx[k * v + x as usize];
-                        *w = *w + d;
-                    }
-                }
+            if one_hot {
+                // done above with dWh
             } else if l == 0 && uses_table(&c, tb) {
                 // dTable[x_r] += dXP[r]; dWx = dTable^T embed; dEmbed = dTable Wx
                 let (e, table) = (c.embedding, &mut ws.table);
@@ -588,10 +661,22 @@ impl<T: Real> Model<T> {
             } else {
                 let i = c.input_size(l);
                 let x: &[T] = if l == 0 { &ws.emb[..tb * i] } else { layer_output(&below[l - 1], dropout, b, hd, tb) };
-                // dWx = dXP^T X, dX = dXP Wx
-                linalg::at_b(dxp, x, &mut grads[lp.wx.clone()], gh, tb, i, T::zero());
+                // dWx = dXP^T X, dX = dXP Wx; with a pair each thread takes half of
+                // the rows of both
+                let (gwx, wx, dx) = (&mut grads[lp.wx.clone()], &p[lp.wx.clone()], &mut ws.dx[..tb * i]);
+                let rows_of = |r: Range<usize>, gwx: &mut [T], q: Range<usize>, dx: &mut [T]| {
+                    linalg::at_b_rows(dxp, x, gwx, gh, tb, i, r, T::zero());
+                    linalg::a_b(&dxp[q.start * gh..q.end * gh], wx, dx, q.len(), gh, i, T::zero());
+                };
+                match halves(pair, gh).zip(halves(pair, tb)) {
+                    Some(((pair, mid), (_, half))) => {
+                        let ([w0, w1], [d0, d1]) = (split_rows(gwx, i, mid), split_rows(dx, i, half));
+                        let jobs = [(0..mid, w0, 0..half, d0), (mid..gh, w1, half..tb, d1)];
+                        pair.each(jobs, |_, (r, gwx, q, dx)| rows_of(r, gwx, q, dx));
+                    }
+                    None => rows_of(0..gh, gwx, 0..tb, dx),
+                }
                 let dx = &mut ws.dx[..tb * i];
-                linalg::a_b(dxp, &p[lp.wx.clone()], dx, tb, gh, i, T::zero());
                 if l == 0 {
                     // dEmbed[x_r] += dX[r]
                     let e = c.embedding;
@@ -668,54 +753,61 @@ impl<T> Shared<T> {
     }
 }
 
-/// Two threads meeting once per phase. Spinning, not sleeping: a phase lasts
-/// microseconds, less than waking a sleeping thread takes.
-struct SpinBarrier {
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-}
-
-impl SpinBarrier {
-    fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) == 1 {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
-            return;
-        }
-        let mut spins = 0u32;
-        while self.generation.load(Ordering::Acquire) == generation {
-            spins += 1;
-            if spins < 1 << 14 {
-                std::hint::spin_loop();
-            } else {
-                // the other thread is not running (a busy machine): let it
-                std::thread::yield_now();
-            }
-        }
-    }
-}
-
-/// Runs the steps of a recurrence on this thread (i = 0) and a helper (i = 1):
-/// at each step both run `before(t, i)`, meet at a barrier, then run
+/// Runs the steps of a recurrence on the pair's two threads (i = 0 here, 1 the
+/// helper): at each step both run `before(t, i)`, meet at a barrier, then run
 /// `after(t, i)`. The closures must write only what belongs to their `i`, and
 /// may read the other thread's writes only across a barrier.
-fn lockstep<I>(steps: I, before: &(dyn Fn(usize, usize) + Sync), after: &(dyn Fn(usize, usize) + Sync))
-where
-    I: Iterator<Item = usize> + Clone + Send + Sync,
+fn lockstep<I>(
+    pair: Option<&Pair>,
+    steps: I,
+    before: &(dyn Fn(usize, usize) + Sync),
+    after: &(dyn Fn(usize, usize) + Sync),
+) where
+    I: Iterator<Item = usize> + Clone + Sync,
 {
-    let barrier = SpinBarrier { arrived: AtomicUsize::new(0), generation: AtomicUsize::new(0) };
-    let run = |i: usize| {
+    let pair = pair.expect("a split recurrence has a pair");
+    let barrier = SpinBarrier::default();
+    pair.run(&|i| {
         for t in steps.clone() {
             before(t, i);
             barrier.wait();
             after(t, i);
         }
-    };
-    std::thread::scope(|scope| {
-        scope.spawn(|| run(1));
-        run(0);
     });
+}
+
+/// Where a phase over `rows` independent rows splits between the pair: half the
+/// rows each, when there is a pair and each half has at least 2 rows (so every
+/// kernel takes the path it takes on all the rows and computes the same bits).
+fn halves(pair: Option<&Pair>, rows: usize) -> Option<(&Pair, usize)> {
+    pair.filter(|_| rows >= 4).map(|pair| (pair, rows / 2))
+}
+
+/// The first `mid` rows of a row-major buffer `width` values wide, and the rest.
+fn split_rows<T>(buf: &mut [T], width: usize, mid: usize) -> [&mut [T]; 2] {
+    let (a, b) = buf.split_at_mut(mid * width);
+    [a, b]
+}
+
+/// Runs `f(rows, out)` over the row-major `out`, `width` values per row: in one
+/// call, or in two halves of the rows at once on the pair (see [`halves`]).
+fn by_rows<T: Send>(pair: Option<&Pair>, out: &mut [T], width: usize, f: impl Fn(Range<usize>, &mut [T]) + Sync) {
+    let rows = out.len() / width;
+    match halves(pair, rows) {
+        Some((pair, mid)) => {
+            let [a, b] = split_rows(out, width, mid);
+            pair.each([(0..mid, a), (mid..rows, b)], |_, (r, out)| f(r, out));
+        }
+        None => f(0..rows, out),
+    }
+}
+
+/// The two halves of the output layer's backward pass, one per thread.
+enum OutputGrad<'a, T> {
+    /// (T*B, H): dtop = dY Why
+    Dtop(&'a mut [T]),
+    /// (V, H) and (V): dWhy, dby
+    Dwhy(&'a mut [T], &'a mut [T]),
 }
 
 fn strip_width(cols: usize) -> Option<usize> {
