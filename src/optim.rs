@@ -1,5 +1,7 @@
 //! Gradient clipping and the optimizers, over flat parameter buffers.
 
+use std::ops::Range;
+
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{Real, dispatch};
@@ -60,6 +62,13 @@ pub fn clip_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
     norm
 }
 
+/// `s` before `r`, in `r`, and after it (all empty for an empty `s`).
+fn three<'a, T>(s: &'a mut [T], r: &Range<usize>) -> [&'a mut [T]; 3] {
+    let (a, rest) = s.split_at_mut(r.start.min(s.len()));
+    let (b, c) = rest.split_at_mut(r.len().min(rest.len()));
+    [a, b, c]
+}
+
 /// Which update rule, with its constants.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Kind {
@@ -112,12 +121,13 @@ impl<T: Real> Optimizer<T> {
 
     pub fn step(&mut self, learning_rate: f64, params: &mut [T], grads: &[T]) {
         let mut grads = grads.to_vec();
-        self.step_clipped(None, learning_rate, params, &mut grads, None);
+        self.step_clipped(None, learning_rate, params, &mut grads, None, 0..0);
     }
 
     /// One update, after clipping every gradient to [-clip, clip] when `clip` is
-    /// given. With a pair, each thread clips and updates half of the buffer: every
-    /// element is updated on its own, so the result is the same either way.
+    /// given. With a pair, this thread clips and updates the elements `mine` and
+    /// the helper the rest: every element is updated on its own, so the result is
+    /// the same either way.
     pub fn step_clipped(
         &mut self,
         pair: Option<&Pair>,
@@ -125,6 +135,7 @@ impl<T: Real> Optimizer<T> {
         params: &mut [T],
         grads: &mut [T],
         clip: Option<T>,
+        mine: Range<usize>,
     ) {
         assert_eq!(params.len(), self.m.len());
         assert_eq!(grads.len(), self.m.len());
@@ -148,14 +159,12 @@ impl<T: Real> Optimizer<T> {
         let (m, v) = (&mut self.m, &mut self.v);
         match pair {
             Some(pair) => {
-                let mid = params.len() / 2;
-                let (w0, w1) = params.split_at_mut(mid);
-                let (g0, g1) = grads.split_at_mut(mid);
-                let (m0, m1) = m.split_at_mut(mid);
-                // v is empty unless the rule is Adam
-                let vm = mid.min(v.len());
-                let (v0, v1) = v.split_at_mut(vm);
-                pair.each([(w0, g0, m0, v0), (w1, g1, m1, v1)], |_, (w, g, m, v)| update(w, g, m, v));
+                // three pieces: before `mine`, `mine`, after it (v is empty unless the
+                // rule is Adam)
+                let ([w0, w1, w2], [g0, g1, g2]) = (three(params, &mine), three(grads, &mine));
+                let ([m0, m1, m2], [v0, v1, v2]) = (three(m, &mine), three(v, &mine));
+                let jobs = [vec![(w1, g1, m1, v1)], vec![(w0, g0, m0, v0), (w2, g2, m2, v2)]];
+                pair.each(jobs, |_, pieces| pieces.into_iter().for_each(|(w, g, m, v)| update(w, g, m, v)));
             }
             None => update(params, grads, m, v),
         }
@@ -215,7 +224,7 @@ mod tests {
             let run = |pair: Option<&Pair>| {
                 let (mut opt, mut w) = (Optimizer::new(kind, n), vec![0.5; n]);
                 for _ in 0..3 {
-                    opt.step_clipped(pair, 0.1, &mut w, &mut g.clone(), Some(5.0));
+                    opt.step_clipped(pair, 0.1, &mut w, &mut g.clone(), Some(5.0), 300..700);
                 }
                 (w, opt)
             };
