@@ -13,16 +13,26 @@ use rand_chacha::ChaCha8Rng;
 
 const V: usize = 65;
 
-fn trainer<T: Real>(config: Config, hyper: Hyper) -> (Trainer<T>, Vec<u32>) {
+fn trainer<T: Real>(config: Config, hyper: Hyper, threads: usize) -> (Trainer<T>, Vec<u32>) {
+    static GEMM_THREADS: std::sync::Once = std::sync::Once::new();
+    // as the CLI does: every product on one thread (the trainer spreads the work)
+    // SAFETY: set before the first product, while this is the only thread
+    GEMM_THREADS.call_once(|| unsafe { std::env::set_var("MATMUL_NUM_THREADS", "1") });
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let ids: Vec<u32> = (0..200_000).map(|_| rng.random_range(0..V as u32)).collect();
     let vocab = Vocab::from_sorted((0..V as u32).map(|i| char::from_u32(32 + i).unwrap()).collect()).unwrap();
     let text = TextInfo { name: "random".into(), chars: ids.len() as u64, bytes: ids.len() as u64, hash: 0 };
-    (Trainer::new(TrainState::new(config, hyper, vocab, text, None), 1), ids)
+    (Trainer::new(TrainState::new(config, hyper, vocab, text, None), threads), ids)
 }
 
 fn bench<T: Real>(c: &mut Criterion, name: &str, config: Config, hyper: Hyper) {
-    let (mut t, ids) = trainer::<T>(config, hyper);
+    bench_threads::<T>(c, name, config, hyper, 1);
+}
+
+/// With 2 threads a single stream's phases split over the pair (the CLI's
+/// default on two cores).
+fn bench_threads<T: Real>(c: &mut Criterion, name: &str, config: Config, hyper: Hyper, threads: usize) {
+    let (mut t, ids) = trainer::<T>(config, hyper, threads);
     c.bench_function(name, |b| b.iter(|| t.step((&ids).into()).unwrap()));
 }
 
@@ -40,12 +50,15 @@ fn default_rnn(c: &mut Criterion) {
     let config = Config::min_char_rnn(V, 100);
     bench::<f64>(c, "train_iteration/rnn_h100_seq25_f64", config, Hyper::default());
     bench::<f32>(c, "train_iteration/rnn_h100_seq25_f32", config, Hyper::default());
+    bench_threads::<f64>(c, "train_iteration/rnn_h100_seq25_f64_2threads", config, Hyper::default(), 2);
 }
 
 fn large(c: &mut Criterion) {
     let rnn512 = Config::min_char_rnn(V, 512);
     bench::<f64>(c, "train_iteration/rnn_h512_seq25_f64", rnn512, Hyper::default());
     bench::<f32>(c, "train_iteration/rnn_h512_seq25_f32", rnn512, Hyper::default());
+    bench_threads::<f64>(c, "train_iteration/rnn_h512_seq25_f64_2threads", rnn512, Hyper::default(), 2);
+    bench_threads::<f32>(c, "train_iteration/rnn_h512_seq25_f32_2threads", rnn512, Hyper::default(), 2);
     // one thread: criterion measures the single-core kernels; the CLI splits batches over cores
     let lstm = Config { cell: Cell::Lstm, vocab: V, hidden: 256, layers: 1, embedding: 64 };
     bench::<f32>(c, "train_iteration/lstm_h256_e64_b32_seq50_f32", lstm, adam_hyper(50, 32));
