@@ -119,11 +119,6 @@ impl<T: Real> Optimizer<T> {
         Optimizer { kind, m: vec![T::zero(); num_params], v, steps: 0 }
     }
 
-    pub fn step(&mut self, learning_rate: f64, params: &mut [T], grads: &[T]) {
-        let mut grads = grads.to_vec();
-        self.step_clipped(None, learning_rate, params, &mut grads, None, 0..0);
-    }
-
     /// One update, after clipping every gradient to [-clip, clip] when `clip` is
     /// given. With a pair, this thread clips and updates the elements `mine` and
     /// the helper the rest: every element is updated on its own, so the result is
@@ -185,6 +180,11 @@ impl<T: Real> Optimizer<T> {
 mod tests {
     use super::*;
 
+    /// One unclipped update on one thread.
+    fn step(opt: &mut Optimizer<f64>, learning_rate: f64, w: &mut [f64], g: &[f64]) {
+        opt.step_clipped(None, learning_rate, w, &mut g.to_vec(), None, 0..0);
+    }
+
     #[test]
     fn clip_bounds_values_and_keeps_nan() {
         let mut g = [-7.0f32, -5.0, 0.5, 5.5, f32::NAN];
@@ -206,11 +206,11 @@ mod tests {
     fn adagrad_matches_the_formula_over_two_steps() {
         let mut opt = Optimizer::new(Kind::Adagrad, 2);
         let mut w = [1.0, -2.0];
-        opt.step(0.1, &mut w, &[0.5, 0.0]);
+        step(&mut opt, 0.1, &mut w, &[0.5, 0.0]);
         assert!((w[0] - (1.0 - 0.1 * 0.5 / (0.25f64 + 1e-8).sqrt())).abs() < 1e-15);
         assert_eq!(w[1], -2.0, "a zero gradient leaves the weight alone");
         let w0 = w[0];
-        opt.step(0.1, &mut w, &[-1.0, 0.0]);
+        step(&mut opt, 0.1, &mut w, &[-1.0, 0.0]);
         assert!((w[0] - (w0 + 0.1 / (1.25f64 + 1e-8).sqrt())).abs() < 1e-15);
         assert_eq!(opt.m, vec![1.25, 0.0]);
     }
@@ -239,7 +239,7 @@ mod tests {
     fn rmsprop_matches_char_rnn() {
         let mut opt = Optimizer::new(Kind::RmsProp { decay: 0.95 }, 1);
         let mut w = [1.0f64];
-        opt.step(2e-3, &mut w, &[2.0]);
+        step(&mut opt, 2e-3, &mut w, &[2.0]);
         let m: f64 = 0.05 * 4.0;
         assert!((w[0] - (1.0 - 2e-3 * 2.0 / (m.sqrt() + 1e-8))).abs() < 1e-15);
     }
@@ -249,11 +249,11 @@ mod tests {
         // hand-computed from torch.optim.Adam's update rule
         let mut opt = Optimizer::new(Kind::Adam { beta1: 0.9, beta2: 0.999 }, 1);
         let mut w = [0.5f64];
-        opt.step(0.01, &mut w, &[0.2]);
+        step(&mut opt, 0.01, &mut w, &[0.2]);
         // step 1: m_hat = g, v_hat = g^2, so w -= lr * g / (|g| + eps)
         assert!((w[0] - (0.5 - 0.01 * 0.2 / (0.2 + 1e-8))).abs() < 1e-12);
         let w1 = w[0];
-        opt.step(0.01, &mut w, &[-0.1]);
+        step(&mut opt, 0.01, &mut w, &[-0.1]);
         let (m, v) = (0.9 * 0.02 + 0.1 * -0.1, 0.999 * 0.00004 + 0.001 * 0.01);
         let (mh, vh) = (m / (1.0 - 0.81), v / (1.0 - 0.999f64.powi(2)));
         assert!((w[0] - (w1 - 0.01 * mh / (vh.sqrt() + 1e-8))).abs() < 1e-12);
