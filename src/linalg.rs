@@ -94,6 +94,15 @@ impl Real for f64 {
 /// e^r = 1 + 2r P(r^2) / (Q(r^2) - r P(r^2)), 2^n built in the exponent bits.
 #[inline(always)]
 pub fn exp_f64(x: f64) -> f64 {
+    let (p, q, two_n) = exp_f64_parts(x);
+    let e = (1.0 + 2.0 * p / (q - p)) * two_n;
+    // 0 below the range (softmax excludes a character with -inf); NaN stays NaN
+    if x < -708.0 { 0.0 } else { e }
+}
+
+/// The pieces of [`exp_f64`]: e^x = 2^n (q + p) / (q - p) for x in range.
+#[inline(always)]
+fn exp_f64_parts(x: f64) -> (f64, f64, f64) {
     const LOG2E: f64 = std::f64::consts::LOG2_E;
     const C1: f64 = 6.931_457_519_531_25e-1;
     const C2: f64 = 1.428_606_820_309_417_2e-6;
@@ -108,21 +117,25 @@ pub fn exp_f64(x: f64) -> f64 {
     let p = r * ((1.261_771_930_748_105_9e-4 * rr + 3.029_944_077_074_419_6e-2) * rr + 1.0);
     let q = ((3.001_985_051_386_644_5e-6 * rr + 2.524_483_403_496_841e-3) * rr + 2.272_655_482_081_550_3e-1) * rr + 2.0;
     let two_n = f64::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(1023) << 52);
-    let e = (1.0 + 2.0 * p / (q - p)) * two_n;
-    // 0 below the range (softmax excludes a character with -inf); NaN stays NaN
-    if x < -708.0 { 0.0 } else { e }
+    (p, q, two_n)
 }
 
-/// tanh for f64 within about 1 ulp, branch-free (Cephes' tanh): a rational
-/// function for |x| < 0.625, 1 - 2 / (e^2|x| + 1) beyond.
+/// tanh for f64 within about 1 ulp, branch-free (Cephes' tanh): x + x z P(z) / Q(z)
+/// with z = x^2 for |x| < 0.625, 1 - 2 / (e^2|x| + 1) beyond. With e^2|x| =
+/// 2^n (q + p) / (q - p) the latter is 1 - 2 (q - p) / (2^n (q + p) + q - p), so
+/// both cases end in one division, taken once on whichever numerator and
+/// denominator apply (divisions are what a vectorised tanh waits on).
 #[inline(always)]
 pub fn tanh_f64(x: f64) -> f64 {
     let z = x * x;
-    let p = (-9.643_991_794_250_522e-1 * z - 9.928_772_310_019_186e1) * z - 1.614_687_684_417_084_5e3;
-    let q = ((z + 1.128_116_784_916_329_3e2) * z + 2.235_488_390_601_004_6e3) * z + 4.844_063_053_251_255e3;
-    let small = x + x * z * p / q;
-    let big = (1.0 - 2.0 / (exp_f64(2.0 * x.abs()) + 1.0)).copysign(x);
-    if x.abs() < 0.625 { small } else { big }
+    let sp = (-9.643_991_794_250_522e-1 * z - 9.928_772_310_019_186e1) * z - 1.614_687_684_417_084_5e3;
+    let sq = ((z + 1.128_116_784_916_329_3e2) * z + 2.235_488_390_601_004_6e3) * z + 4.844_063_053_251_255e3;
+    let (p, q, two_n) = exp_f64_parts(2.0 * x.abs());
+    let small = x.abs() < 0.625;
+    let num = if small { x * z * sp } else { 2.0 * (q - p) };
+    let den = if small { sq } else { two_n * (q + p) + (q - p) };
+    let r = num / den;
+    if small { x + r } else { (1.0 - r).copysign(x) }
 }
 
 /// e^x for f32 within 2 ulp on [-87, 88] (0 below, saturating above, which is all
@@ -272,7 +285,7 @@ dispatch! {
 }
 
 /// Output columns a [`vecmat`] block keeps in registers (8 AVX vectors of f64).
-const BLOCK: usize = 32;
+pub const BLOCK: usize = 32;
 
 dispatch! {
     /// y = x M, or y += x M with `accumulate`, for row-major M: (rows, cols),
@@ -311,6 +324,110 @@ dispatch! {
                 sum = fma!(xj, m[(4 * quads.len() + r) * cols + c], sum);
             }
             y[c] = if accumulate { y[c] + sum } else { sum };
+        }
+    }
+}
+
+/// Where value (j, c) of a (k, n) matrix M lands in the block layout of
+/// [`block_vecmat`]: each run of [`BLOCK`] columns is k rows of 32 contiguous
+/// values, and the last n mod 32 columns are k rows of that many.
+#[inline(always)]
+fn block_index(k: usize, n: usize, j: usize, c: usize) -> usize {
+    let full = n / BLOCK * BLOCK;
+    if c < full { (c / BLOCK) * k * BLOCK + j * BLOCK + c % BLOCK } else { full * k + j * (n - full) + (c - full) }
+}
+
+/// Lays out columns `cols` of a row-major (k, n) matrix `m` in blocks for
+/// [`block_vecmat`] (all of them for the whole matrix). When `cols` starts on a
+/// block boundary this is the same as that part of the whole matrix's layout.
+pub fn pack_blocks_of<T: Real>(m: &[T], k: usize, n: usize, cols: Range<usize>, out: &mut [T]) {
+    let w = cols.len();
+    assert!(m.len() == k * n && cols.end <= n && out.len() == k * w);
+    let full = w / BLOCK * BLOCK;
+    for (j, row) in m.chunks_exact(n).enumerate() {
+        let row = &row[cols.clone()];
+        for c0 in (0..full).step_by(BLOCK) {
+            let at = block_index(k, w, j, c0);
+            out[at..at + BLOCK].copy_from_slice(&row[c0..c0 + BLOCK]);
+        }
+        let at = block_index(k, w, j, full);
+        out[at..at + w - full].copy_from_slice(&row[full..]);
+    }
+}
+
+/// Lays out M = m^T for a row-major (n, k) matrix `m` in blocks for
+/// [`block_vecmat`], reading m straight through.
+pub fn pack_blocks_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut [T]) {
+    assert!(m.len() == k * n && out.len() == k * n);
+    let full = n / BLOCK * BLOCK;
+    for (c, row) in m.chunks_exact(k).enumerate() {
+        // column c of M: one value per row of the block (or tail) it falls in
+        let (at, stride) = (block_index(k, n, 0, c), if c < full { BLOCK } else { n - full });
+        for (j, &v) in row.iter().enumerate() {
+            out[at + j * stride] = v;
+        }
+    }
+}
+
+dispatch! {
+    /// [`vecmat`] over M laid out by [`pack_blocks_of`]: y = x M, or y += x M with
+    /// `accumulate`, with the same bits. Each block of M is read straight through,
+    /// where the row-major M would be read in 256-byte pieces 8 * cols bytes apart;
+    /// the narrow tail is read 4 columns at a time instead of one.
+    pub fn block_vecmat<T: Real>(x: &[T], packed: &[T], y: &mut [T], accumulate: bool) {
+        let (k, n) = (x.len(), y.len());
+        debug_assert_eq!(packed.len(), k * n);
+        let full = n / BLOCK * BLOCK;
+        let (blocks, tail) = packed.split_at(full * k);
+        for (block, out) in blocks.chunks_exact(k * BLOCK).zip(y.chunks_exact_mut(BLOCK)) {
+            let mut acc = [T::zero(); BLOCK];
+            if accumulate {
+                acc.copy_from_slice(out);
+            }
+            for (&xj, row) in x.iter().zip(block.as_chunks::<BLOCK>().0) {
+                for c in 0..BLOCK {
+                    acc[c] = fma!(xj, row[c], acc[c]);
+                }
+            }
+            out.copy_from_slice(&acc);
+        }
+        // the tail as vecmat takes it, column by column with the rows split over
+        // four accumulators; here four columns at once
+        let w = n - full;
+        let (quads, rest) = x.as_chunks::<4>();
+        let finish = |y: &mut [T], c: usize, mut sum: T| {
+            for (r, &xj) in rest.iter().enumerate() {
+                sum = fma!(xj, tail[(4 * quads.len() + r) * w + c], sum);
+            }
+            let yc = &mut y[full + c];
+            *yc = if accumulate { *yc + sum } else { sum };
+        };
+        let mut c = 0;
+        while c + 4 <= w {
+            let mut acc = [[T::zero(); 4]; 4];
+            for (q, xs) in quads.iter().enumerate() {
+                for r in 0..4 {
+                    let at = (4 * q + r) * w + c;
+                    let row: &[T; 4] = tail[at..at + 4].try_into().expect("4 columns");
+                    for i in 0..4 {
+                        acc[r][i] = fma!(xs[r], row[i], acc[r][i]);
+                    }
+                }
+            }
+            let sums: [T; 4] = std::array::from_fn(|i| (acc[0][i] + acc[1][i]) + (acc[2][i] + acc[3][i]));
+            for (i, sum) in sums.into_iter().enumerate() {
+                finish(y, c + i, sum);
+            }
+            c += 4;
+        }
+        for c in c..w {
+            let mut acc = [T::zero(); 4];
+            for (q, xs) in quads.iter().enumerate() {
+                for r in 0..4 {
+                    acc[r] = fma!(xs[r], tail[(4 * q + r) * w + c], acc[r]);
+                }
+            }
+            finish(y, c, (acc[0] + acc[1]) + (acc[2] + acc[3]));
         }
     }
 }
@@ -541,6 +658,41 @@ mod tests {
             let mut t = vec![0.0; rows * cols];
             transpose(m.as_slice().unwrap(), rows, cols, &mut t);
             assert_eq!(t, m.t().iter().copied().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn block_vecmat_has_the_bits_of_vecmat() {
+        // irrational-looking values, so a change of summation order changes bits
+        let val = |i: usize| ((i as f64 * 0.618_034).fract() - 0.5) * 1.7;
+        for (k, n) in [(1, 5), (3, 4), (7, 32), (100, 100), (9, 65), (13, 70), (6, 39), (101, 3)] {
+            let m: Vec<f64> = (0..k * n).map(val).collect();
+            let x: Vec<f64> = (0..k).map(|i| val(i + 7919)).collect();
+            let mut packed = vec![f64::NAN; k * n];
+            pack_blocks_of(&m, k, n, 0..n, &mut packed);
+            // the columns from block 1 on are that part of the whole layout
+            if n > BLOCK {
+                let mut part = vec![f64::NAN; k * (n - BLOCK)];
+                pack_blocks_of(&m, k, n, BLOCK..n, &mut part);
+                assert_eq!(part, packed[k * BLOCK..], "{k}x{n} from block 1");
+            }
+            let (mut want, mut got) = (vec![0.25; n], vec![0.25; n]);
+            vecmat(&x, &m, &mut want, true);
+            block_vecmat(&x, &packed, &mut got, true);
+            assert_eq!(
+                got.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                want.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{k}x{n} accumulate"
+            );
+            vecmat(&x, &m, &mut want, false);
+            block_vecmat(&x, &packed, &mut got, false);
+            assert_eq!(got, want, "{k}x{n}");
+            // the same layout from m^T (n, k)
+            let mut mt = vec![0.0; k * n];
+            transpose(&m, k, n, &mut mt);
+            let mut from_t = vec![f64::NAN; k * n];
+            pack_blocks_of_transpose(&mt, n, k, &mut from_t);
+            assert_eq!(from_t, packed, "{k}x{n} from the transpose");
         }
     }
 

@@ -257,6 +257,9 @@ fn pair_and_split_recurrence_are_bit_identical_to_one_thread() {
         (Cell::Rnn, 64, 0),
         (Cell::Rnn, 80, 5),
         (Cell::Rnn, 100, 0),
+        // not multiples of 16: Wh in 32-column blocks with a tail of 8 and of 6
+        (Cell::Rnn, 40, 0),
+        (Cell::Rnn, 70, 3),
         (Cell::Lstm, 16, 0),
         (Cell::Gru, 24, 6),
     ];

@@ -44,9 +44,10 @@ pub struct Workspace<T> {
     /// (B, GH): recurrent projection of one step
     hp: Vec<T>,
     /// (H, GH): Wh^T of the current layer for the forward recurrence, packed in
-    /// 16-column strips (or row-major when GH does not divide into strips)
+    /// 16-column strips (or in `block_vecmat`'s blocks when GH does not divide
+    /// into strips)
     wht: Vec<T>,
-    /// (GH, H): Wh packed in 16-column strips for the backward recurrence
+    /// (GH, H): Wh for the backward recurrence, in strips or blocks as `wht`
     whp: Vec<T>,
     /// (B, H): gradient reaching h_t
     dh: Vec<T>,
@@ -71,7 +72,7 @@ pub struct Workspace<T> {
 }
 
 /// A model's weights laid out for single-character steps. Matrices up to
-/// [`TRANSPOSE_BYTES`] are transposed so their products use the register-blocked
+/// [`TRANSPOSE_BYTES`] are transposed into blocks for the register-blocked
 /// vector-matrix kernel; larger ones, when their width allows, are packed in
 /// strips (read straight through by `strip_vecmat`), else left as they are for
 /// row dot products.
@@ -89,8 +90,8 @@ struct Inference<T> {
 
 /// M^T of a row-major M, for y = x M^T one vector at a time.
 enum Packed<T> {
-    /// row-major M^T, for `vecmat`
-    Transposed(Vec<T>),
+    /// M^T in blocks, for `block_vecmat`
+    Blocks(Vec<T>),
     /// M^T in 16-column strips, for `strip_vecmat`
     Strips(Vec<T>),
 }
@@ -100,8 +101,8 @@ impl<T: Real> Packed<T> {
     fn of(m: &[T], rows: usize, cols: usize) -> Option<Packed<T>> {
         if rows * cols * std::mem::size_of::<T>() <= TRANSPOSE_BYTES {
             let mut t = vec![T::zero(); rows * cols];
-            linalg::transpose(m, rows, cols, &mut t);
-            return Some(Packed::Transposed(t));
+            linalg::pack_blocks_of_transpose(m, rows, cols, &mut t);
+            return Some(Packed::Blocks(t));
         }
         strip_width(rows)?;
         let mut t = vec![T::zero(); rows * cols];
@@ -112,7 +113,7 @@ impl<T: Real> Packed<T> {
     /// y = x M^T
     fn apply(&self, x: &[T], y: &mut [T]) {
         match self {
-            Packed::Transposed(t) => linalg::vecmat(x, t, y, false),
+            Packed::Blocks(t) => linalg::block_vecmat(x, t, y, false),
             Packed::Strips(t) => linalg::strip_vecmat(x, t, y, 1, false),
         }
     }
@@ -326,17 +327,28 @@ impl<T: Real> Model<T> {
             let wh = &p[lp.wh.clone()];
             // h_{t-1} Wh^T as vector-matrix products over Wh^T laid out once per
             // chunk: in strips when the columns divide (see linalg::pack_strips),
-            // row-major otherwise; short chunks (sampling) multiply Wh as it is
+            // else in blocks for one stream; short chunks (sampling) multiply Wh as it is
             let steps = tb / b;
             let width = strip_width(gh);
             let transposed = steps >= TRANSPOSE_FROM && (b == 1 || width.is_some());
+            let split =
+                (ws.split && pair.is_some() && c.cell == Cell::Rnn && b == 1 && inference.is_none() && transposed)
+                    .then(|| split_column(gh, width.is_some()))
+                    .flatten();
             match width.filter(|_| transposed) {
                 // strip s is rows 16s.. of Wh; each thread lays out the strips it reads
                 Some(w) => by_rows(pair, &mut ws.wht, w * hd, |strips, out| {
                     let rows = strips.start * w..strips.end * w;
                     linalg::pack_strips_of_transpose(&wh[rows.start * hd..rows.end * hd], rows.len(), hd, out)
                 }),
-                None if transposed => linalg::transpose(wh, gh, hd, &mut ws.wht),
+                // blocks: each thread of a split recurrence lays out the part it reads
+                None if transposed => {
+                    let mid = split.unwrap_or(gh);
+                    let ([w0, w1], [p0, p1]) = (split_rows(&mut ws.wht, hd, mid), [&wh[..mid * hd], &wh[mid * hd..]]);
+                    pair::each(pair.filter(|_| split.is_some()), [(p0, w0), (p1, w1)], |_, (wh, out)| {
+                        linalg::pack_blocks_of_transpose(wh, wh.len() / hd, hd, out)
+                    });
+                }
                 None => {}
             }
             let (bh, hs, cs) = (b * hd, &mut lw.hs, &mut lw.cs);
@@ -344,18 +356,10 @@ impl<T: Real> Model<T> {
             if c.cell == Cell::Lstm {
                 cs[..bh].copy_from_slice(&state.c[l]);
             }
-            let split = ws.split
-                && pair.is_some()
-                && c.cell == Cell::Rnn
-                && b == 1
-                && inference.is_none()
-                && width.is_some()
-                && transposed
-                && gh >= 2 * linalg::TILE_COLS;
-            if split {
-                // h_t = tanh(xp_t + h_{t-1} Wh^T): each thread multiplies by its half of
-                // Wh^T's strips and takes tanh of its own columns (gh = hd for this cell)
-                let mid = gh / linalg::TILE_COLS / 2 * linalg::TILE_COLS;
+            if let Some(mid) = split {
+                // h_t = tanh(xp_t + h_{t-1} Wh^T): each thread multiplies by its part of
+                // Wh^T's strips or blocks and takes tanh of its own columns (gh = hd here)
+                let strips = width.is_some();
                 let (hs_p, hp_p) = (Shared(hs.as_mut_ptr()), Shared(ws.hp.as_mut_ptr()));
                 let (wht, xp) = (&ws.wht[..], &*xp);
                 let step = |t: usize, i: usize| {
@@ -367,12 +371,12 @@ impl<T: Real> Model<T> {
                     let h = unsafe {
                         std::slice::from_raw_parts_mut(hs_p.ptr().add((t + 1) * hd + cols.start), cols.len())
                     };
-                    linalg::strip_vecmat(h_prev, w, hp, 1, false);
+                    one_stream_vecmat(strips, h_prev, w, hp, false);
                     rnn::forward(&xp[t * gh + cols.start..t * gh + cols.end], hp, h);
                 };
                 lockstep(pair, 0..steps, &step, &|_, _| {});
             }
-            for t in (0..tb / b).filter(|_| !split) {
+            for t in (0..tb / b).filter(|_| split.is_none()) {
                 let (done, next) = hs.split_at_mut((t + 1) * bh);
                 let (h_prev, h) = (&done[t * bh..], &mut next[..bh]);
                 // HP = h_{t-1} Wh^T
@@ -381,7 +385,7 @@ impl<T: Real> Model<T> {
                 } else if !transposed {
                     linalg::a_bt(h_prev, wh, &mut ws.hp, b, hd, gh, T::zero());
                 } else if width.is_none() {
-                    linalg::vecmat(h_prev, &ws.wht, &mut ws.hp, false);
+                    linalg::block_vecmat(h_prev, &ws.wht, &mut ws.hp, false);
                 } else {
                     linalg::strip_vecmat(h_prev, &ws.wht, &mut ws.hp, b, false);
                 }
@@ -518,23 +522,28 @@ impl<T: Real> Model<T> {
             let wh = &p[lp.wh.clone()];
             let bh = b * hd;
             let width = strip_width(hd).filter(|_| steps >= TRANSPOSE_FROM);
+            let blocks = width.is_none() && b == 1 && steps >= TRANSPOSE_FROM;
+            let split = (ws.split && pair.is_some() && c.cell == Cell::Rnn && (width.is_some() || blocks) && b == 1)
+                .then(|| split_column(hd, width.is_some()))
+                .flatten();
             if let Some(w) = width {
                 // strip s is columns 16s.. of Wh; each thread lays out the strips it reads
                 by_rows(pair, &mut ws.whp, w * gh, |strips, out| linalg::pack_strips_of(wh, gh, hd, strips.start, out));
+            } else if blocks {
+                // each thread of a split recurrence lays out the columns it reads
+                let mid = split.unwrap_or(hd);
+                let [w0, w1] = split_rows(&mut ws.whp, gh, mid);
+                pair::each(pair.filter(|_| split.is_some()), [(0..mid, w0), (mid..hd, w1)], |_, (cols, out)| {
+                    linalg::pack_blocks_of(wh, gh, hd, cols, out)
+                });
             }
             ws.dh_next.fill(T::zero());
             ws.dc.fill(T::zero());
-            let split = ws.split
-                && pair.is_some()
-                && c.cell == Cell::Rnn
-                && b == 1
-                && width.is_some()
-                && hd >= 2 * linalg::TILE_COLS;
-            if split {
-                // each thread owns half of the columns (gh = hd for this cell): it takes
+            if let Some(mid) = split {
+                // each thread owns part of the columns (gh = hd for this cell): it takes
                 // dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh on them, then, once both
-                // halves of dXP_t are there, its half of dh_{t-1} = dXP_t Wh
-                let mid = hd / linalg::TILE_COLS / 2 * linalg::TILE_COLS;
+                // parts of dXP_t are there, its part of dh_{t-1} = dXP_t Wh
+                let strips = width.is_some();
                 let (dxp_p, next_p) = (Shared(lw.dxp.as_mut_ptr()), Shared(ws.dh_next.as_mut_ptr()));
                 let dh_p = Shared(ws.dh.as_mut_ptr());
                 let (whp, hs) = (&ws.whp[..], &lw.hs[..]);
@@ -563,11 +572,11 @@ impl<T: Real> Model<T> {
                     // barrier) and add into their own columns of dh_next
                     let dxp_t = unsafe { std::slice::from_raw_parts(dxp_p.ptr().add(t * gh), gh) };
                     let y = unsafe { std::slice::from_raw_parts_mut(next_p.ptr().add(cols.start), cols.len()) };
-                    linalg::strip_vecmat(dxp_t, w, y, 1, true);
+                    one_stream_vecmat(strips, dxp_t, w, y, true);
                 };
                 lockstep(pair, (0..steps).rev(), &local, &product);
             }
-            for t in (0..steps).rev().filter(|_| !split) {
+            for t in (0..steps).rev().filter(|_| split.is_none()) {
                 // dh = dL/dh_t from above (this step's output) and from step t+1
                 for ((d, &a), &n) in ws.dh.iter_mut().zip(&dcur[t * bh..(t + 1) * bh]).zip(&ws.dh_next) {
                     *d = a + n;
@@ -599,6 +608,7 @@ impl<T: Real> Model<T> {
                     // Wh (GH, H) is already the row-major M of dh = dHP Wh
                     match width {
                         Some(_) => linalg::strip_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, b, true),
+                        None if blocks => linalg::block_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, true),
                         None if b == 1 => linalg::vecmat(dhp_t, wh, &mut ws.dh_next, true),
                         None => linalg::a_b(dhp_t, wh, &mut ws.dh_next, b, gh, hd, T::one()),
                     }
@@ -808,6 +818,28 @@ enum OutputGrad<'a, T> {
     Dtop(&'a mut [T]),
     /// (V, H) and (V): dWhy, dby
     Dwhy(&'a mut [T], &'a mut [T]),
+}
+
+/// Where a split recurrence divides `n` output columns between the pair: half
+/// of the 16-column strips, or the whole 32-column blocks nearest half (each
+/// thread's blocks are then a block layout of their own); None when there is
+/// not enough for two.
+fn split_column(n: usize, strips: bool) -> Option<usize> {
+    let mid = if strips {
+        n / 2 / linalg::TILE_COLS * linalg::TILE_COLS
+    } else {
+        (n / 2 + linalg::BLOCK / 2) / linalg::BLOCK * linalg::BLOCK
+    };
+    (mid > 0 && mid < n && (strips || mid <= n / linalg::BLOCK * linalg::BLOCK)).then_some(mid)
+}
+
+/// y = x M (or y += x M) for one stream, M in strips or in blocks.
+fn one_stream_vecmat<T: Real>(strips: bool, x: &[T], packed: &[T], y: &mut [T], accumulate: bool) {
+    if strips {
+        linalg::strip_vecmat(x, packed, y, 1, accumulate)
+    } else {
+        linalg::block_vecmat(x, packed, y, accumulate)
+    }
 }
 
 fn strip_width(cols: usize) -> Option<usize> {
