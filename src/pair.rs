@@ -6,7 +6,11 @@
 //! each (the output layer's products, the weight gradients, the update); the pair
 //! runs each phase's two halves at once. After a few hundred microseconds
 //! without work (a checkpoint save, an evaluation) the helper sleeps until the
-//! next job.
+//! next job. When the helper has not started its half by the time the caller has
+//! finished its own (it is asleep, or another program has its core), the caller
+//! takes that half back and runs it too: each half is computed the same way on
+//! either thread, and a busy second core costs little instead of stalling every
+//! phase.
 
 use std::cell::UnsafeCell;
 use std::sync::Arc;
@@ -25,8 +29,14 @@ struct Inner {
     /// Jobs posted (the caller writes, the helper polls), with what the helper
     /// reads once it sees a new one.
     posted: Padded<AtomicUsize>,
-    /// Written by the caller only while the helper is idle (between `done` = n and
-    /// `posted` = n + 1), read by the helper only while the job runs.
+    /// The last job taken: by the helper, to run its part, or by the caller of
+    /// [`Pair::each`], to run both items itself when the helper has not started
+    /// (it may be asleep, or its core busy with another program). Whoever moves
+    /// it from n - 1 to n owns job n's second part.
+    taken: Padded<AtomicUsize>,
+    /// Written by the caller only while the helper is idle (job n - 1 done or
+    /// taken back, `posted` not yet n), read by the helper only once it has taken
+    /// job n and until it reports it done.
     job: UnsafeCell<Option<Job>>,
     /// The helper is parked (or about to park) and needs an unpark.
     sleeping: AtomicBool,
@@ -69,6 +79,7 @@ impl Pair {
         let inner = Arc::new(Inner {
             job: UnsafeCell::new(None),
             posted: Padded(AtomicUsize::new(0)),
+            taken: Padded(AtomicUsize::new(0)),
             done: Padded(AtomicUsize::new(0)),
             sleeping: AtomicBool::new(false),
             quit: AtomicBool::new(false),
@@ -82,12 +93,20 @@ impl Pair {
     /// both have finished. A panic in either aborts the process: the other thread
     /// may still be using data on this thread's stack, so unwinding is not safe.
     pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
+        self.run_or_take_back(job, false);
+    }
+
+    /// [`Pair::run`]; with `take_back`, once `job(0)` returns, runs `job(1)` here
+    /// too if the helper has not started it (for a job whose parts do not wait
+    /// for each other).
+    fn run_or_take_back(&self, job: &(dyn Fn(usize) + Sync), take_back: bool) {
         let abort = AbortOnUnwind;
         let inner = &*self.inner;
         let n = inner.posted.load(Ordering::Relaxed) + 1;
-        // SAFETY: the helper is idle (it finished job n - 1, which the previous run
-        // waited for), and it calls the job only before `done` reaches n, which this
-        // function waits for before `job`'s borrow ends.
+        // SAFETY: the helper is idle (job n - 1 is done, which the previous run
+        // waited for, or was taken back and never started), and it calls the job
+        // only after taking it and before `done` reaches n, which this function
+        // then waits for before `job`'s borrow ends.
         unsafe {
             let erased: &'static (dyn Fn(usize) + Sync) = std::mem::transmute(job);
             *inner.job.get() = Some(erased as Job);
@@ -99,19 +118,28 @@ impl Pair {
             helper.thread().unpark();
         }
         job(0);
-        wait_until(|| inner.done.load(Ordering::Acquire) == n);
+        if take_back && inner.taken.compare_exchange(n - 1, n, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+            job(1);
+        } else {
+            wait_until(|| inner.done.load(Ordering::Acquire) == n);
+        }
         std::mem::forget(abort);
     }
 
     /// Moves `items[i]` to thread i and runs `f(i, items[i])` on both at once: two
-    /// disjoint `&mut` halves of a buffer, say.
+    /// disjoint `&mut` halves of a buffer, say. When the helper has not started
+    /// by the time `f(0, ..)` returns, this thread runs `f(1, ..)` as well, so a
+    /// helper that is asleep or kept off its core costs nothing here.
     pub fn each<A: Send>(&self, items: [A; 2], f: impl Fn(usize, A) + Sync) {
         let slots = items.map(|a| Slot(UnsafeCell::new(Some(a))));
-        self.run(&|i| {
-            // SAFETY: thread i takes only slot i, once
-            let item = unsafe { (*slots[i].0.get()).take() }.expect("each slot is taken once");
-            f(i, item);
-        });
+        self.run_or_take_back(
+            &|i| {
+                // SAFETY: part i, run once by whichever thread has it, takes only slot i
+                let item = unsafe { (*slots[i].0.get()).take() }.expect("each slot is taken once");
+                f(i, item);
+            },
+            true,
+        );
     }
 }
 
@@ -168,7 +196,12 @@ fn helper_loop(inner: &Inner) {
                 spins = 0;
             }
         }
-        seen += 1;
+        // the newest job: the caller posts job n + 1 only after job n is done or
+        // taken back, so a job passed over here was taken back
+        seen = inner.posted.load(Ordering::Acquire);
+        if inner.taken.compare_exchange(seen - 1, seen, Ordering::AcqRel, Ordering::Acquire).is_err() {
+            continue; // the caller took it back
+        }
         // SAFETY: the caller wrote the job before posting it and keeps it alive
         // until `done` says it has finished
         let job = unsafe { (*inner.job.get()).expect("a posted job") };
@@ -256,6 +289,55 @@ mod tests {
             thread::sleep(std::time::Duration::from_millis(if round == 1 { 300 } else { 0 }));
         }
         assert_eq!(v, [6, 6, 6, 6, 12, 12, 12, 12, 12, 12]);
+    }
+
+    #[test]
+    fn a_helper_that_has_not_started_is_not_waited_for() {
+        let pair = Pair::new().unwrap();
+        let me = thread::current().id();
+        let mut here = 0;
+        for _ in 0..10 {
+            // the helper goes to sleep; waking it takes far longer than part 0
+            thread::sleep(std::time::Duration::from_millis(30));
+            let ran = std::sync::Mutex::new(Vec::new());
+            pair.each([0, 1], |i, item| ran.lock().unwrap().push((i, item, thread::current().id())));
+            let mut ran = ran.into_inner().unwrap();
+            ran.sort_by_key(|r| r.0);
+            assert_eq!(ran.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), [(0, 0), (1, 1)]);
+            assert_eq!(ran[0].2, me, "part 0 runs on the caller");
+            here += usize::from(ran[1].2 == me);
+        }
+        assert!(here > 0, "the caller never took part 1 back from a sleeping helper");
+        // a job that needs both threads still wakes the helper
+        thread::sleep(std::time::Duration::from_millis(30));
+        let on = std::sync::Mutex::new(None);
+        pair.run(&|i| {
+            if i == 1 {
+                *on.lock().unwrap() = Some(thread::current().id());
+            }
+        });
+        assert!(on.into_inner().unwrap().is_some_and(|id| id != me), "run's part 1 on the helper");
+    }
+
+    #[test]
+    fn jobs_and_taken_back_jobs_interleave_without_losing_one() {
+        let pair = Pair::new().unwrap();
+        let counts = [AtomicUsize::new(0), AtomicUsize::new(0)];
+        for round in 0..20_000 {
+            if round % 3 == 0 {
+                pair.run(&|i| {
+                    counts[i].fetch_add(1, Ordering::Relaxed);
+                });
+            } else {
+                pair.each([&counts[0], &counts[1]], |_, c| {
+                    c.fetch_add(1, Ordering::Relaxed);
+                });
+            }
+            if round % 5000 == 0 {
+                thread::sleep(std::time::Duration::from_millis(5));
+            }
+        }
+        assert_eq!(counts.map(|c| c.into_inner()), [20_000, 20_000]);
     }
 
     #[test]
