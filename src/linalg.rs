@@ -287,6 +287,35 @@ dispatch! {
 /// Output columns a [`vecmat`] block keeps in registers (8 AVX vectors of f64).
 pub const BLOCK: usize = 32;
 
+/// sum_j x[j] M[j, c] for one column of a narrow tail, `col` holding M[0, c] with
+/// rows `stride` apart: the rows split over four independent accumulators (so the
+/// additions do not wait on each other), added as (a0 + a1) + (a2 + a3), then the
+/// last x.len() mod 4 rows in order ([`rest_rows`]). The tails of [`vecmat`] and
+/// [`block_vecmat`] both sum this way, which keeps their bits the same.
+#[inline(always)]
+fn column_body<T: Real, const FUSED: bool>(x: &[T], col: &[T], stride: usize) -> T {
+    let fma = |x: T, y: T, acc: T| if FUSED { x.mul_add(y, acc) } else { acc + x * y };
+    let mut acc = [T::zero(); 4];
+    let quads = x.as_chunks::<4>().0;
+    for (q, xs) in quads.iter().enumerate() {
+        for r in 0..4 {
+            acc[r] = fma(xs[r], col[(4 * q + r) * stride], acc[r]);
+        }
+    }
+    rest_rows::<T, FUSED>(x, col, stride, (acc[0] + acc[1]) + (acc[2] + acc[3]))
+}
+
+/// `sum` + the last rows of [`column_body`]: the x.len() mod 4 values of x after
+/// its groups of four, against the same rows of the column.
+#[inline(always)]
+fn rest_rows<T: Real, const FUSED: bool>(x: &[T], col: &[T], stride: usize, mut sum: T) -> T {
+    let first = x.len() / 4 * 4;
+    for (j, &xj) in x.iter().enumerate().skip(first) {
+        sum = if FUSED { xj.mul_add(col[j * stride], sum) } else { sum + xj * col[j * stride] };
+    }
+    sum
+}
+
 dispatch! {
     /// y = x M, or y += x M with `accumulate`, for row-major M: (rows, cols),
     /// x: (rows), y: (cols). Each block of 32 outputs stays in registers while
@@ -309,20 +338,9 @@ dispatch! {
             y[c0..c0 + BLOCK].copy_from_slice(&acc);
             c0 += BLOCK;
         }
-        // narrow tail (fewer than 32 columns): one column at a time, rows split over
-        // four independent accumulators so the additions do not wait on each other
+        // narrow tail (fewer than 32 columns): one column at a time
         for c in c0..cols {
-            let mut acc = [T::zero(); 4];
-            let (quads, rest) = x.as_chunks::<4>();
-            for (q, xs) in quads.iter().enumerate() {
-                for r in 0..4 {
-                    acc[r] = fma!(xs[r], m[(4 * q + r) * cols + c], acc[r]);
-                }
-            }
-            let mut sum = (acc[0] + acc[1]) + (acc[2] + acc[3]);
-            for (r, &xj) in rest.iter().enumerate() {
-                sum = fma!(xj, m[(4 * quads.len() + r) * cols + c], sum);
-            }
+            let sum = column_body::<T, FUSED>(x, &m[c..], cols);
             y[c] = if accumulate { y[c] + sum } else { sum };
         }
     }
@@ -391,14 +409,11 @@ dispatch! {
             }
             out.copy_from_slice(&acc);
         }
-        // the tail as vecmat takes it, column by column with the rows split over
-        // four accumulators; here four columns at once
+        // the tail summed as vecmat sums it (see column_body), four columns at once
+        // and then the last n mod 4 one at a time
         let w = n - full;
-        let (quads, rest) = x.as_chunks::<4>();
-        let finish = |y: &mut [T], c: usize, mut sum: T| {
-            for (r, &xj) in rest.iter().enumerate() {
-                sum = fma!(xj, tail[(4 * quads.len() + r) * w + c], sum);
-            }
+        let quads = x.as_chunks::<4>().0;
+        let finish = |y: &mut [T], c: usize, sum: T| {
             let yc = &mut y[full + c];
             *yc = if accumulate { *yc + sum } else { sum };
         };
@@ -416,18 +431,13 @@ dispatch! {
             }
             let sums: [T; 4] = std::array::from_fn(|i| (acc[0][i] + acc[1][i]) + (acc[2][i] + acc[3][i]));
             for (i, sum) in sums.into_iter().enumerate() {
+                let sum = rest_rows::<T, FUSED>(x, &tail[c + i..], w, sum);
                 finish(y, c + i, sum);
             }
             c += 4;
         }
         for c in c..w {
-            let mut acc = [T::zero(); 4];
-            for (q, xs) in quads.iter().enumerate() {
-                for r in 0..4 {
-                    acc[r] = fma!(xs[r], tail[(4 * q + r) * w + c], acc[r]);
-                }
-            }
-            finish(y, c, (acc[0] + acc[1]) + (acc[2] + acc[3]));
+            finish(y, c, column_body::<T, FUSED>(x, &tail[c..], w));
         }
     }
 }
