@@ -112,6 +112,8 @@ impl Pair {
             *inner.job.get() = Some(erased as Job);
         }
         inner.posted.store(n, Ordering::SeqCst);
+        // wake a sleeping helper even for a job this thread may take back: else it
+        // would sleep through every later `each` and the pair would stay one thread
         if inner.sleeping.load(Ordering::SeqCst)
             && let Some(helper) = &self.helper
         {
