@@ -322,6 +322,26 @@ mod tests {
     }
 
     #[test]
+    fn a_sleeping_helper_comes_back_for_later_halves() {
+        let pair = Pair::new().unwrap();
+        let me = thread::current().id();
+        thread::sleep(std::time::Duration::from_millis(30));
+        let on_helper = AtomicUsize::new(0);
+        for _ in 0..200 {
+            pair.each([0, 1], |i, _| {
+                if i == 0 {
+                    // part 0 lasts long enough for a woken helper to take part 1
+                    let t = std::time::Instant::now();
+                    while t.elapsed() < std::time::Duration::from_micros(50) {}
+                } else if thread::current().id() != me {
+                    on_helper.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        assert!(on_helper.into_inner() > 0, "only `each` ran after the helper slept, and it never came back");
+    }
+
+    #[test]
     fn jobs_and_taken_back_jobs_interleave_without_losing_one() {
         let pair = Pair::new().unwrap();
         let counts = [AtomicUsize::new(0), AtomicUsize::new(0)];
