@@ -442,6 +442,55 @@ dispatch! {
     }
 }
 
+/// Rows of X a [`block_matmat`] tile multiplies at once, and the columns of a
+/// block it keeps for each: 2 x 16 f64 is 8 of AVX2's 16 registers, which leaves
+/// room for the 4 vectors of M they share (3 rows spill).
+const MAT_ROWS: usize = 2;
+const MAT_COLS: usize = BLOCK / 2;
+
+dispatch! {
+    /// Y = X M for M laid out by [`pack_blocks_of`], X (rows, k), Y (rows, n): each
+    /// row with the bits [`block_vecmat`] gives it (every output sums its k products
+    /// in the same order), but a load of M feeds [`MAT_ROWS`] rows.
+    pub fn block_matmat<T: Real>(xs: &[T], packed: &[T], ys: &mut [T], n: usize) {
+        let k = packed.len() / n;
+        debug_assert!(packed.len() == k * n && xs.len() / k == ys.len() / n);
+        let full = n / BLOCK * BLOCK;
+        let (blocks, tail) = packed.split_at(full * k);
+        let (x_groups, x_rest) = xs.split_at(xs.len() / (MAT_ROWS * k) * MAT_ROWS * k);
+        let (y_groups, y_rest) = ys.split_at_mut(x_groups.len() / k * n);
+        for (b, block) in blocks.chunks_exact(k * BLOCK).enumerate() {
+            for half in 0..BLOCK / MAT_COLS {
+                let cols = b * BLOCK + half * MAT_COLS;
+                for (x, y) in x_groups.chunks_exact(MAT_ROWS * k).zip(y_groups.chunks_exact_mut(MAT_ROWS * n)) {
+                    let (x0, x1) = x.split_at(k);
+                    let mut acc = [[T::zero(); MAT_COLS]; MAT_ROWS];
+                    for ((row, &x0), &x1) in block.as_chunks::<BLOCK>().0.iter().zip(x0).zip(x1) {
+                        let row: &[T; MAT_COLS] = row[half * MAT_COLS..][..MAT_COLS].try_into().expect("half a block");
+                        for c in 0..MAT_COLS {
+                            acc[0][c] = fma!(x0, row[c], acc[0][c]);
+                            acc[1][c] = fma!(x1, row[c], acc[1][c]);
+                        }
+                    }
+                    for (r, acc) in acc.iter().enumerate() {
+                        y[r * n + cols..][..MAT_COLS].copy_from_slice(acc);
+                    }
+                }
+            }
+        }
+        // the rows left over, and every row's tail: block_vecmat itself (the tail
+        // of a block layout is a block layout of its own)
+        for (x, y) in x_rest.chunks_exact(k).zip(y_rest.chunks_exact_mut(n)) {
+            block_vecmat(x, packed, y, false);
+        }
+        if full < n {
+            for (x, y) in x_groups.chunks_exact(k).zip(y_groups.chunks_exact_mut(n)) {
+                block_vecmat(x, tail, &mut y[full..], false);
+            }
+        }
+    }
+}
+
 /// Rows of X and columns of Y a [`strip_vecmat`] tile keeps in registers:
 /// 4 x 16 f32 is 8 AVX vectors.
 const TILE_ROWS: usize = 4;
@@ -697,6 +746,18 @@ mod tests {
             vecmat(&x, &m, &mut want, false);
             block_vecmat(&x, &packed, &mut got, false);
             assert_eq!(got, want, "{k}x{n}");
+            // rows at once: 1 to 7 rows cover whole tiles and a leftover row
+            for rows in 1..=7 {
+                let xs: Vec<f64> = (0..rows * k).map(|i| val(i + 104_729)).collect();
+                let mut want = vec![f64::NAN; rows * n];
+                for (x, y) in xs.chunks_exact(k).zip(want.chunks_exact_mut(n)) {
+                    block_vecmat(x, &packed, y, false);
+                }
+                let mut got = vec![f64::NAN; rows * n];
+                block_matmat(&xs, &packed, &mut got, n);
+                let bits = |v: &[f64]| v.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&got), bits(&want), "{rows} rows of {k}x{n}");
+            }
             // the same layout from m^T (n, k)
             let mut mt = vec![0.0; k * n];
             transpose(&m, k, n, &mut mt);

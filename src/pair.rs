@@ -215,7 +215,7 @@ fn helper_loop(inner: &Inner) {
 }
 
 /// Spins, then yields (the other thread may not be running on a busy machine).
-fn wait_until(ready: impl Fn() -> bool) {
+pub(crate) fn wait_until(ready: impl Fn() -> bool) {
     let mut spins = 0u32;
     while !ready() {
         spins += 1;

@@ -123,6 +123,17 @@ fn the_packed_recurrence_for_one_stream_and_several() {
     }
 }
 
+/// One stream without dropout runs the output layer step by step over Why in
+/// blocks, several steps at a time (see `Model::head`): checked with a vocabulary
+/// wider than a 32-column block, for every cell.
+#[test]
+fn the_output_layer_step_by_step() {
+    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        let config = Config { cell, vocab: 33, hidden: 40, layers: 1, embedding: 0 };
+        check(Case { config, batch: 1, seq: 16, dropout: 0.0 });
+    }
+}
+
 #[test]
 fn every_cell_with_dropout() {
     for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
@@ -253,22 +264,24 @@ fn f32_gradients_agree_with_f64() {
 fn pair_and_split_recurrence_are_bit_identical_to_one_thread() {
     let pair = Arc::new(Pair::new().unwrap());
     let configs = [
-        (Cell::Rnn, 32, 0),
-        (Cell::Rnn, 64, 0),
-        (Cell::Rnn, 80, 5),
-        (Cell::Rnn, 100, 0),
+        (Cell::Rnn, 32, 0, 7, 2),
+        (Cell::Rnn, 64, 0, 7, 2),
+        (Cell::Rnn, 80, 5, 7, 2),
+        (Cell::Rnn, 100, 0, 7, 2),
         // not multiples of 16: Wh in 32-column blocks with a tail of 8 and of 6
-        (Cell::Rnn, 40, 0),
-        (Cell::Rnn, 70, 3),
-        (Cell::Lstm, 16, 0),
-        (Cell::Gru, 24, 6),
+        (Cell::Rnn, 40, 0, 7, 2),
+        (Cell::Rnn, 70, 3, 7, 2),
+        (Cell::Lstm, 16, 0, 7, 2),
+        (Cell::Gru, 24, 6, 7, 2),
+        // the default model's shape: the output layer beside the recurrence
+        (Cell::Rnn, 100, 0, 65, 1),
     ];
-    for (cell, hidden, embedding) in configs {
-        let config = Config { cell, vocab: 7, hidden, layers: 2, embedding };
+    for (cell, hidden, embedding, vocab, layers) in configs {
+        let config = Config { cell, vocab, hidden, layers, embedding };
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let model = random_model(config, &mut rng);
-        let inputs: Vec<u32> = (0..12).map(|_| rng.random_range(0..7)).collect();
-        let targets: Vec<u32> = (0..12).map(|_| rng.random_range(0..7)).collect();
+        let inputs: Vec<u32> = (0..12).map(|_| rng.random_range(0..vocab as u32)).collect();
+        let targets: Vec<u32> = (0..12).map(|_| rng.random_range(0..vocab as u32)).collect();
         let start = random_state(&config, 1, &mut rng);
         let run = |threads: Option<bool>| {
             let mut ws = Workspace::new(config, 12, 1);
