@@ -29,6 +29,101 @@ dispatch! {
     }
 }
 
+/// [`adagrad`] after clipping each gradient to [-limit, limit] (when given), in
+/// one pass. f64 with AVX-512 takes 1/sqrt(m + eps) from the hardware's 14-bit
+/// estimate refined by Newton's method instead of a square root and a division,
+/// which share one slow unit: the same value to within [`RSQRT_ERROR`] (an ulp
+/// or two), not always the correctly rounded one.
+pub fn adagrad_clipped<T: Real>(lr: T, eps: T, limit: Option<T>, w: &mut [T], g: &mut [T], m: &mut [T]) {
+    #[cfg(target_arch = "x86_64")]
+    if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() && rsqrt::available() {
+        let f = |s: &mut [T]| {
+            // SAFETY: T is f64 (checked above), so this is the same slice retyped
+            unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f64>(), s.len()) }
+        };
+        let (lr, eps, limit) = (lr.as_f64(), eps.as_f64(), limit.map_or(f64::INFINITY, T::as_f64));
+        // SAFETY: available() checked that this CPU has AVX-512
+        unsafe { rsqrt::adagrad_f64(lr, eps, limit, f(w), f(g), f(m)) };
+        return;
+    }
+    if let Some(limit) = limit {
+        clip(g, limit);
+    }
+    adagrad(lr, eps, w, g, m);
+}
+
+/// The largest relative error of [`adagrad_clipped`]'s step on the AVX-512 path
+/// against -lr g / sqrt(m + eps) in f64 (tested).
+pub const RSQRT_ERROR: f64 = 2.0 * f64::EPSILON;
+
+#[cfg(target_arch = "x86_64")]
+mod rsqrt {
+    use std::arch::x86_64::*;
+
+    /// Whether this CPU has AVX-512 (checked once).
+    pub fn available() -> bool {
+        use std::sync::OnceLock;
+        static ON: OnceLock<bool> = OnceLock::new();
+        *ON.get_or_init(|| {
+            std::env::var_os("CHARRNN_NO_SIMD").is_none() && std::arch::is_x86_feature_detected!("avx512f")
+        })
+    }
+
+    /// m += g^2;  w -= lr g r  with r = 1/sqrt(m + eps) from `vrsqrt14pd` (14
+    /// bits) and two Newton steps r += r (1/2 - (x/2) r^2) (28, then all 53 bits,
+    /// less the rounding of the steps), eight values at a time and the last ones
+    /// under a mask, so that each value is computed the same way wherever the
+    /// slices start and end (two threads updating halves get one thread's bits).
+    /// A value for which that gives NaN (m + eps infinite or NaN) takes sqrt and
+    /// division instead. Gradients are clipped to [-limit, limit] first.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn adagrad_f64(lr: f64, eps: f64, limit: f64, w: &mut [f64], g: &[f64], m: &mut [f64]) {
+        assert!(w.len() == g.len() && w.len() == m.len());
+        let (vlr, veps, hi, lo) =
+            (_mm512_set1_pd(lr), _mm512_set1_pd(eps), _mm512_set1_pd(limit), _mm512_set1_pd(-limit));
+        let half = _mm512_set1_pd(0.5);
+        for i in (0..w.len()).step_by(8) {
+            let lanes: __mmask8 = if w.len() - i >= 8 { 0xff } else { (1u8 << (w.len() - i)) - 1 };
+            // SAFETY: the lanes in `lanes` are i.. up to the end of all three slices;
+            // masked loads and stores touch no other
+            unsafe {
+                let (pw, pg, pm) = (w.as_mut_ptr().add(i), g.as_ptr().add(i), m.as_mut_ptr().add(i));
+                // min and max return their second operand when one is NaN, so a
+                // NaN gradient passes through, as in `clip`
+                let full = lanes == 0xff;
+                let load = |p: *const f64| if full { _mm512_loadu_pd(p) } else { _mm512_maskz_loadu_pd(lanes, p) };
+                let store =
+                    |p: *mut f64, v| if full { _mm512_storeu_pd(p, v) } else { _mm512_mask_storeu_pd(p, lanes, v) };
+                let gv = _mm512_max_pd(lo, _mm512_min_pd(hi, load(pg)));
+                let mv = _mm512_fmadd_pd(gv, gv, load(pm));
+                store(pm, mv);
+                let x = _mm512_add_pd(mv, veps);
+                let hx = _mm512_mul_pd(x, half);
+                let mut r = _mm512_rsqrt14_pd(x);
+                for _ in 0..2 {
+                    let e = _mm512_fnmadd_pd(_mm512_mul_pd(hx, r), r, half);
+                    r = _mm512_fmadd_pd(r, e, r);
+                }
+                let (step, wv) = (_mm512_mul_pd(vlr, gv), load(pw));
+                let mut next = _mm512_fnmadd_pd(step, r, wv);
+                let nan = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(r, r) & lanes;
+                if nan != 0 {
+                    let (mut out, mut was, mut gs, mut ms) = ([0.0; 8], [0.0; 8], [0.0; 8], [0.0; 8]);
+                    _mm512_storeu_pd(out.as_mut_ptr(), next);
+                    _mm512_storeu_pd(was.as_mut_ptr(), wv);
+                    _mm512_storeu_pd(gs.as_mut_ptr(), gv);
+                    _mm512_storeu_pd(ms.as_mut_ptr(), mv);
+                    for j in (0..8).filter(|j| nan & (1 << j) != 0) {
+                        out[j] = was[j] - lr * gs[j] / (ms[j] + eps).sqrt();
+                    }
+                    next = _mm512_loadu_pd(out.as_ptr());
+                }
+                store(pw, next);
+            }
+        }
+    }
+}
+
 dispatch! {
     /// m = d m + (1 - d) g^2;  w -= lr g / (sqrt(m) + eps)
     pub fn rmsprop<T: Real>(lr: T, d: T, eps: T, w: &mut [T], g: &[T], m: &mut [T]) {
@@ -137,11 +232,14 @@ impl<T: Real> Optimizer<T> {
         self.steps += 1;
         let (lr, eps, kind, t) = (T::c(learning_rate), T::c(EPS), self.kind, self.steps as i32);
         let update = |w: &mut [T], g: &mut [T], m: &mut [T], v: &mut [T]| {
+            if kind == Kind::Adagrad {
+                return adagrad_clipped(lr, eps, clip, w, g, m);
+            }
             if let Some(limit) = clip {
                 self::clip(g, limit);
             }
             match kind {
-                Kind::Adagrad => adagrad(lr, eps, w, g, m),
+                Kind::Adagrad => unreachable!("done above"),
                 Kind::RmsProp { decay } => rmsprop(lr, T::c(decay), eps, w, g, m),
                 Kind::Adam { beta1, beta2 } => {
                     // w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
@@ -257,5 +355,51 @@ mod tests {
         let (m, v) = (0.9 * 0.02 + 0.1 * -0.1, 0.999 * 0.00004 + 0.001 * 0.01);
         let (mh, vh) = (m / (1.0 - 0.81), v / (1.0 - 0.999f64.powi(2)));
         assert!((w[0] - (w1 - 0.01 * mh / (vh.sqrt() + 1e-8))).abs() < 1e-12);
+    }
+}
+
+#[cfg(test)]
+mod rsqrt_tests {
+    use super::*;
+
+    #[test]
+    fn adagrad_clipped_agrees_with_the_formula() {
+        // m + eps from 1e-8 to 1e12 (log-spaced), gradients of both signs, some clipped
+        let n = 40_001;
+        let m0: Vec<f64> = (0..n).map(|i| 10f64.powf(-8.0 + 20.0 * i as f64 / n as f64) - 1e-8).collect();
+        let g0: Vec<f64> = (0..n).map(|i| ((i as f64 * 0.618_034).fract() - 0.5) * 14.0).collect();
+        let (lr, eps, limit) = (0.1, 1e-8, 5.0);
+        let (mut w, mut g, mut m) = (vec![0.0; n], g0.clone(), m0.clone());
+        adagrad_clipped(lr, eps, Some(limit), &mut w, &mut g, &mut m);
+        let mut worst = 0.0f64;
+        for i in 0..n {
+            let gi = g0[i].clamp(-limit, limit);
+            let mi = gi.mul_add(gi, m0[i]);
+            assert_eq!(m[i], mi, "m[{i}]");
+            let want = -lr * gi / (mi + eps).sqrt();
+            worst = worst.max(((w[i] - want) / want).abs());
+        }
+        assert!(worst <= RSQRT_ERROR, "worst relative error {worst:e} = {} eps", worst / f64::EPSILON);
+    }
+
+    #[test]
+    fn adagrad_clipped_keeps_the_formula_at_the_edges() {
+        // an infinite m leaves w alone, a NaN gradient or m makes w NaN, +0 gradients
+        // change nothing: in the first group of eight and in the tail
+        let cases = [(f64::INFINITY, 1.0), (1.0, f64::NAN), (f64::NAN, 1.0), (4.0, 0.0), (0.0, 0.0)];
+        for at in [0, 9] {
+            for (m0, g0) in cases {
+                let (mut w, mut m) = (vec![0.5; 11], vec![1.0; 11]);
+                let mut g = vec![0.25; 11];
+                (m[at], g[at]) = (m0, g0);
+                let (want_m, want_w) = (g0.mul_add(g0, m0), 0.5 - 0.1 * g0 / (g0.mul_add(g0, m0) + 1e-8).sqrt());
+                adagrad_clipped(0.1, 1e-8, Some(5.0), &mut w, &mut g, &mut m);
+                assert_eq!(m[at].to_bits(), want_m.to_bits(), "m0 {m0} g0 {g0} at {at}");
+                assert_eq!(w[at].is_nan(), want_w.is_nan(), "m0 {m0} g0 {g0} at {at}");
+                if !want_w.is_nan() {
+                    assert_eq!(w[at], want_w, "m0 {m0} g0 {g0} at {at}");
+                }
+            }
+        }
     }
 }
