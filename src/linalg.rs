@@ -346,30 +346,27 @@ dispatch! {
     }
 }
 
-/// Where value (j, c) of a (k, n) matrix M lands in the block layout of
-/// [`block_vecmat`]: each run of [`BLOCK`] columns is k rows of 32 contiguous
-/// values, and the last n mod 32 columns are k rows of that many.
-#[inline(always)]
-fn block_index(k: usize, n: usize, j: usize, c: usize) -> usize {
-    let full = n / BLOCK * BLOCK;
-    if c < full { (c / BLOCK) * k * BLOCK + j * BLOCK + c % BLOCK } else { full * k + j * (n - full) + (c - full) }
-}
-
 /// Lays out columns `cols` of a row-major (k, n) matrix `m` in blocks for
-/// [`block_vecmat`] (all of them for the whole matrix). When `cols` starts on a
-/// block boundary this is the same as that part of the whole matrix's layout.
+/// [`block_vecmat`] (all of them for the whole matrix): each run of [`BLOCK`]
+/// columns becomes k rows of 32 contiguous values, and the last n mod 32 columns
+/// k rows of that many. When `cols` starts on a block boundary this is the same
+/// as that part of the whole matrix's layout.
 pub fn pack_blocks_of<T: Real>(m: &[T], k: usize, n: usize, cols: Range<usize>, out: &mut [T]) {
     let w = cols.len();
     assert!(m.len() == k * n && cols.end <= n && out.len() == k * w);
     let full = w / BLOCK * BLOCK;
-    for (j, row) in m.chunks_exact(n).enumerate() {
-        let row = &row[cols.clone()];
-        for c0 in (0..full).step_by(BLOCK) {
-            let at = block_index(k, w, j, c0);
-            out[at..at + BLOCK].copy_from_slice(&row[c0..c0 + BLOCK]);
+    let (blocks, tail) = out.split_at_mut(full * k);
+    for (b, block) in blocks.chunks_exact_mut(k * BLOCK).enumerate() {
+        let c0 = cols.start + b * BLOCK;
+        // whole arrays, which copy inline (a slice copy of 32 values is a call)
+        for (dst, row) in block.as_chunks_mut::<BLOCK>().0.iter_mut().zip(m.chunks_exact(n)) {
+            *dst = *<&[T; BLOCK]>::try_from(&row[c0..c0 + BLOCK]).expect("a block");
         }
-        let at = block_index(k, w, j, full);
-        out[at..at + w - full].copy_from_slice(&row[full..]);
+    }
+    if w > full {
+        for (dst, row) in tail.chunks_exact_mut(w - full).zip(m.chunks_exact(n)) {
+            dst.copy_from_slice(&row[cols.start + full..cols.end]);
+        }
     }
 }
 
@@ -378,11 +375,33 @@ pub fn pack_blocks_of<T: Real>(m: &[T], k: usize, n: usize, cols: Range<usize>, 
 pub fn pack_blocks_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut [T]) {
     assert!(m.len() == k * n && out.len() == k * n);
     let full = n / BLOCK * BLOCK;
-    for (c, row) in m.chunks_exact(k).enumerate() {
-        // column c of M: one value per row of the block (or tail) it falls in
-        let (at, stride) = (block_index(k, n, 0, c), if c < full { BLOCK } else { n - full });
+    let (blocks, tail) = out.split_at_mut(full * k);
+    // a block is rows 32b.. of m transposed: 4 x 4 tiles, each read as four runs
+    // of m's rows and written as four runs of the block's (the compiler turns the
+    // tile into shuffles; value by value, every store went to another cache line)
+    let quads = k / 4 * 4;
+    for (b, block) in blocks.chunks_exact_mut(k * BLOCK).enumerate() {
+        let rows = &m[b * BLOCK * k..(b + 1) * BLOCK * k];
+        for i0 in (0..BLOCK).step_by(4) {
+            let r: [&[T]; 4] = std::array::from_fn(|r| &rows[(i0 + r) * k..(i0 + r + 1) * k]);
+            for j0 in (0..quads).step_by(4) {
+                let tile: [[T; 4]; 4] = std::array::from_fn(|q| r[q][j0..j0 + 4].try_into().expect("4 values"));
+                for jj in 0..4 {
+                    let at = (j0 + jj) * BLOCK + i0;
+                    block[at..at + 4].copy_from_slice(&[tile[0][jj], tile[1][jj], tile[2][jj], tile[3][jj]]);
+                }
+            }
+            for j in quads..k {
+                for (rr, row) in r.iter().enumerate() {
+                    block[j * BLOCK + i0 + rr] = row[j];
+                }
+            }
+        }
+    }
+    let w = n - full;
+    for (c, row) in m.chunks_exact(k).enumerate().skip(full) {
         for (j, &v) in row.iter().enumerate() {
-            out[at + j * stride] = v;
+            tail[j * w + c - full] = v;
         }
     }
 }
