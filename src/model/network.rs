@@ -196,6 +196,8 @@ impl<T: Real> Workspace<T> {
     /// Gives the workspace a second thread. Every phase whose work divides into
     /// independent rows then runs its two halves at once: the input projection,
     /// the output layer and softmax, the layout of Wh, and the weight gradients.
+    /// One stream without dropout instead runs its output layer on the helper
+    /// beside the recurrence, step by step ([`Model::head`]), and dWhy beside BPTT.
     /// With `split_recurrence` a single-stream tanh RNN also splits each step's
     /// recurrent product (and its transpose in BPTT), each thread reading half of
     /// the packed Wh: for two cores, where half of a large Wh fits each core's L2.
