@@ -376,32 +376,38 @@ pub fn pack_blocks_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut 
     assert!(m.len() == k * n && out.len() == k * n);
     let full = n / BLOCK * BLOCK;
     let (blocks, tail) = out.split_at_mut(full * k);
-    // a block is rows 32b.. of m transposed: 4 x 4 tiles, each read as four runs
-    // of m's rows and written as four runs of the block's (the compiler turns the
-    // tile into shuffles; value by value, every store went to another cache line)
-    let quads = k / 4 * 4;
-    for (b, block) in blocks.chunks_exact_mut(k * BLOCK).enumerate() {
-        let rows = &m[b * BLOCK * k..(b + 1) * BLOCK * k];
-        for i0 in (0..BLOCK).step_by(4) {
-            let r: [&[T]; 4] = std::array::from_fn(|r| &rows[(i0 + r) * k..(i0 + r + 1) * k]);
-            for j0 in (0..quads).step_by(4) {
-                let tile: [[T; 4]; 4] = std::array::from_fn(|q| r[q][j0..j0 + 4].try_into().expect("4 values"));
-                for jj in 0..4 {
-                    let at = (j0 + jj) * BLOCK + i0;
-                    block[at..at + 4].copy_from_slice(&[tile[0][jj], tile[1][jj], tile[2][jj], tile[3][jj]]);
-                }
-            }
-            for j in quads..k {
-                for (rr, row) in r.iter().enumerate() {
-                    block[j * BLOCK + i0 + rr] = row[j];
-                }
-            }
-        }
+    // a block is rows 32b.. of m transposed
+    for (block, rows) in blocks.chunks_exact_mut(k * BLOCK).zip(m.chunks_exact(k * BLOCK)) {
+        transpose_run::<T, BLOCK>(rows, k, block);
     }
     let w = n - full;
     for (c, row) in m.chunks_exact(k).enumerate().skip(full) {
         for (j, &v) in row.iter().enumerate() {
             tail[j * w + c - full] = v;
+        }
+    }
+}
+
+/// `out` (k, W) = `rows`^T for W rows of k values, in 4 x 4 tiles: each read as
+/// four runs of the rows and written as four runs of `out` (the compiler turns
+/// the tile into shuffles; value by value, every store went to another cache
+/// line: 10k values took 5.2 us instead of 2.8).
+fn transpose_run<T: Real, const W: usize>(rows: &[T], k: usize, out: &mut [T]) {
+    debug_assert!(rows.len() == W * k && out.len() == W * k);
+    let quads = k / 4 * 4;
+    for i0 in (0..W).step_by(4) {
+        let r: [&[T]; 4] = std::array::from_fn(|q| &rows[(i0 + q) * k..(i0 + q + 1) * k]);
+        for j0 in (0..quads).step_by(4) {
+            let tile: [[T; 4]; 4] = std::array::from_fn(|q| r[q][j0..j0 + 4].try_into().expect("4 values"));
+            for jj in 0..4 {
+                let at = (j0 + jj) * W + i0;
+                out[at..at + 4].copy_from_slice(&[tile[0][jj], tile[1][jj], tile[2][jj], tile[3][jj]]);
+            }
+        }
+        for j in quads..k {
+            for (q, row) in r.iter().enumerate() {
+                out[j * W + i0 + q] = row[j];
+            }
         }
     }
 }
@@ -537,9 +543,10 @@ pub fn pack_strips_of<T: Real>(m: &[T], k: usize, n: usize, first: usize, out: &
     assert!(n.is_multiple_of(TILE_COLS) && m.len() == k * n && out.len().is_multiple_of(k * TILE_COLS));
     assert!(first * TILE_COLS * k + out.len() <= k * n, "strips beyond the matrix");
     for (s, strip) in out.chunks_exact_mut(k * TILE_COLS).enumerate() {
-        let s = first + s;
-        for (row, piece) in strip.chunks_exact_mut(TILE_COLS).zip(m.chunks_exact(n)) {
-            row.copy_from_slice(&piece[s * TILE_COLS..(s + 1) * TILE_COLS]);
+        let c0 = (first + s) * TILE_COLS;
+        // whole arrays, which copy inline (a slice copy is a call)
+        for (row, piece) in strip.as_chunks_mut::<TILE_COLS>().0.iter_mut().zip(m.chunks_exact(n)) {
+            *row = *<&[T; TILE_COLS]>::try_from(&piece[c0..c0 + TILE_COLS]).expect("a strip's row");
         }
     }
 }
@@ -550,11 +557,7 @@ pub fn pack_strips_of<T: Real>(m: &[T], k: usize, n: usize, first: usize, out: &
 pub fn pack_strips_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut [T]) {
     assert!(n.is_multiple_of(TILE_COLS) && m.len() == k * n && out.len() == k * n);
     for (strip, rows) in out.chunks_exact_mut(k * TILE_COLS).zip(m.chunks_exact(k * TILE_COLS)) {
-        for (j, row) in rows.chunks_exact(k).enumerate() {
-            for (kk, &v) in row.iter().enumerate() {
-                strip[kk * TILE_COLS + j] = v;
-            }
-        }
+        transpose_run::<T, TILE_COLS>(rows, k, strip);
     }
 }
 
