@@ -399,9 +399,10 @@ fn transpose_run<T: Real, const W: usize>(rows: &[T], k: usize, out: &mut [T]) {
         let r: [&[T]; 4] = std::array::from_fn(|q| &rows[(i0 + q) * k..(i0 + q + 1) * k]);
         for j0 in (0..quads).step_by(4) {
             let tile: [[T; 4]; 4] = std::array::from_fn(|q| r[q][j0..j0 + 4].try_into().expect("4 values"));
-            for jj in 0..4 {
+            let columns: [[T; 4]; 4] = std::array::from_fn(|jj| std::array::from_fn(|q| tile[q][jj]));
+            for (jj, column) in columns.iter().enumerate() {
                 let at = (j0 + jj) * W + i0;
-                out[at..at + 4].copy_from_slice(&[tile[0][jj], tile[1][jj], tile[2][jj], tile[3][jj]]);
+                out[at..at + 4].copy_from_slice(column);
             }
         }
         for j in quads..k {
