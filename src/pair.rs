@@ -4,7 +4,8 @@
 //!
 //! A single stream's training iteration is a dozen phases of a few microseconds
 //! each (the output layer's products, the weight gradients, the update); the pair
-//! runs each phase's two halves at once. After a few hundred microseconds
+//! runs each phase's two halves at once, or two different jobs side by side (the
+//! recurrence here, the output layer on the helper). After a few hundred microseconds
 //! without work (a checkpoint save, an evaluation) the helper sleeps until the
 //! next job. When the helper has not started its half by the time the caller has
 //! finished its own (it is asleep, or another program has its core), the caller
