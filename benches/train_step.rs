@@ -66,7 +66,13 @@ fn large(c: &mut Criterion) {
     bench::<f32>(c, "train_iteration/lstm_2x512_e64_b32_seq50_f32", lstm2, adam_hyper(50, 32));
 }
 
-criterion_group!(small, default_rnn);
+criterion_group! {
+    name = small;
+    // no plots: see benches/sample.rs (with them, a second run panicked drawing
+    // the comparison with the first)
+    config = Criterion::default().without_plots();
+    targets = default_rnn
+}
 criterion_group! {
     name = big;
     // no plots: see benches/sample.rs
