@@ -41,22 +41,28 @@ for r in $(seq "$ROUNDS"); do
     fi
 done
 
-python3 - "$tmp/results" "$ITERS" "$ROUNDS" <<'PY'
+# GFLOP/s counts the matrix products of an iteration: per step Wh, Why and their
+# transposes and weight gradients, 6H^2 + 6VH, less the 2H^2 of the first step's
+# dh_{t-1} (not propagated): 2.46 MFLOP for the default model on tinyshakespeare
+VOCAB=$(python3 -c 'import sys; print(len(set(open(sys.argv[1], encoding="utf-8").read())))' "$DATA")
+python3 - "$tmp/results" "$ITERS" "$ROUNDS" "$VOCAB" <<'PY'
 import sys, statistics
 rows = {}
 for line in open(sys.argv[1]):
     name, its = line.split()
     rows.setdefault(name, []).append(float(its))
 med = {k: statistics.median(v) for k, v in rows.items()}
-print(f"{'implementation':<14} {'it/s (median)':>14} {'chars/s':>10} {'vs naive':>9} {'vs fast':>8}   runs")
+v, h = int(sys.argv[4]), 100
+flop = 25 * (6 * h * h + 6 * v * h) - 2 * h * h
+print(f"{'implementation':<14} {'it/s (median)':>14} {'chars/s':>10} {'GFLOP/s':>8} {'vs naive':>9} {'vs fast':>8}   runs")
 for name in ["charrnn-f64", "charrnn-f32", "numpy-naive", "numpy-fast"]:
     if name not in med:
         continue
     m = med[name]
     ratio = lambda ref: f"{m / med[ref]:.1f}x" if ref in med else "-"
     runs = " ".join(f"{x:.0f}" for x in rows[name])
-    print(f"{name:<14} {m:>14.0f} {m * 25:>10.0f} {ratio('numpy-naive'):>9} {ratio('numpy-fast'):>8}   {runs}")
-print(f"({sys.argv[2]} iterations per run, {sys.argv[3]} runs each, hidden 100, seq_length 25)")
+    print(f"{name:<14} {m:>14.0f} {m * 25:>10.0f} {m * flop / 1e9:>8.1f} {ratio('numpy-naive'):>9} {ratio('numpy-fast'):>8}   {runs}")
+print(f"({sys.argv[2]} iterations per run, {sys.argv[3]} runs each, hidden 100, seq_length 25, {flop / 1e6:.2f} MFLOP per iteration)")
 PY
 
 # ---- hidden 512, batch 1, seq 25: charrnn against the NumPy fast form ----
@@ -76,19 +82,22 @@ for r in $(seq "$ROUNDS"); do
     fi
 done
 echo
-python3 - "$tmp/h512" "$H512_ITERS" "$ROUNDS" <<'PY'
+python3 - "$tmp/h512" "$H512_ITERS" "$ROUNDS" "$VOCAB" <<'PY'
 import sys, statistics
 rows = {}
 for line in open(sys.argv[1]):
     name, its = line.split()
     rows.setdefault(name, []).append(float(its))
 med = {k: statistics.median(v) for k, v in rows.items()}
-print(f"{'hidden 512':<14} {'it/s (median)':>14} {'vs fast':>8}   runs")
+v, h = int(sys.argv[4]), 512
+flop = 25 * (6 * h * h + 6 * v * h) - 2 * h * h
+print(f"{'hidden 512':<14} {'it/s (median)':>14} {'GFLOP/s':>8} {'vs fast':>8}   runs")
 for name in ["charrnn-f64", "charrnn-f32", "numpy-fast"]:
     if name in med:
         ratio = f"{med[name] / med['numpy-fast']:.1f}x" if "numpy-fast" in med else "-"
-        print(f"{name:<14} {med[name]:>14.1f} {ratio:>8}   " + " ".join(f"{x:.1f}" for x in rows[name]))
-print(f"({sys.argv[2]} iterations per run, {sys.argv[3]} runs each, batch 1, seq_length 25)")
+        gflops = med[name] * flop / 1e9
+        print(f"{name:<14} {med[name]:>14.1f} {gflops:>8.1f} {ratio:>8}   " + " ".join(f"{x:.1f}" for x in rows[name]))
+print(f"({sys.argv[2]} iterations per run, {sys.argv[3]} runs each, batch 1, seq_length 25, {flop / 1e6:.1f} MFLOP per iteration)")
 PY
 
 # ---- sampling, single thread ----
