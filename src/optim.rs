@@ -232,14 +232,12 @@ impl<T: Real> Optimizer<T> {
         self.steps += 1;
         let (lr, eps, kind, t) = (T::c(learning_rate), T::c(EPS), self.kind, self.steps as i32);
         let update = |w: &mut [T], g: &mut [T], m: &mut [T], v: &mut [T]| {
-            if kind == Kind::Adagrad {
-                return adagrad_clipped(lr, eps, clip, w, g, m);
-            }
-            if let Some(limit) = clip {
+            // Adagrad clips as it goes; the others clip first
+            if let (Some(limit), false) = (clip, kind == Kind::Adagrad) {
                 self::clip(g, limit);
             }
             match kind {
-                Kind::Adagrad => unreachable!("done above"),
+                Kind::Adagrad => adagrad_clipped(lr, eps, clip, w, g, m),
                 Kind::RmsProp { decay } => rmsprop(lr, T::c(decay), eps, w, g, m),
                 Kind::Adam { beta1, beta2 } => {
                     // w -= lr / (1 - b1^t) * m / (sqrt(v) / sqrt(1 - b2^t) + eps)
