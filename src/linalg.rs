@@ -473,6 +473,8 @@ dispatch! {
 /// room for the 4 vectors of M they share (3 rows spill).
 const MAT_ROWS: usize = 2;
 const MAT_COLS: usize = BLOCK / 2;
+// the tile's loop below names its two rows
+const _: () = assert!(MAT_ROWS == 2);
 
 dispatch! {
     /// Y = X M for M laid out by [`pack_blocks_of`], X (rows, k), Y (rows, n): each
