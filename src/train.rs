@@ -17,7 +17,7 @@ use crate::corpus::IdSlice;
 use crate::data::{TextInfo, Vocab};
 use crate::history::{HistoryError, LossLog, Row};
 use crate::linalg::{Precision, Real};
-use crate::model::{self, Cell, Config, Model, State, Workspace, stream_scale};
+use crate::model::{Cell, Config, Model, State, Workspace, stream_scale};
 use crate::optim::{self, Kind, Optimizer};
 use crate::pair::Pair;
 use crate::sample::{self, Sampler};
@@ -492,7 +492,7 @@ impl<T: Real> Part<T> {
 }
 
 /// The parameters this thread updates when two share the update. When the
-/// output layer runs beside the recurrence ([`model::head_by_step`]), each thread
+/// output layer runs beside the recurrence ([`Workspace::runs_head_beside`]), each thread
 /// updates the weights it reads: this one everything before Why, the helper Why
 /// and by (measured on the default model, medians of 5: 9,780 it/s, against 9,474
 /// with Wx moved to the helper too). Else, the half that starts at the top
@@ -526,7 +526,7 @@ impl<T: Real> Trainer<T> {
         // outgrows about half an L2)
         let wh_bytes = config.hidden * config.hidden * std::mem::size_of::<T>();
         let split = k == 1 && wh_bytes >= SPLIT_FROM_BYTES;
-        let parts = (0..k)
+        let parts: Vec<Part<T>> = (0..k)
             .map(|i| {
                 let streams = i * b / k..(i + 1) * b / k;
                 let n = streams.len();
@@ -546,8 +546,7 @@ impl<T: Real> Trainer<T> {
                 }
             })
             .collect();
-        let head_beside =
-            k == 1 && pair.is_some() && !split && h.dropout == 0.0 && model::head_by_step(&config, h.seq_length, b);
+        let head_beside = k == 1 && parts[0].ws.runs_head_beside(h.dropout > 0.0);
         let mine = update_split(&config, split, head_beside);
         Trainer { threads: threads.clamp(1, k), parts, state, pair, mine }
     }

@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::linalg::Real;
 
-pub use network::{Workspace, head_by_step, stream_scale};
+pub use network::{Workspace, stream_scale};
 
 /// The recurrent cell of every layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

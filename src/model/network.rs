@@ -207,6 +207,14 @@ impl<T: Real> Workspace<T> {
         self.split = split_recurrence;
     }
 
+    /// Whether this workspace's training passes (its full chunk length, dropout
+    /// on or off) run the output layer on the helper beside the recurrence: one
+    /// stream with a pair that does not split steps, no dropout, and
+    /// [`head_by_step`]. The trainer gives each thread the weights it reads then.
+    pub fn runs_head_beside(&self, dropout: bool) -> bool {
+        !dropout && self.pair.is_some() && !self.split && head_by_step(&self.config, self.seq, self.batch)
+    }
+
     /// Rearranges `model`'s weights for one-character steps (a single stream):
     /// the sampler does this once and then feeds thousands of characters. The
     /// workspace must then only be used with this model, unchanged.
@@ -489,7 +497,6 @@ impl<T: Real> Model<T> {
         scale: T,
     ) -> f64 {
         assert_eq!(inputs.len(), targets.len());
-        ws.head_done = false;
         if ws.masks.is_empty() && head_by_step(&self.config, inputs.len() / ws.batch, ws.batch) {
             return self.forward_loss_by_step(inputs, targets, state, ws, scale);
         }
@@ -534,6 +541,7 @@ impl<T: Real> Model<T> {
         let beside = pair.as_deref().filter(|_| !ws.split);
         let rows = inputs.len();
         let top = Shared(ws.layers[self.config.layers - 1].hs.as_mut_ptr());
+        let output = (&self.params[ws.layout.why.clone()], &self.params[ws.layout.by.clone()]);
         let mut head = Head {
             ys: std::mem::take(&mut ws.ys),
             losses: std::mem::take(&mut ws.losses),
@@ -548,7 +556,7 @@ impl<T: Real> Model<T> {
             ByStep::Forward(ws, state) => {
                 self.forward_on(inputs, state, ws, if beside.is_some() { None } else { pair.as_deref() }, progress)
             }
-            ByStep::Head(head) => self.head(targets, top, progress, scale, head),
+            ByStep::Head(head) => self.head(targets, top, progress, scale, output, head),
         });
         let loss = head.losses[..rows].iter().sum();
         (ws.ys, ws.losses, ws.dcur, ws.whyt, ws.whyb) = (head.ys, head.losses, head.dtop, head.whyt, head.whyb);
@@ -560,10 +568,17 @@ impl<T: Real> Model<T> {
     /// h_t (row t + 1 of the top layer's `hs`, at `top`) is written (`progress`
     /// above t, when given), y_t = h_t Why^T + by, the loss and
     /// dy_t = (softmax(y_t) - onehot) * scale in place of y_t, and dtop_t = dy_t Why.
-    fn head(&self, targets: &[u32], top: Shared<T>, progress: Option<&AtomicUsize>, scale: T, head: &mut Head<T>) {
+    /// `output` is (Why, by).
+    fn head(
+        &self,
+        targets: &[u32],
+        top: Shared<T>,
+        progress: Option<&AtomicUsize>,
+        scale: T,
+        (why, by): (&[T], &[T]),
+        head: &mut Head<T>,
+    ) {
         let (v, hd) = (self.config.vocab, self.config.hidden);
-        let layout = self.config.layout();
-        let (why, by) = (&self.params[layout.why], &self.params[layout.by]);
         // laid out here, so that Why stays in this thread's cache
         linalg::pack_blocks_of_transpose(why, v, hd, &mut head.whyt);
         linalg::pack_blocks_of(why, v, hd, 0..hd, &mut head.whyb);
@@ -1001,7 +1016,7 @@ fn softmax_loss<T: Real>(row: &mut [T], target: usize, scale: T) -> f64 {
 /// against 8.3k it/s on two threads and 7.6k against 7.7k on one; hidden 128,
 /// 7.3k against 6.1k; hidden 512 (Why 33k values), 657 against 674, no change
 /// outside the noise.
-pub fn head_by_step(c: &Config, steps: usize, batch: usize) -> bool {
+fn head_by_step(c: &Config, steps: usize, batch: usize) -> bool {
     batch == 1 && steps >= TRANSPOSE_FROM && c.vocab * c.hidden <= HEAD_BY_STEP_MAX
 }
 
