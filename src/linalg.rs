@@ -614,6 +614,41 @@ dispatch! {
     }
 }
 
+/// Rows of y that [`strip_matvec`] keeps partial sums for at once (8 KB in f64).
+const MATVEC_ROWS: usize = 128;
+
+dispatch! {
+    /// y = M x for M: (k, n) packed by [`pack_strips`], k = y.len(), n = x.len():
+    /// the other product through the strips that [`strip_vecmat`] reads, so one
+    /// layout of Wh^T serves the forward and the backward recurrence. Each strip is
+    /// read straight through, 128 rows at a time, into 8 lanes of partial sums per
+    /// row (they stay in L1); a row's lanes are added in a fixed tree at the end.
+    pub fn strip_matvec<T: Real>(packed: &[T], x: &[T], y: &mut [T]) {
+        let k = y.len();
+        debug_assert_eq!(packed.len(), k * x.len());
+        let rows = packed.as_chunks::<TILE_COLS>().0;
+        let (xs, tail) = x.as_chunks::<TILE_COLS>();
+        debug_assert!(tail.is_empty(), "n is a multiple of the strip width");
+        for (r0, y) in (0..k).step_by(MATVEC_ROWS).zip(y.chunks_mut(MATVEC_ROWS)) {
+            let mut acc = [[T::zero(); 8]; MATVEC_ROWS];
+            for (strip, xc) in rows.chunks_exact(k).zip(xs) {
+                for (a, m) in acc.iter_mut().zip(&strip[r0..r0 + y.len()]) {
+                    for c in 0..8 {
+                        a[c] = fma!(m[c], xc[c], a[c]);
+                    }
+                    for c in 0..8 {
+                        a[c] = fma!(m[c + 8], xc[c + 8], a[c]);
+                    }
+                }
+            }
+            for (y, a) in y.iter_mut().zip(&acc) {
+                let q: [T; 4] = std::array::from_fn(|c| a[c] + a[c + 4]);
+                *y = (q[0] + q[2]) + (q[1] + q[3]);
+            }
+        }
+    }
+}
+
 /// dst = src^T for row-major src: (rows, cols), dst: (cols, rows).
 pub fn transpose<T: Real>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
     debug_assert_eq!(src.len(), rows * cols);
@@ -805,6 +840,20 @@ mod tests {
             assert_eq!(y, want.iter().copied().collect::<Vec<_>>(), "{m}x{k}x{n}");
             strip_vecmat(x.as_slice().unwrap(), &packed, &mut y, m, true);
             assert_eq!(y, (&want * 2.0).iter().copied().collect::<Vec<_>>(), "{m}x{k}x{n} accumulate");
+        }
+    }
+
+    #[test]
+    fn strip_matvec_agrees_with_ndarray() {
+        // k odd leaves one row after the pairs
+        for (k, n) in [(1, 16), (2, 16), (7, 32), (33, 48), (300, 64)] {
+            let m = ndarray::Array2::from_shape_fn((k, n), |(i, j)| ((i * 2 + j) % 9) as f64 * 0.5 - 2.0);
+            let x = ndarray::Array1::from_shape_fn(n, |j| ((j * 3) % 7) as f64 - 3.0);
+            let mut packed = vec![0.0; k * n];
+            pack_strips(TILE_COLS, k, n, |i, j| m[[i, j]], &mut packed);
+            let mut y = vec![f64::NAN; k];
+            strip_matvec(&packed, x.as_slice().unwrap(), &mut y);
+            assert_eq!(y, m.dot(&x).to_vec(), "{k}x{n}");
         }
     }
 

@@ -48,8 +48,14 @@ pub struct Workspace<T> {
     /// 16-column strips (or in `block_vecmat`'s blocks when GH does not divide
     /// into strips)
     wht: Vec<T>,
+    /// The layer whose Wh `wht` holds in strips (laid out by the last forward pass)
+    wht_layer: Option<usize>,
     /// (GH, H): Wh for the backward recurrence, in strips or blocks as `wht`
+    /// (a one-stream tanh RNN goes back through `wht` instead)
     whp: Vec<T>,
+    /// (2, 2, H): a one-stream tanh RNN's dh_{t-1} in two partial sums, one per
+    /// half of Wh's rows, for steps of each parity (see [`back_through_strips`])
+    parts: Vec<T>,
     /// (B, H): gradient reaching h_t
     dh: Vec<T>,
     /// (B, H): gradient reaching h_{t-1} from step t
@@ -177,7 +183,9 @@ impl<T: Real> Workspace<T> {
             losses: vec![0.0; tb],
             hp: z(batch * gh),
             wht: z(if seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
+            wht_layer: None,
             whp: z(if seq >= TRANSPOSE_FROM { h * gh } else { 0 }),
+            parts: z(if seq >= TRANSPOSE_FROM { 4 * h } else { 0 }),
             dh: z(batch * h),
             dh_next: z(batch * h),
             dc: z(batch * h),
@@ -372,12 +380,12 @@ impl<T: Real> Model<T> {
                 (ws.split && pair.is_some() && c.cell == Cell::Rnn && b == 1 && inference.is_none() && transposed)
                     .then(|| split_column(gh, width.is_some()))
                     .flatten();
+            ws.wht_layer = None;
             match width.filter(|_| transposed) {
-                // strip s is rows 16s.. of Wh; each thread lays out the strips it reads
-                Some(w) => by_rows(pair, &mut ws.wht, w * hd, |strips, out| {
-                    let rows = strips.start * w..strips.end * w;
-                    linalg::pack_strips_of_transpose(&wh[rows.start * hd..rows.end * hd], rows.len(), hd, out)
-                }),
+                Some(_) => {
+                    pack_wht_strips(pair, &mut ws.wht, wh, hd);
+                    ws.wht_layer = Some(l);
+                }
                 // blocks: each thread of a split recurrence lays out the part it reads
                 None if transposed => {
                     let mid = split.unwrap_or(gh);
@@ -551,13 +559,20 @@ impl<T: Real> Model<T> {
         };
         let progress = AtomicUsize::new(0);
         let progress = beside.map(|_| &progress);
-        let jobs = [ByStep::Forward(&mut *ws, state), ByStep::Head(&mut head)];
-        pair::each(beside, jobs, |_, job| match job {
-            ByStep::Forward(ws, state) => {
-                self.forward_on(inputs, state, ws, if beside.is_some() { None } else { pair.as_deref() }, progress)
+        match beside {
+            Some(_) => {
+                let jobs = [ByStep::Forward(&mut *ws, state), ByStep::Head(&mut head)];
+                pair::each(beside, jobs, |_, job| match job {
+                    ByStep::Forward(ws, state) => self.forward_on(inputs, state, ws, None, progress),
+                    ByStep::Head(head) => self.head(targets, top, progress, scale, output, head),
+                });
             }
-            ByStep::Head(head) => self.head(targets, top, progress, scale, output, head),
-        });
+            None => {
+                // after the recurrence; a pair that split its steps takes half the steps each
+                self.forward_on(inputs, state, ws, pair.as_deref(), None);
+                self.head_in_halves(targets, top, scale, output, &mut head, pair.as_deref());
+            }
+        }
         let loss = head.losses[..rows].iter().sum();
         (ws.ys, ws.losses, ws.dcur, ws.whyt, ws.whyb) = (head.ys, head.losses, head.dtop, head.whyt, head.whyb);
         ws.head_done = true;
@@ -582,6 +597,7 @@ impl<T: Real> Model<T> {
         // laid out here, so that Why stays in this thread's cache
         linalg::pack_blocks_of_transpose(why, v, hd, &mut head.whyt);
         linalg::pack_blocks_of(why, v, hd, 0..hd, &mut head.whyb);
+        let (whyt, whyb) = (&head.whyt[..], &head.whyb[..]);
         // the steps written so far, all at once (a load of Why then serves several)
         let (mut t, steps) = (0, targets.len());
         while t < steps {
@@ -595,15 +611,45 @@ impl<T: Real> Model<T> {
             // SAFETY: rows t + 1 ..= ready are written (and published when another
             // thread writes them) and nothing writes them until this pass is over
             let h = unsafe { std::slice::from_raw_parts(top.ptr().add((t + 1) * hd), (ready - t) * hd) };
-            let ys = &mut head.ys[t * v..ready * v];
-            linalg::block_matmat(h, &head.whyt, ys, v);
-            linalg::add_row(ys, by);
-            for ((y, &target), loss) in ys.chunks_exact_mut(v).zip(&targets[t..ready]).zip(&mut head.losses[t..ready]) {
-                *loss = softmax_loss(y, target as usize, scale);
-            }
-            linalg::block_matmat(ys, &head.whyb, &mut head.dtop[t * hd..ready * hd], hd);
+            let out = (&mut head.ys[t * v..ready * v], &mut head.losses[t..ready], &mut head.dtop[t * hd..ready * hd]);
+            head_steps(h, &targets[t..ready], scale, (whyt, whyb, by), out);
             t = ready;
         }
+    }
+
+    /// [`Model::head`] once the recurrence is over, the steps in two halves on
+    /// `pair` (each thread lays out one of Why's two layouts first). Every value is
+    /// the one `head` computes: `block_matmat` gives each row the same bits
+    /// however the rows are grouped.
+    fn head_in_halves(
+        &self,
+        targets: &[u32],
+        top: Shared<T>,
+        scale: T,
+        (why, by): (&[T], &[T]),
+        head: &mut Head<T>,
+        pair: Option<&Pair>,
+    ) {
+        let Some(pair) = pair.filter(|_| targets.len() >= 2) else {
+            return self.head(targets, top, None, scale, (why, by), head);
+        };
+        let (v, hd, steps) = (self.config.vocab, self.config.hidden, targets.len());
+        pair.each([&mut head.whyt, &mut head.whyb], |i, out| match i {
+            0 => linalg::pack_blocks_of_transpose(why, v, hd, out),
+            _ => linalg::pack_blocks_of(why, v, hd, 0..hd, out),
+        });
+        let mid = steps / 2;
+        let (ys0, ys1) = head.ys[..steps * v].split_at_mut(mid * v);
+        let (losses0, losses1) = head.losses[..steps].split_at_mut(mid);
+        let (dtop0, dtop1) = head.dtop[..steps * hd].split_at_mut(mid * hd);
+        let layouts = (&head.whyt[..], &head.whyb[..], by);
+        let halves = [(0..mid, ys0, losses0, dtop0), (mid..steps, ys1, losses1, dtop1)];
+        pair.each(halves, |_, (rows, ys, losses, dtop)| {
+            // SAFETY: the recurrence is over; rows 1..=T of the top layer's hs are
+            // only read until this pass is over
+            let h = unsafe { std::slice::from_raw_parts(top.ptr().add((rows.start + 1) * hd), rows.len() * hd) };
+            head_steps(h, &targets[rows], scale, layouts, (ys, losses, dtop));
+        });
     }
 
     /// Backward pass after `forward_loss` on the same `inputs`; overwrites `grads`.
@@ -681,10 +727,17 @@ impl<T: Real> Model<T> {
             let bh = b * hd;
             let width = strip_width(hd).filter(|_| steps >= TRANSPOSE_FROM);
             let blocks = width.is_none() && b == 1 && steps >= TRANSPOSE_FROM;
+            // one stream of a tanh RNN goes back through the forward's strips of Wh^T
+            let through_wht = c.cell == Cell::Rnn && b == 1 && width.is_some();
             let split = (ws.split && pair.is_some() && c.cell == Cell::Rnn && (width.is_some() || blocks) && b == 1)
                 .then(|| split_column(hd, width.is_some()))
                 .flatten();
-            if let Some(w) = width {
+            if through_wht {
+                if ws.wht_layer != Some(l) {
+                    pack_wht_strips(pair, &mut ws.wht, wh, hd);
+                    ws.wht_layer = Some(l);
+                }
+            } else if let Some(w) = width {
                 // strip s is columns 16s.. of Wh; each thread lays out the strips it reads
                 by_rows(pair, &mut ws.whp, w * gh, |strips, out| linalg::pack_strips_of(wh, gh, hd, strips.start, out));
             } else if blocks {
@@ -697,7 +750,49 @@ impl<T: Real> Model<T> {
             }
             ws.dh_next.fill(T::zero());
             ws.dc.fill(T::zero());
-            if let Some(mid) = split {
+            if let Some(mid) = split.filter(|_| through_wht) {
+                // each thread owns rows R of Wh (its strips of Wh^T, as in the forward
+                // pass): it takes dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh on R,
+                // then its partial sum dXP_t[R] Wh[R, :] of dh_{t-1}. The next step
+                // adds the two partial sums once both are there: one barrier a step,
+                // and the partial sums of consecutive steps in separate buffers
+                let (dxp_p, parts_p, dh_p) =
+                    (Shared(lw.dxp.as_mut_ptr()), Shared(ws.parts.as_mut_ptr()), Shared(ws.dh.as_mut_ptr()));
+                let (wht, hs) = (&ws.wht[..], &lw.hs[..]);
+                let step = |t: usize, i: usize| {
+                    let cols = if i == 0 { 0..mid } else { mid..hd };
+                    // SAFETY: each thread writes only its own rows of dh and of row t of
+                    // dxp, and its own partial sum of step t; it reads the other's partial
+                    // sum of step t + 1, complete since the last barrier and not written
+                    // again before the next one (it is step t - 1's buffer there)
+                    let at = |p: Shared<T>, start: usize, len: usize| unsafe {
+                        std::slice::from_raw_parts_mut(p.ptr().add(start), len)
+                    };
+                    let (dh, dxp_t) = (at(dh_p, cols.start, cols.len()), at(dxp_p, t * gh + cols.start, cols.len()));
+                    let dcur_t = &dcur[t * hd + cols.start..t * hd + cols.end];
+                    if t + 1 < steps {
+                        let next = (t + 1) % 2 * 2 * hd;
+                        let (p0, p1) = (
+                            at(parts_p, next + cols.start, cols.len()),
+                            at(parts_p, next + hd + cols.start, cols.len()),
+                        );
+                        for (((d, &a), &p0), &p1) in dh.iter_mut().zip(dcur_t).zip(&*p0).zip(&*p1) {
+                            *d = a + (p0 + p1);
+                        }
+                    } else {
+                        for (d, &a) in dh.iter_mut().zip(dcur_t) {
+                            *d = a + T::zero();
+                        }
+                    }
+                    rnn::backward(dh, &hs[(t + 1) * hd + cols.start..(t + 1) * hd + cols.end], dxp_t);
+                    if t > 0 {
+                        // truncated BPTT: nothing flows into the previous chunk
+                        let w = if i == 0 { &wht[..mid * hd] } else { &wht[mid * hd..] };
+                        linalg::strip_matvec(w, dxp_t, at(parts_p, t % 2 * 2 * hd + i * hd, hd));
+                    }
+                };
+                lockstep(pair, (0..steps).rev(), &step, &|_, _| {});
+            } else if let Some(mid) = split {
                 // each thread owns part of the columns (gh = hd for this cell): it takes
                 // dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh on them, then, once both
                 // parts of dXP_t are there, its part of dh_{t-1} = dXP_t Wh
@@ -765,6 +860,7 @@ impl<T: Real> Model<T> {
                 if t > 0 {
                     // Wh (GH, H) is already the row-major M of dh = dHP Wh
                     match width {
+                        Some(_) if through_wht => back_through_strips(&ws.wht, dhp_t, &mut ws.parts, &mut ws.dh_next),
                         Some(_) => linalg::strip_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, b, true),
                         None if blocks => linalg::block_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, true),
                         None if b == 1 => linalg::vecmat(dhp_t, wh, &mut ws.dh_next, true),
@@ -997,6 +1093,26 @@ struct Head<T> {
     whyb: Vec<T>,
 }
 
+/// The output layer for the rows h (several steps of one stream), Why laid out
+/// by [`Model::head`]: ys = h Why^T + by, the loss of each row, dY in place of
+/// ys, and dtop = dY Why. `layouts` is (Why^T in blocks, Why in blocks, by) and
+/// `out` is (ys, losses, dtop) for these rows.
+fn head_steps<T: Real>(
+    h: &[T],
+    targets: &[u32],
+    scale: T,
+    (whyt, whyb, by): (&[T], &[T], &[T]),
+    (ys, losses, dtop): (&mut [T], &mut [f64], &mut [T]),
+) {
+    let (v, hd) = (by.len(), dtop.len() / targets.len());
+    linalg::block_matmat(h, whyt, ys, v);
+    linalg::add_row(ys, by);
+    for ((y, &target), loss) in ys.chunks_exact_mut(v).zip(targets).zip(losses) {
+        *loss = softmax_loss(y, target as usize, scale);
+    }
+    linalg::block_matmat(ys, whyb, dtop, hd);
+}
+
 /// Softmax of one row of logits in place, then dy = (p - onehot(target)) * scale
 /// there; returns -ln p[target].
 fn softmax_loss<T: Real>(row: &mut [T], target: usize, scale: T) -> f64 {
@@ -1042,6 +1158,35 @@ fn split_column(n: usize, strips: bool) -> Option<usize> {
         (n / 2 + linalg::BLOCK / 2) / linalg::BLOCK * linalg::BLOCK
     };
     (mid > 0 && mid < n && (strips || mid <= n / linalg::BLOCK * linalg::BLOCK)).then_some(mid)
+}
+
+/// Lays out Wh^T (H, GH) in strips of 16 of its columns, strip s from rows 16s..
+/// of Wh (GH, H): on a pair, each thread the strips it later reads.
+fn pack_wht_strips<T: Real>(pair: Option<&Pair>, wht: &mut [T], wh: &[T], hd: usize) {
+    let w = linalg::TILE_COLS;
+    by_rows(pair, wht, w * hd, |strips, out| {
+        let rows = strips.start * w..strips.end * w;
+        linalg::pack_strips_of_transpose(&wh[rows.start * hd..rows.end * hd], rows.len(), hd, out)
+    })
+}
+
+/// dh_{t-1} = dXP_t Wh for one stream of a tanh RNN, from Wh^T in strips
+/// (`wht`, as the forward pass laid it out): the partial sums over the two halves
+/// of Wh's rows that a split recurrence takes on two threads, added the same way,
+/// so one thread computes the same bits. `parts` holds the partial sums.
+fn back_through_strips<T: Real>(wht: &[T], dxp_t: &[T], parts: &mut [T], dh_next: &mut [T]) {
+    let hd = dh_next.len();
+    match split_column(hd, true) {
+        Some(mid) => {
+            let (p0, p1) = parts[..2 * hd].split_at_mut(hd);
+            linalg::strip_matvec(&wht[..mid * hd], &dxp_t[..mid], p0);
+            linalg::strip_matvec(&wht[mid * hd..], &dxp_t[mid..], p1);
+            for ((n, &p0), &p1) in dh_next.iter_mut().zip(&*p0).zip(&*p1) {
+                *n = p0 + p1;
+            }
+        }
+        None => linalg::strip_matvec(wht, dxp_t, dh_next),
+    }
 }
 
 /// y = x M (or y += x M) for one stream, M in strips or in blocks.
