@@ -564,6 +564,31 @@ pub fn pack_strips_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut 
     }
 }
 
+/// acc += x R for the rows R of one strip (x.len() of them): even and odd rows
+/// into separate sums, added at the end (one set of 16 lanes would wait on the
+/// FMA latency at every row).
+#[inline(always)]
+fn strip_rows<T: Real, const FUSED: bool>(x: &[T], rows: &[[T; TILE_COLS]], acc: &mut [T; TILE_COLS]) {
+    let fma = |x: T, y: T, acc: T| if FUSED { x.mul_add(y, acc) } else { acc + x * y };
+    let mut odd = [T::zero(); TILE_COLS];
+    let (pairs, last) = x.as_chunks::<2>();
+    for (a, b) in pairs.iter().zip(rows.as_chunks::<2>().0) {
+        for c in 0..TILE_COLS {
+            acc[c] = fma(a[0], b[0][c], acc[c]);
+            odd[c] = fma(a[1], b[1][c], odd[c]);
+        }
+    }
+    if let [a] = last {
+        let b = &rows[x.len() - 1];
+        for c in 0..TILE_COLS {
+            acc[c] = fma(*a, b[c], acc[c]);
+        }
+    }
+    for c in 0..TILE_COLS {
+        acc[c] = acc[c] + odd[c];
+    }
+}
+
 dispatch! {
     /// Y = X M (or Y += X M) for row-major X: (m, k), Y: (m, n) and M packed by
     /// [`pack_strips`]: the batched form of [`vecmat`], for the recurrence of a few
@@ -603,13 +628,28 @@ dispatch! {
                 if accumulate {
                     acc.copy_from_slice(&y[r * n + c0..r * n + c0 + TILE_COLS]);
                 }
-                for (&a, b) in x[r * k..(r + 1) * k].iter().zip(strip.as_chunks::<TILE_COLS>().0) {
-                    for c in 0..TILE_COLS {
-                        acc[c] = fma!(a, b[c], acc[c]);
-                    }
-                }
+                strip_rows::<T, FUSED>(&x[r * k..(r + 1) * k], strip.as_chunks::<TILE_COLS>().0, &mut acc);
                 y[r * n + c0..r * n + c0 + TILE_COLS].copy_from_slice(&acc);
             }
+        }
+    }
+}
+
+dispatch! {
+    /// y = x M[k0.., :] for one stream: M (k, n) packed by [`pack_strips`], x the
+    /// values for its rows k0..k0 + x.len(), y: (n). Each column's sum is the one
+    /// [`strip_vecmat`] takes over those rows alone, so a product split into parts
+    /// over rows, added in a fixed way, has the same bits on any thread.
+    pub fn strip_vecmat_rows<T: Real>(x: &[T], packed: &[T], k0: usize, y: &mut [T]) {
+        let n = y.len();
+        let k = packed.len() / n;
+        debug_assert!(k0 + x.len() <= k && packed.len() == k * n);
+        let (ys, tail) = y.as_chunks_mut::<TILE_COLS>();
+        debug_assert!(tail.is_empty(), "n is a multiple of the strip width");
+        for (strip, y) in packed.chunks_exact(k * TILE_COLS).zip(ys) {
+            let rows = &strip.as_chunks::<TILE_COLS>().0[k0..k0 + x.len()];
+            *y = [T::zero(); TILE_COLS];
+            strip_rows::<T, FUSED>(x, rows, y);
         }
     }
 }
@@ -618,18 +658,19 @@ dispatch! {
 const MATVEC_ROWS: usize = 128;
 
 dispatch! {
-    /// y = M x for M: (k, n) packed by [`pack_strips`], k = y.len(), n = x.len():
-    /// the other product through the strips that [`strip_vecmat`] reads, so one
-    /// layout of Wh^T serves the forward and the backward recurrence. Each strip is
-    /// read straight through, 128 rows at a time, into 8 lanes of partial sums per
-    /// row (they stay in L1); a row's lanes are added in a fixed tree at the end.
-    pub fn strip_matvec<T: Real>(packed: &[T], x: &[T], y: &mut [T]) {
-        let k = y.len();
-        debug_assert_eq!(packed.len(), k * x.len());
+    /// y = (M x)[k0..k0 + y.len()] for M: (k, n) packed by [`pack_strips`],
+    /// n = x.len(): the other product through the strips that [`strip_vecmat`]
+    /// reads, so one layout of Wh^T serves the forward and the backward
+    /// recurrence. Each strip is read straight through, 128 rows at a time, into
+    /// 8 lanes of partial sums per row (they stay in L1); a row's lanes are added
+    /// in a fixed tree at the end, so a row's value does not depend on `k0`.
+    pub fn strip_matvec<T: Real>(packed: &[T], x: &[T], k0: usize, y: &mut [T]) {
+        let k = packed.len() / x.len();
+        debug_assert!(packed.len() == k * x.len() && k0 + y.len() <= k);
         let rows = packed.as_chunks::<TILE_COLS>().0;
         let (xs, tail) = x.as_chunks::<TILE_COLS>();
         debug_assert!(tail.is_empty(), "n is a multiple of the strip width");
-        for (r0, y) in (0..k).step_by(MATVEC_ROWS).zip(y.chunks_mut(MATVEC_ROWS)) {
+        for (r0, y) in (k0..k0 + y.len()).step_by(MATVEC_ROWS).zip(y.chunks_mut(MATVEC_ROWS)) {
             let mut acc = [[T::zero(); 8]; MATVEC_ROWS];
             for (strip, xc) in rows.chunks_exact(k).zip(xs) {
                 for (a, m) in acc.iter_mut().zip(&strip[r0..r0 + y.len()]) {
@@ -852,8 +893,40 @@ mod tests {
             let mut packed = vec![0.0; k * n];
             pack_strips(TILE_COLS, k, n, |i, j| m[[i, j]], &mut packed);
             let mut y = vec![f64::NAN; k];
-            strip_matvec(&packed, x.as_slice().unwrap(), &mut y);
+            strip_matvec(&packed, x.as_slice().unwrap(), 0, &mut y);
             assert_eq!(y, m.dot(&x).to_vec(), "{k}x{n}");
+        }
+    }
+
+    /// The products over parts of a strip layout that a split recurrence takes
+    /// (runs of rows of M x, sums over runs of M's rows) have the bits of the
+    /// whole, for values that round.
+    #[test]
+    fn strip_products_in_parts_have_the_bits_of_the_whole() {
+        for (k, n) in [(7, 32), (33, 48), (300, 64)] {
+            let m: Vec<f64> = (0..k * n).map(|i| (i as f64 * 0.37).sin()).collect();
+            let mut packed = vec![0.0; k * n];
+            pack_strips(TILE_COLS, k, n, |i, j| m[i * n + j], &mut packed);
+            let x: Vec<f64> = (0..n).map(|j| (j as f64 * 1.3).cos()).collect();
+            let mut whole = vec![0.0; k];
+            strip_matvec(&packed, &x, 0, &mut whole);
+            for rows in [0..k / 3, k / 3..k - k / 4, k - 1..k] {
+                let mut part = vec![f64::NAN; rows.len()];
+                strip_matvec(&packed, &x, rows.start, &mut part);
+                assert!(part == whole[rows.clone()], "{k}x{n} rows {rows:?} of M x");
+            }
+            // x M over all rows is strip_vecmat's; over parts, close to it
+            let xk: Vec<f64> = (0..k).map(|i| (i as f64 * 0.71).sin()).collect();
+            let (mut want, mut got, mut part) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
+            strip_vecmat(&xk, &packed, &mut want, 1, false);
+            strip_vecmat_rows(&xk, &packed, 0, &mut got);
+            assert!(got == want, "{k}x{n}: all rows");
+            let mid = k / 2;
+            strip_vecmat_rows(&xk[..mid], &packed, 0, &mut got);
+            strip_vecmat_rows(&xk[mid..], &packed, mid, &mut part);
+            for ((a, b), w) in got.iter().zip(&part).zip(&want) {
+                assert!((a + b - w).abs() < 1e-12, "{k}x{n}: {a} + {b} against {w}");
+            }
         }
     }
 

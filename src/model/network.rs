@@ -401,9 +401,48 @@ impl<T: Real> Model<T> {
             if c.cell == Cell::Lstm {
                 cs[..bh].copy_from_slice(&state.c[l]);
             }
-            if let Some(mid) = split {
+            // a tanh RNN with one stream sums h_{t-1} Wh^T over Wh^T's rows in two
+            // parts, the units each thread of a split recurrence computes
+            let parts = (c.cell == Cell::Rnn && b == 1 && inference.is_none() && transposed)
+                .then(|| width.and_then(|_| split_column(gh, true)))
+                .flatten();
+            if let (Some(mid), Some(pair)) = (split.filter(|_| width.is_some()), pair) {
+                // each thread owns units R (rows of Wh: its strips of Wh^T, columns of
+                // HP): HP[R] = h_{t-1}[:mid] Wh^T[:mid, R] + h_{t-1}[mid:] Wh^T[mid:, R],
+                // then h_t[R] = tanh(xp_t[R] + HP[R]). It takes the part over its own
+                // units of h_{t-1} first, then waits for the other's units: the other
+                // thread can run up to one part behind without holding it up
+                let (hs_p, hp_p, parts_p) =
+                    (Shared(hs.as_mut_ptr()), Shared(ws.hp.as_mut_ptr()), Shared(ws.parts.as_mut_ptr()));
+                let (wht, xp) = (&ws.wht[..], &*xp);
+                let written = [AtomicUsize::new(0), AtomicUsize::new(0)];
+                pair.run(&|i| {
+                    let units = |i: usize| if i == 0 { 0..mid } else { mid..hd };
+                    let (own, other, w) =
+                        (units(i), units(1 - i), if i == 0 { &wht[..mid * hd] } else { &wht[mid * hd..] });
+                    // SAFETY: each thread writes only its own units of hp, parts and of
+                    // hs's rows 1.., and reads the other's units of row t of hs once the
+                    // other has published them
+                    let at = |p: Shared<T>, start: usize, len: usize| unsafe {
+                        std::slice::from_raw_parts_mut(p.ptr().add(start), len)
+                    };
+                    let (hp, part) = (at(hp_p, own.start, own.len()), at(parts_p, own.start, own.len()));
+                    for t in 0..steps {
+                        linalg::strip_vecmat_rows(at(hs_p, t * hd + own.start, own.len()), w, own.start, hp);
+                        pair::wait_until(|| written[1 - i].load(Ordering::Acquire) >= t);
+                        linalg::strip_vecmat_rows(at(hs_p, t * hd + other.start, other.len()), w, other.start, part);
+                        hp.iter_mut().zip(&*part).for_each(|(a, &b)| *a = *a + b);
+                        rnn::forward(
+                            &xp[t * gh + own.start..t * gh + own.end],
+                            hp,
+                            at(hs_p, (t + 1) * hd + own.start, own.len()),
+                        );
+                        written[i].store(t + 1, Ordering::Release);
+                    }
+                });
+            } else if let Some(mid) = split {
                 // h_t = tanh(xp_t + h_{t-1} Wh^T): each thread multiplies by its part of
-                // Wh^T's strips or blocks and takes tanh of its own columns (gh = hd here)
+                // Wh^T's blocks and takes tanh of its own columns (gh = hd here)
                 let strips = width.is_some();
                 let (hs_p, hp_p) = (Shared(hs.as_mut_ptr()), Shared(ws.hp.as_mut_ptr()));
                 let (wht, xp) = (&ws.wht[..], &*xp);
@@ -435,6 +474,11 @@ impl<T: Real> Model<T> {
                     linalg::a_bt(h_prev, wh, &mut ws.hp, b, hd, gh, T::zero());
                 } else if width.is_none() {
                     linalg::block_vecmat(h_prev, &ws.wht, &mut ws.hp, false);
+                } else if let Some(mid) = parts {
+                    // in two parts, added as a split recurrence adds them
+                    linalg::strip_vecmat_rows(&h_prev[..mid], &ws.wht, 0, &mut ws.hp);
+                    linalg::strip_vecmat_rows(&h_prev[mid..], &ws.wht, mid, &mut ws.parts[..gh]);
+                    ws.hp.iter_mut().zip(&ws.parts).for_each(|(a, &b)| *a = *a + b);
                 } else {
                     linalg::strip_vecmat(h_prev, &ws.wht, &mut ws.hp, b, false);
                 }
@@ -660,11 +704,35 @@ impl<T: Real> Model<T> {
         let pair = ws.pair.clone();
         let pair = pair.as_deref();
         let (why, by) = (ws.layout.why.clone(), ws.layout.by.clone());
-        let dwhy = |dy: &[T], top: &[T], gwhy: &mut [T], gby: &mut [T]| {
-            linalg::at_b(dy, top, gwhy, v, tb, hd, T::zero());
+        // rows `r` of dWhy = dY^T top and entries `r` of dby = sum_rows dY
+        let dwhy_rows = |r: Range<usize>, dy: &[T], top: &[T], gwhy: &mut [T], gby: &mut [T]| {
+            linalg::at_b_rows(dy, top, gwhy, v, tb, hd, r.clone(), T::zero());
             gby.fill(T::zero());
-            linalg::sum_rows_acc(dy, gby);
+            for row in dy.chunks_exact(v) {
+                gby.iter_mut().zip(&row[r.clone()]).for_each(|(a, &d)| *a = *a + d);
+            }
         };
+        let dwhy = |dy: &[T], top: &[T], gwhy: &mut [T], gby: &mut [T]| dwhy_rows(0..v, dy, top, gwhy, gby);
+
+        if ws.head_done && ws.split {
+            // the pair splits the steps: both threads take half of dWhy's rows, then
+            // go back through the layers together
+            ws.head_done = false;
+            let [gwhy, gby] = grads.get_disjoint_mut([why.clone(), by]).expect("disjoint tensors");
+            let top = &ws.layers[c.layers - 1].hs[hd..(tb + 1) * hd];
+            let dy = &ws.ys[..tb * v];
+            match halves(pair, v) {
+                Some((pair, mid)) => {
+                    let ([w0, w1], (b0, b1)) = (split_rows(gwhy, hd, mid), gby.split_at_mut(mid));
+                    pair.each([(0..mid, w0, b0), (mid..v, w1, b1)], |_, (r, gwhy, gby)| {
+                        dwhy_rows(r, dy, top, gwhy, gby)
+                    });
+                }
+                None => dwhy(dy, top, gwhy, gby),
+            }
+            self.backward_layers(inputs, grads, ws, pair);
+            return;
+        }
 
         if std::mem::take(&mut ws.head_done) {
             // dtop is there (see `head`): dWhy = dY^T top and dby on the helper while
@@ -750,48 +818,58 @@ impl<T: Real> Model<T> {
             }
             ws.dh_next.fill(T::zero());
             ws.dc.fill(T::zero());
-            if let Some(mid) = split.filter(|_| through_wht) {
-                // each thread owns rows R of Wh (its strips of Wh^T, as in the forward
-                // pass): it takes dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh on R,
-                // then its partial sum dXP_t[R] Wh[R, :] of dh_{t-1}. The next step
-                // adds the two partial sums once both are there: one barrier a step,
-                // and the partial sums of consecutive steps in separate buffers
+            if let (Some(mid), Some(pair)) = (split.filter(|_| through_wht), pair) {
+                // each thread owns units R (rows of Wh, its strips of Wh^T, as in the
+                // forward pass): it takes dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh
+                // on R, then its partial sum dXP_t[R] Wh[R, :] of dh_{t-1}, the other's
+                // units first; it publishes those and the other thread adds them to its
+                // own for the next step. Steps of each parity have their own buffers
                 let (dxp_p, parts_p, dh_p) =
                     (Shared(lw.dxp.as_mut_ptr()), Shared(ws.parts.as_mut_ptr()), Shared(ws.dh.as_mut_ptr()));
                 let (wht, hs) = (&ws.wht[..], &lw.hs[..]);
-                let step = |t: usize, i: usize| {
-                    let cols = if i == 0 { 0..mid } else { mid..hd };
-                    // SAFETY: each thread writes only its own rows of dh and of row t of
-                    // dxp, and its own partial sum of step t; it reads the other's partial
-                    // sum of step t + 1, complete since the last barrier and not written
-                    // again before the next one (it is step t - 1's buffer there)
+                // per thread: steps whose partial sum for the other's units is written
+                let written = [AtomicUsize::new(0), AtomicUsize::new(0)];
+                pair.run(&|i| {
+                    let units = |i: usize| if i == 0 { 0..mid } else { mid..hd };
+                    let (own, other, w) =
+                        (units(i), units(1 - i), if i == 0 { &wht[..mid * hd] } else { &wht[mid * hd..] });
+                    // SAFETY: each thread writes only its own units of dh and of dxp's
+                    // rows, and its own partial sums (buffer t % 2, thread i). It reads
+                    // the other's partial sum of step t + 1 on its units once published;
+                    // the other writes that buffer again only for step t - 1, after
+                    // waiting for this thread's partial sum of step t, published later
                     let at = |p: Shared<T>, start: usize, len: usize| unsafe {
                         std::slice::from_raw_parts_mut(p.ptr().add(start), len)
                     };
-                    let (dh, dxp_t) = (at(dh_p, cols.start, cols.len()), at(dxp_p, t * gh + cols.start, cols.len()));
-                    let dcur_t = &dcur[t * hd + cols.start..t * hd + cols.end];
-                    if t + 1 < steps {
-                        let next = (t + 1) % 2 * 2 * hd;
-                        let (p0, p1) = (
-                            at(parts_p, next + cols.start, cols.len()),
-                            at(parts_p, next + hd + cols.start, cols.len()),
-                        );
-                        for (((d, &a), &p0), &p1) in dh.iter_mut().zip(dcur_t).zip(&*p0).zip(&*p1) {
-                            *d = a + (p0 + p1);
+                    let dh = at(dh_p, own.start, own.len());
+                    for t in (0..steps).rev() {
+                        let dcur_t = &dcur[t * hd + own.start..t * hd + own.end];
+                        if t + 1 < steps {
+                            pair::wait_until(|| written[1 - i].load(Ordering::Acquire) >= steps - t - 1);
+                            let next = (t + 1) % 2 * 2 * hd;
+                            let (p0, p1) = (
+                                at(parts_p, next + own.start, own.len()),
+                                at(parts_p, next + hd + own.start, own.len()),
+                            );
+                            for (((d, &a), &p0), &p1) in dh.iter_mut().zip(dcur_t).zip(&*p0).zip(&*p1) {
+                                *d = a + (p0 + p1);
+                            }
+                        } else {
+                            for (d, &a) in dh.iter_mut().zip(dcur_t) {
+                                *d = a + T::zero();
+                            }
                         }
-                    } else {
-                        for (d, &a) in dh.iter_mut().zip(dcur_t) {
-                            *d = a + T::zero();
+                        let dxp_t = at(dxp_p, t * gh + own.start, own.len());
+                        rnn::backward(dh, &hs[(t + 1) * hd + own.start..(t + 1) * hd + own.end], dxp_t);
+                        if t > 0 {
+                            // truncated BPTT: nothing flows into the previous chunk
+                            let mine = t % 2 * 2 * hd + i * hd;
+                            linalg::strip_matvec(w, dxp_t, other.start, at(parts_p, mine + other.start, other.len()));
+                            written[i].store(steps - t, Ordering::Release);
+                            linalg::strip_matvec(w, dxp_t, own.start, at(parts_p, mine + own.start, own.len()));
                         }
                     }
-                    rnn::backward(dh, &hs[(t + 1) * hd + cols.start..(t + 1) * hd + cols.end], dxp_t);
-                    if t > 0 {
-                        // truncated BPTT: nothing flows into the previous chunk
-                        let w = if i == 0 { &wht[..mid * hd] } else { &wht[mid * hd..] };
-                        linalg::strip_matvec(w, dxp_t, at(parts_p, t % 2 * 2 * hd + i * hd, hd));
-                    }
-                };
-                lockstep(pair, (0..steps).rev(), &step, &|_, _| {});
+                });
             } else if let Some(mid) = split {
                 // each thread owns part of the columns (gh = hd for this cell): it takes
                 // dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh on them, then, once both
@@ -1179,13 +1257,13 @@ fn back_through_strips<T: Real>(wht: &[T], dxp_t: &[T], parts: &mut [T], dh_next
     match split_column(hd, true) {
         Some(mid) => {
             let (p0, p1) = parts[..2 * hd].split_at_mut(hd);
-            linalg::strip_matvec(&wht[..mid * hd], &dxp_t[..mid], p0);
-            linalg::strip_matvec(&wht[mid * hd..], &dxp_t[mid..], p1);
+            linalg::strip_matvec(&wht[..mid * hd], &dxp_t[..mid], 0, p0);
+            linalg::strip_matvec(&wht[mid * hd..], &dxp_t[mid..], 0, p1);
             for ((n, &p0), &p1) in dh_next.iter_mut().zip(&*p0).zip(&*p1) {
                 *n = p0 + p1;
             }
         }
-        None => linalg::strip_matvec(wht, dxp_t, dh_next),
+        None => linalg::strip_matvec(wht, dxp_t, 0, dh_next),
     }
 }
 
