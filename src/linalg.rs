@@ -670,9 +670,18 @@ dispatch! {
         let rows = packed.as_chunks::<TILE_COLS>().0;
         let (xs, tail) = x.as_chunks::<TILE_COLS>();
         debug_assert!(tail.is_empty(), "n is a multiple of the strip width");
+        let mut acc = [[T::zero(); 8]; MATVEC_ROWS];
         for (r0, y) in (k0..k0 + y.len()).step_by(MATVEC_ROWS).zip(y.chunks_mut(MATVEC_ROWS)) {
-            let mut acc = [[T::zero(); 8]; MATVEC_ROWS];
-            for (strip, xc) in rows.chunks_exact(k).zip(xs) {
+            // the first strip's products start the sums (no zeroing per block)
+            let mut strips = rows.chunks_exact(k).zip(xs);
+            if let Some((strip, xc)) = strips.next() {
+                for (a, m) in acc.iter_mut().zip(&strip[r0..r0 + y.len()]) {
+                    for c in 0..8 {
+                        a[c] = fma!(m[c + 8], xc[c + 8], m[c] * xc[c]);
+                    }
+                }
+            }
+            for (strip, xc) in strips {
                 for (a, m) in acc.iter_mut().zip(&strip[r0..r0 + y.len()]) {
                     for c in 0..8 {
                         a[c] = fma!(m[c], xc[c], a[c]);
