@@ -49,7 +49,7 @@ struct Inner {
 /// A value alone in its pair of cache lines (adjacent-line prefetch pairs them).
 #[repr(align(128))]
 #[derive(Default)]
-struct Padded<T>(T);
+pub(crate) struct Padded<T>(pub(crate) T);
 
 impl<T> std::ops::Deref for Padded<T> {
     type Target = T;

@@ -24,7 +24,7 @@ use rand::Rng;
 
 use super::{Cell, Config, Layout, Model, State, gru, lstm, rnn};
 use crate::linalg::{self, Real};
-use crate::pair::{self, Pair, SpinBarrier};
+use crate::pair::{self, Padded, Pair, SpinBarrier};
 
 /// Activations and scratch for one chunk size, allocated once and reused.
 pub struct Workspace<T> {
@@ -415,7 +415,8 @@ impl<T: Real> Model<T> {
                 let (hs_p, hp_p, parts_p) =
                     (Shared(hs.as_mut_ptr()), Shared(ws.hp.as_mut_ptr()), Shared(ws.parts.as_mut_ptr()));
                 let (wht, xp) = (&ws.wht[..], &*xp);
-                let written = [AtomicUsize::new(0), AtomicUsize::new(0)];
+                // per thread: steps whose h_t is written (each counter on its own lines)
+                let written = [Padded(AtomicUsize::new(0)), Padded(AtomicUsize::new(0))];
                 pair.run(&|i| {
                     let units = |i: usize| if i == 0 { 0..mid } else { mid..hd };
                     let (own, other, w) =
@@ -828,7 +829,8 @@ impl<T: Real> Model<T> {
                     (Shared(lw.dxp.as_mut_ptr()), Shared(ws.parts.as_mut_ptr()), Shared(ws.dh.as_mut_ptr()));
                 let (wht, hs) = (&ws.wht[..], &lw.hs[..]);
                 // per thread: steps whose partial sum for the other's units is written
-                let written = [AtomicUsize::new(0), AtomicUsize::new(0)];
+                // (each counter on its own lines)
+                let written = [Padded(AtomicUsize::new(0)), Padded(AtomicUsize::new(0))];
                 pair.run(&|i| {
                     let units = |i: usize| if i == 0 { 0..mid } else { mid..hd };
                     let (own, other, w) =
