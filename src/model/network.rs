@@ -679,9 +679,11 @@ impl<T: Real> Model<T> {
             return self.head(targets, top, None, scale, (why, by), head);
         };
         let (v, hd, steps) = (self.config.vocab, self.config.hidden, targets.len());
-        pair.each([&mut head.whyt, &mut head.whyb], |i, out| match i {
-            0 => linalg::pack_blocks_of_transpose(why, v, hd, out),
-            _ => linalg::pack_blocks_of(why, v, hd, 0..hd, out),
+        // the transpose (the slower) on the helper: this thread has more to do
+        // after a split recurrence
+        pair.each([&mut head.whyb, &mut head.whyt], |i, out| match i {
+            0 => linalg::pack_blocks_of(why, v, hd, 0..hd, out),
+            _ => linalg::pack_blocks_of_transpose(why, v, hd, out),
         });
         let mid = steps / 2;
         let (ys0, ys1) = head.ys[..steps * v].split_at_mut(mid * v);
