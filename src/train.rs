@@ -511,8 +511,13 @@ fn update_split(config: &Config, split_steps: bool, head_beside: bool) -> Range<
     start..start + n / 2
 }
 
-/// Smallest recurrent matrix whose steps are split across two threads.
-const SPLIT_FROM_BYTES: usize = 256 << 10;
+/// Smallest recurrent matrix whose steps are split across two threads, when H is
+/// a multiple of 16 (Wh in strips) and otherwise (in blocks). Alternated A/B with
+/// `--threads 1`, medians of 5-7: split, f64 hidden 144 5,893 against 5,288 it/s
+/// and 160 4,757 against 4,160, f32 hidden 224 5,024 against 4,288; not split,
+/// f64 hidden 128 7,391 against 6,741; hidden 150, in blocks, 4,340 against 4,469.
+const SPLIT_FROM_BYTES: usize = 160 << 10;
+const SPLIT_BLOCKS_FROM_BYTES: usize = 256 << 10;
 
 impl<T: Real> Trainer<T> {
     /// A trainer that runs the run's parts on up to `threads` threads.
@@ -522,10 +527,11 @@ impl<T: Real> Trainer<T> {
         // a pair when there are two threads (without one, if the system refuses a
         // thread: the results are the same, only slower)
         let pair = (threads >= 2).then(Pair::new).and_then(Result::ok).map(Arc::new);
-        // one stream splits each step's product (worth a barrier per step once Wh
-        // outgrows about half an L2)
+        // one stream splits each step's product (worth a hand-over per step once Wh
+        // outgrows a sixth of an L2)
         let wh_bytes = config.hidden * config.hidden * std::mem::size_of::<T>();
-        let split = k == 1 && wh_bytes >= SPLIT_FROM_BYTES;
+        let strips = config.hidden.is_multiple_of(crate::linalg::TILE_COLS);
+        let split = k == 1 && wh_bytes >= if strips { SPLIT_FROM_BYTES } else { SPLIT_BLOCKS_FROM_BYTES };
         let parts: Vec<Part<T>> = (0..k)
             .map(|i| {
                 let streams = i * b / k..(i + 1) * b / k;
