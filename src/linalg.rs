@@ -395,20 +395,24 @@ pub fn pack_blocks_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut 
 fn transpose_run<T: Real, const W: usize>(rows: &[T], k: usize, out: &mut [T]) {
     debug_assert!(rows.len() == W * k && out.len() == W * k);
     let quads = k / 4 * 4;
-    for i0 in (0..W).step_by(4) {
-        let r: [&[T]; 4] = std::array::from_fn(|q| &rows[(i0 + q) * k..(i0 + q + 1) * k]);
-        for j0 in (0..quads).step_by(4) {
-            let tile: [[T; 4]; 4] = std::array::from_fn(|q| r[q][j0..j0 + 4].try_into().expect("4 values"));
-            let columns: [[T; 4]; 4] = std::array::from_fn(|jj| std::array::from_fn(|q| tile[q][jj]));
-            for (jj, column) in columns.iter().enumerate() {
-                let at = (j0 + jj) * W + i0;
-                out[at..at + 4].copy_from_slice(column);
+    // in runs of 64 rows of `out` (8 KB at W = 16), which stay in L1 while the
+    // groups of four rows fill them (a 1 MB half of Wh: 47 -> 40 us)
+    for jb in (0..quads).step_by(64) {
+        for i0 in (0..W).step_by(4) {
+            let r: [&[T]; 4] = std::array::from_fn(|q| &rows[(i0 + q) * k..(i0 + q + 1) * k]);
+            for j0 in (jb..(jb + 64).min(quads)).step_by(4) {
+                let tile: [[T; 4]; 4] = std::array::from_fn(|q| r[q][j0..j0 + 4].try_into().expect("4 values"));
+                let columns: [[T; 4]; 4] = std::array::from_fn(|jj| std::array::from_fn(|q| tile[q][jj]));
+                for (jj, column) in columns.iter().enumerate() {
+                    let at = (j0 + jj) * W + i0;
+                    out[at..at + 4].copy_from_slice(column);
+                }
             }
         }
-        for j in quads..k {
-            for (q, row) in r.iter().enumerate() {
-                out[j * W + i0 + q] = row[j];
-            }
+    }
+    for j in quads..k {
+        for i in 0..W {
+            out[j * W + i] = rows[i * k + j];
         }
     }
 }
@@ -941,7 +945,8 @@ mod tests {
 
     #[test]
     fn fast_packers_match_pack_strips() {
-        for (k, n) in [(1, 16), (7, 32), (33, 48)] {
+        // k = 150: two runs of 64 rows of the transpose, a shorter one and a tail
+        for (k, n) in [(1, 16), (7, 32), (33, 48), (150, 32)] {
             let m: Vec<f64> = (0..k * n).map(|i| (i * 7 % 13) as f64 - 6.0).collect();
             let (mut want, mut got) = (vec![0.0; k * n], vec![f64::NAN; k * n]);
             pack_strips(TILE_COLS, k, n, |i, j| m[i * n + j], &mut want);
