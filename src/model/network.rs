@@ -335,12 +335,14 @@ impl<T: Real> Model<T> {
                 // one-hot input: row r of XP is column x_r of Wx
                 let wx = &p[lp.wx.clone()];
                 by_rows(pair, xp, gh, |rows, xp| {
-                    for (row, &x) in xp.chunks_exact_mut(gh).zip(&inputs[rows]) {
-                        for (k, a) in row.iter_mut().enumerate() {
-                            *a = wx[k * c.vocab + x as usize];
+                    // Wx read straight through, row k giving entry k of every row of
+                    // XP (a column of Wx at a time would touch a cache line per value)
+                    let xs = &inputs[rows];
+                    for (k, (wx_k, &b)) in wx.chunks_exact(c.vocab).zip(bias).enumerate() {
+                        for (row, &x) in xp.chunks_exact_mut(gh).zip(xs) {
+                            row[k] = wx_k[x as usize] + b;
                         }
                     }
-                    linalg::add_row(xp, bias);
                 });
             } else if l == 0 && uses_table(&c, tb) {
                 // XP row r = (embed Wx^T)[x_r]
