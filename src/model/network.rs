@@ -54,7 +54,8 @@ pub struct Workspace<T> {
     /// (a one-stream tanh RNN goes back through `wht` instead)
     whp: Vec<T>,
     /// (2, 2, H): a one-stream tanh RNN's dh_{t-1} in two partial sums, one per
-    /// half of Wh's rows, for steps of each parity (see [`back_through_strips`])
+    /// half of Wh's rows, for steps of each parity (see [`back_through_strips`]);
+    /// forward, its first H hold the second part of each step's h_{t-1} Wh^T
     parts: Vec<T>,
     /// (B, H): gradient reaching h_t
     dh: Vec<T>,
@@ -446,7 +447,6 @@ impl<T: Real> Model<T> {
             } else if let Some(mid) = split {
                 // h_t = tanh(xp_t + h_{t-1} Wh^T): each thread multiplies by its part of
                 // Wh^T's blocks and takes tanh of its own columns (gh = hd here)
-                let strips = width.is_some();
                 let (hs_p, hp_p) = (Shared(hs.as_mut_ptr()), Shared(ws.hp.as_mut_ptr()));
                 let (wht, xp) = (&ws.wht[..], &*xp);
                 let step = |t: usize, i: usize| {
@@ -458,7 +458,7 @@ impl<T: Real> Model<T> {
                     let h = unsafe {
                         std::slice::from_raw_parts_mut(hs_p.ptr().add((t + 1) * hd + cols.start), cols.len())
                     };
-                    one_stream_vecmat(strips, h_prev, w, hp, false);
+                    linalg::block_vecmat(h_prev, w, hp, false);
                     rnn::forward(&xp[t * gh + cols.start..t * gh + cols.end], hp, h);
                 };
                 lockstep(pair, 0..steps, &step, &|_, _| {});
@@ -879,8 +879,7 @@ impl<T: Real> Model<T> {
             } else if let Some(mid) = split {
                 // each thread owns part of the columns (gh = hd for this cell): it takes
                 // dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh on them, then, once both
-                // parts of dXP_t are there, its part of dh_{t-1} = dXP_t Wh
-                let strips = width.is_some();
+                // parts of dXP_t are there, its part of dh_{t-1} = dXP_t Wh (in blocks)
                 let (dxp_p, next_p) = (Shared(lw.dxp.as_mut_ptr()), Shared(ws.dh_next.as_mut_ptr()));
                 let dh_p = Shared(ws.dh.as_mut_ptr());
                 let (whp, hs) = (&ws.whp[..], &lw.hs[..]);
@@ -909,7 +908,7 @@ impl<T: Real> Model<T> {
                     // barrier) and add into their own columns of dh_next
                     let dxp_t = unsafe { std::slice::from_raw_parts(dxp_p.ptr().add(t * gh), gh) };
                     let y = unsafe { std::slice::from_raw_parts_mut(next_p.ptr().add(cols.start), cols.len()) };
-                    one_stream_vecmat(strips, dxp_t, w, y, true);
+                    linalg::block_vecmat(dxp_t, w, y, true);
                 };
                 lockstep(pair, (0..steps).rev(), &local, &product);
             }
@@ -1270,15 +1269,6 @@ fn back_through_strips<T: Real>(wht: &[T], dxp_t: &[T], parts: &mut [T], dh_next
             }
         }
         None => linalg::strip_matvec(wht, dxp_t, 0, dh_next),
-    }
-}
-
-/// y = x M (or y += x M) for one stream, M in strips or in blocks.
-fn one_stream_vecmat<T: Real>(strips: bool, x: &[T], packed: &[T], y: &mut [T], accumulate: bool) {
-    if strips {
-        linalg::strip_vecmat(x, packed, y, 1, accumulate)
-    } else {
-        linalg::block_vecmat(x, packed, y, accumulate)
     }
 }
 
