@@ -421,15 +421,11 @@ impl<T: Real> Model<T> {
                 // per thread: steps whose h_t is written (each counter on its own lines)
                 let written = [Padded(AtomicUsize::new(0)), Padded(AtomicUsize::new(0))];
                 pair.run(&|i| {
-                    let units = |i: usize| if i == 0 { 0..mid } else { mid..hd };
-                    let (own, other, w) =
-                        (units(i), units(1 - i), if i == 0 { &wht[..mid * hd] } else { &wht[mid * hd..] });
+                    let (own, other, w) = owned_units(wht, mid, hd, i);
                     // SAFETY: each thread writes only its own units of hp, parts and of
                     // hs's rows 1.., and reads the other's units of row t of hs once the
                     // other has published them
-                    let at = |p: Shared<T>, start: usize, len: usize| unsafe {
-                        std::slice::from_raw_parts_mut(p.ptr().add(start), len)
-                    };
+                    let at = |p: Shared<T>, start: usize, len: usize| unsafe { p.slice(start, len) };
                     let (hp, part) = (at(hp_p, own.start, own.len()), at(parts_p, own.start, own.len()));
                     for t in 0..steps {
                         linalg::strip_vecmat_rows(at(hs_p, t * hd + own.start, own.len()), w, own.start, hp);
@@ -836,17 +832,13 @@ impl<T: Real> Model<T> {
                 // (each counter on its own lines)
                 let written = [Padded(AtomicUsize::new(0)), Padded(AtomicUsize::new(0))];
                 pair.run(&|i| {
-                    let units = |i: usize| if i == 0 { 0..mid } else { mid..hd };
-                    let (own, other, w) =
-                        (units(i), units(1 - i), if i == 0 { &wht[..mid * hd] } else { &wht[mid * hd..] });
+                    let (own, other, w) = owned_units(wht, mid, hd, i);
                     // SAFETY: each thread writes only its own units of dh and of dxp's
                     // rows, and its own partial sums (buffer t % 2, thread i). It reads
                     // the other's partial sum of step t + 1 on its units once published;
                     // the other writes that buffer again only for step t - 1, after
                     // waiting for this thread's partial sum of step t, published later
-                    let at = |p: Shared<T>, start: usize, len: usize| unsafe {
-                        std::slice::from_raw_parts_mut(p.ptr().add(start), len)
-                    };
+                    let at = |p: Shared<T>, start: usize, len: usize| unsafe { p.slice(start, len) };
                     let dh = at(dh_p, own.start, own.len());
                     for t in (0..steps).rev() {
                         let dcur_t = &dcur[t * hd + own.start..t * hd + own.end];
@@ -1082,10 +1074,8 @@ pub fn stream_scale<T: Real>(streams: usize) -> T {
 /// recurrence; shorter ones (sampling feeds one character) multiply Wh as it is.
 const TRANSPOSE_FROM: usize = 8;
 
-/// The strip width for a recurrent product with `cols` outputs, None when the
-/// columns do not divide into strips (then the row-major kernels run). Measured
-/// on one stream at H = 512, 32-wide strips were no faster than 16.
-/// A pointer two threads share in [`lockstep`], which keeps their accesses apart.
+/// A pointer two threads share in a split recurrence ([`lockstep`], or the step
+/// counters of the strip layout's), which keeps their accesses apart.
 #[derive(Clone, Copy)]
 struct Shared<T>(*mut T);
 // SAFETY: lockstep's phases and barrier order every access through it
@@ -1098,6 +1088,21 @@ impl<T> Shared<T> {
     fn ptr(self) -> *mut T {
         self.0
     }
+
+    /// The `len` values from `start` on.
+    ///
+    /// # Safety
+    /// They are in bounds, and no other thread touches them while the slice lives.
+    unsafe fn slice<'a>(self, start: usize, len: usize) -> &'a mut [T] {
+        unsafe { std::slice::from_raw_parts_mut(self.ptr().add(start), len) }
+    }
+}
+
+/// Thread i's units in a recurrence split at `mid` of `hd`, the other thread's,
+/// and thread i's strips of Wh^T (its units' rows of Wh).
+fn owned_units<T>(wht: &[T], mid: usize, hd: usize, i: usize) -> (Range<usize>, Range<usize>, &[T]) {
+    let units = |i: usize| if i == 0 { 0..mid } else { mid..hd };
+    (units(i), units(1 - i), if i == 0 { &wht[..mid * hd] } else { &wht[mid * hd..] })
 }
 
 /// Runs the steps of a recurrence on the pair's two threads (i = 0 here, 1 the
@@ -1272,6 +1277,9 @@ fn back_through_strips<T: Real>(wht: &[T], dxp_t: &[T], parts: &mut [T], dh_next
     }
 }
 
+/// The strip width for a recurrent product with `cols` outputs, None when the
+/// columns do not divide into strips (then the row-major kernels run). Measured
+/// on one stream at H = 512, 32-wide strips were no faster than 16.
 fn strip_width(cols: usize) -> Option<usize> {
     cols.is_multiple_of(linalg::TILE_COLS).then_some(linalg::TILE_COLS)
 }
