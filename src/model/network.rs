@@ -578,8 +578,9 @@ impl<T: Real> Model<T> {
     /// [`Model::forward_loss`] for one stream without dropout: the recurrence on
     /// this thread and the output layer step by step ([`Model::head`]) beside it
     /// on the pair's helper, each output step as soon as its h_t is written.
-    /// Without a pair, or when the pair splits the steps, the head runs after the
-    /// recurrence here, computing the same values.
+    /// Without a pair the head runs after the recurrence here, and when the pair
+    /// splits the steps, after it on both threads ([`Model::head_in_halves`]),
+    /// computing the same values.
     fn forward_loss_by_step(
         &self,
         inputs: &[u32],
@@ -715,10 +716,10 @@ impl<T: Real> Model<T> {
         };
         let dwhy = |dy: &[T], top: &[T], gwhy: &mut [T], gby: &mut [T]| dwhy_rows(0..v, dy, top, gwhy, gby);
 
-        if ws.head_done && ws.split {
-            // the pair splits the steps: both threads take half of dWhy's rows, then
-            // go back through the layers together
-            ws.head_done = false;
+        let head_done = std::mem::take(&mut ws.head_done);
+        if head_done && ws.split {
+            // dtop is there (see `head`) and the pair splits the steps: both threads
+            // take half of dWhy's rows, then go back through the layers together
             let [gwhy, gby] = grads.get_disjoint_mut([why.clone(), by]).expect("disjoint tensors");
             let top = &ws.layers[c.layers - 1].hs[hd..(tb + 1) * hd];
             let dy = &ws.ys[..tb * v];
@@ -735,19 +736,16 @@ impl<T: Real> Model<T> {
             return;
         }
 
-        if std::mem::take(&mut ws.head_done) {
-            // dtop is there (see `head`): dWhy = dY^T top and dby on the helper while
-            // this thread goes back through the layers (unless the pair splits steps)
-            let beside = pair.filter(|_| !ws.split);
+        if head_done {
+            // dtop is there: dWhy = dY^T top and dby on the helper, when there is one,
+            // while this thread goes back through the layers
             let (grads, rest) = grads.split_at_mut(why.start);
             let (gwhy, gby) = rest.split_at_mut(why.len());
             let ys = std::mem::take(&mut ws.ys);
             let top = Shared(ws.layers[c.layers - 1].hs.as_mut_ptr());
             let jobs = [ByStepBack::Layers(&mut *ws, grads), ByStepBack::Dwhy(gwhy, gby)];
-            pair::each(beside, jobs, |_, job| match job {
-                ByStepBack::Layers(ws, grads) => {
-                    self.backward_layers(inputs, grads, ws, if beside.is_some() { None } else { pair })
-                }
+            pair::each(pair, jobs, |_, job| match job {
+                ByStepBack::Layers(ws, grads) => self.backward_layers(inputs, grads, ws, None),
                 ByStepBack::Dwhy(gwhy, gby) => {
                     // SAFETY: rows 1..=T of the top layer's hs (no dropout on this path),
                     // which the backward pass only reads
