@@ -957,11 +957,13 @@ impl<T: Real> Model<T> {
                     gb.iter_mut().zip(&row[r.clone()]).for_each(|(a, &d)| *a = *a + d);
                 }
                 if one_hot {
+                    // dWx written row by row, as the forward pass reads Wx (a column
+                    // per step would touch a cache line per value); each entry still
+                    // sums the steps in order
                     gwx.fill(T::zero());
-                    for (row, &x) in dxp.chunks_exact(gh).zip(inputs) {
-                        for (k, &d) in row[r.clone()].iter().enumerate() {
-                            let w = &mut gwx[k * v + x as usize];
-                            *w = *w + d;
+                    for (k, gwx_k) in r.clone().zip(gwx.chunks_exact_mut(v)) {
+                        for (row, &x) in dxp.chunks_exact(gh).zip(inputs) {
+                            gwx_k[x as usize] = gwx_k[x as usize] + row[k];
                         }
                     }
                 }
