@@ -4,7 +4,8 @@
 # median it/s and every run. For judging a change: build the old and the new
 # binary, copy them aside, and compare them with enough rounds to see past the
 # noise (on the development machine one binary ranged 6.5k-11.8k it/s in one
-# series; a 5% change needs many rounds).
+# series; a 5% change needs many rounds). Noise only ever slows a run, so the
+# best run of many short ones is a second, steadier view.
 #
 # usage: scripts/ab.sh ITERS ROUNDS "TRAIN FLAGS" BIN [BIN ...]
 #   e.g. scripts/ab.sh 10000 7 "--threads 2" /tmp/old /tmp/new
@@ -31,5 +32,5 @@ for line in sys.stdin:
     name, its = line.rsplit(" ", 1)
     runs.setdefault(name, []).append(float(its))
 for name, v in runs.items():
-    print(f"{name}: median {statistics.median(v):.0f} it/s, runs " + " ".join(f"{x:.0f}" for x in v))
+    print(f"{name}: median {statistics.median(v):.0f} it/s, best {max(v):.0f}, runs " + " ".join(f"{x:.0f}" for x in v))
 '

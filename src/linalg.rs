@@ -644,14 +644,23 @@ dispatch! {
     /// values for its rows k0..k0 + x.len(), y: (n). Each column's sum is the one
     /// [`strip_vecmat`] takes over those rows alone, so a product split into parts
     /// over rows, added in a fixed way, has the same bits on any thread.
-    pub fn strip_vecmat_rows<T: Real>(x: &[T], packed: &[T], k0: usize, y: &mut [T]) {
+    ///
+    /// `descending` takes the strips from the last: a recurrence alternates the
+    /// order from step to step, so that each step starts on the strips the last
+    /// one read most recently, still in L2 when M is about L2's size (a cyclic
+    /// walk over more than the cache evicts each line just before its reuse).
+    /// The order changes no sum.
+    pub fn strip_vecmat_rows<T: Real>(x: &[T], packed: &[T], k0: usize, y: &mut [T], descending: bool) {
         let n = y.len();
         let k = packed.len() / n;
         debug_assert!(k0 + x.len() <= k && packed.len() == k * n);
         let (ys, tail) = y.as_chunks_mut::<TILE_COLS>();
         debug_assert!(tail.is_empty(), "n is a multiple of the strip width");
-        for (strip, y) in packed.chunks_exact(k * TILE_COLS).zip(ys) {
-            let rows = &strip.as_chunks::<TILE_COLS>().0[k0..k0 + x.len()];
+        for s in 0..ys.len() {
+            let s = if descending { ys.len() - 1 - s } else { s };
+            let rows = &packed[s * k * TILE_COLS..(s + 1) * k * TILE_COLS];
+            let rows = &rows.as_chunks::<TILE_COLS>().0[k0..k0 + x.len()];
+            let y = &mut ys[s];
             *y = [T::zero(); TILE_COLS];
             strip_rows::<T, FUSED>(x, rows, y);
         }
@@ -668,14 +677,22 @@ dispatch! {
     /// recurrence. Each strip is read straight through, 128 rows at a time, into
     /// 8 lanes of partial sums per row (they stay in L1); a row's lanes are added
     /// in a fixed tree at the end, so a row's value does not depend on `k0`.
-    pub fn strip_matvec<T: Real>(packed: &[T], x: &[T], k0: usize, y: &mut [T]) {
+    /// `descending` takes the blocks of 128 rows from the last, as in
+    /// [`strip_vecmat_rows`].
+    pub fn strip_matvec<T: Real>(packed: &[T], x: &[T], k0: usize, y: &mut [T], descending: bool) {
         let k = packed.len() / x.len();
         debug_assert!(packed.len() == k * x.len() && k0 + y.len() <= k);
         let rows = packed.as_chunks::<TILE_COLS>().0;
         let (xs, tail) = x.as_chunks::<TILE_COLS>();
         debug_assert!(tail.is_empty(), "n is a multiple of the strip width");
         let mut acc = [[T::zero(); 8]; MATVEC_ROWS];
-        for (r0, y) in (k0..k0 + y.len()).step_by(MATVEC_ROWS).zip(y.chunks_mut(MATVEC_ROWS)) {
+        // blocks of rows in either order (no sum depends on it; see `descending`)
+        let blocks = y.len().div_ceil(MATVEC_ROWS);
+        for i in 0..blocks {
+            let j = if descending { blocks - 1 - i } else { i };
+            let ys = j * MATVEC_ROWS..((j + 1) * MATVEC_ROWS).min(y.len());
+            let r0 = k0 + ys.start;
+            let y = &mut y[ys];
             // the first strip's products start the sums (no zeroing per block)
             let mut strips = rows.chunks_exact(k).zip(xs);
             if let Some((strip, xc)) = strips.next() {
@@ -906,14 +923,14 @@ mod tests {
             let mut packed = vec![0.0; k * n];
             pack_strips(TILE_COLS, k, n, |i, j| m[[i, j]], &mut packed);
             let mut y = vec![f64::NAN; k];
-            strip_matvec(&packed, x.as_slice().unwrap(), 0, &mut y);
+            strip_matvec(&packed, x.as_slice().unwrap(), 0, &mut y, false);
             assert_eq!(y, m.dot(&x).to_vec(), "{k}x{n}");
         }
     }
 
     /// The products over parts of a strip layout that a split recurrence takes
     /// (runs of rows of M x, sums over runs of M's rows) have the bits of the
-    /// whole, for values that round.
+    /// whole, for values that round, in either order of traversal.
     #[test]
     fn strip_products_in_parts_have_the_bits_of_the_whole() {
         for (k, n) in [(7, 32), (33, 48), (300, 64)] {
@@ -922,21 +939,26 @@ mod tests {
             pack_strips(TILE_COLS, k, n, |i, j| m[i * n + j], &mut packed);
             let x: Vec<f64> = (0..n).map(|j| (j as f64 * 1.3).cos()).collect();
             let mut whole = vec![0.0; k];
-            strip_matvec(&packed, &x, 0, &mut whole);
-            for rows in [0..k / 3, k / 3..k - k / 4, k - 1..k] {
-                let mut part = vec![f64::NAN; rows.len()];
-                strip_matvec(&packed, &x, rows.start, &mut part);
-                assert!(part == whole[rows.clone()], "{k}x{n} rows {rows:?} of M x");
+            strip_matvec(&packed, &x, 0, &mut whole, false);
+            // (0..300: two blocks of 128 rows and a short one)
+            for rows in [0..k / 3, k / 3..k - k / 4, k - 1..k, 0..k] {
+                for descending in [false, true] {
+                    let mut part = vec![f64::NAN; rows.len()];
+                    strip_matvec(&packed, &x, rows.start, &mut part, descending);
+                    assert!(part == whole[rows.clone()], "{k}x{n} rows {rows:?} of M x, descending {descending}");
+                }
             }
             // x M over all rows is strip_vecmat's; over parts, close to it
             let xk: Vec<f64> = (0..k).map(|i| (i as f64 * 0.71).sin()).collect();
             let (mut want, mut got, mut part) = (vec![0.0; n], vec![0.0; n], vec![0.0; n]);
             strip_vecmat(&xk, &packed, &mut want, 1, false);
-            strip_vecmat_rows(&xk, &packed, 0, &mut got);
-            assert!(got == want, "{k}x{n}: all rows");
+            for descending in [false, true] {
+                strip_vecmat_rows(&xk, &packed, 0, &mut got, descending);
+                assert!(got == want, "{k}x{n}: all rows, descending {descending}");
+            }
             let mid = k / 2;
-            strip_vecmat_rows(&xk[..mid], &packed, 0, &mut got);
-            strip_vecmat_rows(&xk[mid..], &packed, mid, &mut part);
+            strip_vecmat_rows(&xk[..mid], &packed, 0, &mut got, true);
+            strip_vecmat_rows(&xk[mid..], &packed, mid, &mut part, false);
             for ((a, b), w) in got.iter().zip(&part).zip(&want) {
                 assert!((a + b - w).abs() < 1e-12, "{k}x{n}: {a} + {b} against {w}");
             }

@@ -428,9 +428,11 @@ impl<T: Real> Model<T> {
                     let at = |p: Shared<T>, start: usize, len: usize| unsafe { p.slice(start, len) };
                     let (hp, part) = (at(hp_p, own.start, own.len()), at(parts_p, own.start, own.len()));
                     for t in 0..steps {
-                        linalg::strip_vecmat_rows(at(hs_p, t * hd + own.start, own.len()), w, own.start, hp);
+                        // odd steps walk the strips backwards (see strip_vecmat_rows)
+                        let (mine, others) = (at(hs_p, t * hd + own.start, own.len()), other.start);
+                        linalg::strip_vecmat_rows(mine, w, own.start, hp, t % 2 == 1);
                         pair::wait_until(|| written[1 - i].load(Ordering::Acquire) >= t);
-                        linalg::strip_vecmat_rows(at(hs_p, t * hd + other.start, other.len()), w, other.start, part);
+                        linalg::strip_vecmat_rows(at(hs_p, t * hd + others, other.len()), w, others, part, t % 2 == 1);
                         hp.iter_mut().zip(&*part).for_each(|(a, &b)| *a = *a + b);
                         rnn::forward(
                             &xp[t * gh + own.start..t * gh + own.end],
@@ -474,9 +476,16 @@ impl<T: Real> Model<T> {
                 } else if width.is_none() {
                     linalg::block_vecmat(h_prev, &ws.wht, &mut ws.hp, false);
                 } else if let Some(mid) = parts {
-                    // in two parts, added as a split recurrence adds them
-                    linalg::strip_vecmat_rows(&h_prev[..mid], &ws.wht, 0, &mut ws.hp);
-                    linalg::strip_vecmat_rows(&h_prev[mid..], &ws.wht, mid, &mut ws.parts[..gh]);
+                    // in two parts, added as a split recurrence adds them; odd
+                    // steps walk the strips backwards (see strip_vecmat_rows)
+                    let (hp, part) = (&mut ws.hp, &mut ws.parts[..gh]);
+                    if t % 2 == 1 {
+                        linalg::strip_vecmat_rows(&h_prev[mid..], &ws.wht, mid, part, true);
+                        linalg::strip_vecmat_rows(&h_prev[..mid], &ws.wht, 0, hp, true);
+                    } else {
+                        linalg::strip_vecmat_rows(&h_prev[..mid], &ws.wht, 0, hp, false);
+                        linalg::strip_vecmat_rows(&h_prev[mid..], &ws.wht, mid, part, false);
+                    }
                     ws.hp.iter_mut().zip(&ws.parts).for_each(|(a, &b)| *a = *a + b);
                 } else {
                     linalg::strip_vecmat(h_prev, &ws.wht, &mut ws.hp, b, false);
@@ -859,10 +868,12 @@ impl<T: Real> Model<T> {
                         rnn::backward(dh, &hs[(t + 1) * hd + own.start..(t + 1) * hd + own.end], dxp_t);
                         if t > 0 {
                             // truncated BPTT: nothing flows into the previous chunk
-                            let mine = t % 2 * 2 * hd + i * hd;
-                            linalg::strip_matvec(w, dxp_t, other.start, at(parts_p, mine + other.start, other.len()));
+                            // (odd steps walk the rows backwards, see strip_matvec)
+                            let (mine, back) = (t % 2 * 2 * hd + i * hd, t % 2 == 1);
+                            let others = at(parts_p, mine + other.start, other.len());
+                            linalg::strip_matvec(w, dxp_t, other.start, others, back);
                             written[i].store(steps - t, Ordering::Release);
-                            linalg::strip_matvec(w, dxp_t, own.start, at(parts_p, mine + own.start, own.len()));
+                            linalg::strip_matvec(w, dxp_t, own.start, at(parts_p, mine + own.start, own.len()), back);
                         }
                     }
                 });
@@ -933,7 +944,9 @@ impl<T: Real> Model<T> {
                 if t > 0 {
                     // Wh (GH, H) is already the row-major M of dh = dHP Wh
                     match width {
-                        Some(_) if through_wht => back_through_strips(&ws.wht, dhp_t, &mut ws.parts, &mut ws.dh_next),
+                        Some(_) if through_wht => {
+                            back_through_strips(&ws.wht, dhp_t, &mut ws.parts, &mut ws.dh_next, t % 2 == 1)
+                        }
                         Some(_) => linalg::strip_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, b, true),
                         None if blocks => linalg::block_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, true),
                         None if b == 1 => linalg::vecmat(dhp_t, wh, &mut ws.dh_next, true),
@@ -1262,18 +1275,26 @@ fn pack_wht_strips<T: Real>(pair: Option<&Pair>, wht: &mut [T], wh: &[T], hd: us
 /// (`wht`, as the forward pass laid it out): the partial sums over the two halves
 /// of Wh's rows that a split recurrence takes on two threads, added the same way,
 /// so one thread computes the same bits. `parts` holds the partial sums.
-fn back_through_strips<T: Real>(wht: &[T], dxp_t: &[T], parts: &mut [T], dh_next: &mut [T]) {
+/// `descending` walks Wh's rows from the last (see `linalg::strip_matvec`).
+fn back_through_strips<T: Real>(wht: &[T], dxp_t: &[T], parts: &mut [T], dh_next: &mut [T], descending: bool) {
     let hd = dh_next.len();
     match split_column(hd, true) {
         Some(mid) => {
             let (p0, p1) = parts[..2 * hd].split_at_mut(hd);
-            linalg::strip_matvec(&wht[..mid * hd], &dxp_t[..mid], 0, p0);
-            linalg::strip_matvec(&wht[mid * hd..], &dxp_t[mid..], 0, p1);
+            let first = |p0: &mut [T]| linalg::strip_matvec(&wht[..mid * hd], &dxp_t[..mid], 0, p0, descending);
+            let second = |p1: &mut [T]| linalg::strip_matvec(&wht[mid * hd..], &dxp_t[mid..], 0, p1, descending);
+            if descending {
+                second(p1);
+                first(p0);
+            } else {
+                first(p0);
+                second(p1);
+            }
             for ((n, &p0), &p1) in dh_next.iter_mut().zip(&*p0).zip(&*p1) {
                 *n = p0 + p1;
             }
         }
-        None => linalg::strip_matvec(wht, dxp_t, 0, dh_next),
+        None => linalg::strip_matvec(wht, dxp_t, 0, dh_next, descending),
     }
 }
 
