@@ -429,10 +429,11 @@ impl<T: Real> Model<T> {
                     let (hp, part) = (at(hp_p, own.start, own.len()), at(parts_p, own.start, own.len()));
                     for t in 0..steps {
                         // odd steps walk the strips backwards (see strip_vecmat_rows)
-                        let (mine, others) = (at(hs_p, t * hd + own.start, own.len()), other.start);
-                        linalg::strip_vecmat_rows(mine, w, own.start, hp, t % 2 == 1);
+                        let back = t % 2 == 1;
+                        linalg::strip_vecmat_rows(at(hs_p, t * hd + own.start, own.len()), w, own.start, hp, back);
                         pair::wait_until(|| written[1 - i].load(Ordering::Acquire) >= t);
-                        linalg::strip_vecmat_rows(at(hs_p, t * hd + others, other.len()), w, others, part, t % 2 == 1);
+                        let h_other = at(hs_p, t * hd + other.start, other.len());
+                        linalg::strip_vecmat_rows(h_other, w, other.start, part, back);
                         hp.iter_mut().zip(&*part).for_each(|(a, &b)| *a = *a + b);
                         rnn::forward(
                             &xp[t * gh + own.start..t * gh + own.end],
@@ -870,8 +871,8 @@ impl<T: Real> Model<T> {
                             // truncated BPTT: nothing flows into the previous chunk
                             // (odd steps walk the rows backwards, see strip_matvec)
                             let (mine, back) = (t % 2 * 2 * hd + i * hd, t % 2 == 1);
-                            let others = at(parts_p, mine + other.start, other.len());
-                            linalg::strip_matvec(w, dxp_t, other.start, others, back);
+                            let theirs = at(parts_p, mine + other.start, other.len());
+                            linalg::strip_matvec(w, dxp_t, other.start, theirs, back);
                             written[i].store(steps - t, Ordering::Release);
                             linalg::strip_matvec(w, dxp_t, own.start, at(parts_p, mine + own.start, own.len()), back);
                         }
