@@ -210,9 +210,16 @@ pub fn simd() -> bool {
     false
 }
 
+/// a*b + c, fused when F (one rounding instead of two): [`dispatch`]'s `fma!`, and
+/// the inlined helpers of its bodies, which take the body's FUSED.
+#[inline(always)]
+pub(crate) fn madd<T: Real, const F: bool>(a: T, b: T, c: T) -> T {
+    if F { a.mul_add(b, c) } else { a * b + c }
+}
+
 /// Defines `pub fn $name` that runs `$body` compiled with AVX2 + FMA when the CPU
-/// has them and compiled for baseline x86-64 otherwise. Inside `$body`, `fma(a, b, c)`
-/// is a*b + c, fused where the CPU can (a fused product rounds once instead of twice).
+/// has them and compiled for baseline x86-64 otherwise. Inside `$body`, `fma!(a, b, c)`
+/// is a*b + c, fused where the CPU can ([`madd`]).
 macro_rules! dispatch {
     ($(#[$doc:meta])* pub fn $name:ident<T: Real>($($arg:ident: $ty:ty),* $(,)?) $(-> $ret:ty)? $body:block) => {
         $(#[$doc])*
@@ -221,13 +228,8 @@ macro_rules! dispatch {
             #[inline(always)]
             #[allow(clippy::too_many_arguments)]
             fn body<T: Real, const FUSED: bool>($($arg: $ty),*) $(-> $ret)? {
-                #[inline(always)]
-                #[allow(dead_code)]
-                fn fma<T: Real, const F: bool>(a: T, b: T, c: T) -> T {
-                    if F { a.mul_add(b, c) } else { a * b + c }
-                }
                 #[allow(unused_macros)]
-                macro_rules! fma { ($a:expr, $b:expr, $c:expr) => { fma::<T, FUSED>($a, $b, $c) }; }
+                macro_rules! fma { ($a:expr, $b:expr, $c:expr) => { $crate::linalg::madd::<T, FUSED>($a, $b, $c) }; }
                 $body
             }
             #[cfg(target_arch = "x86_64")]
@@ -256,7 +258,7 @@ const LANES: usize = 8;
 #[inline(always)]
 fn dot_body<T: Real, const FUSED: bool>(a: &[T], b: &[T]) -> T {
     debug_assert_eq!(a.len(), b.len());
-    let fma = |x: T, y: T, acc: T| if FUSED { x.mul_add(y, acc) } else { acc + x * y };
+    let fma = madd::<T, FUSED>;
     let (ca, ra) = a.as_chunks::<LANES>();
     let (cb, rb) = b.as_chunks::<LANES>();
     let mut acc = [T::zero(); LANES];
@@ -294,7 +296,7 @@ pub const BLOCK: usize = 32;
 /// [`block_vecmat`] both sum this way, which keeps their bits the same.
 #[inline(always)]
 fn column_body<T: Real, const FUSED: bool>(x: &[T], col: &[T], stride: usize) -> T {
-    let fma = |x: T, y: T, acc: T| if FUSED { x.mul_add(y, acc) } else { acc + x * y };
+    let fma = madd::<T, FUSED>;
     let mut acc = [T::zero(); 4];
     let quads = x.as_chunks::<4>().0;
     for (q, xs) in quads.iter().enumerate() {
@@ -311,7 +313,7 @@ fn column_body<T: Real, const FUSED: bool>(x: &[T], col: &[T], stride: usize) ->
 fn rest_rows<T: Real, const FUSED: bool>(x: &[T], col: &[T], stride: usize, mut sum: T) -> T {
     let first = x.len() / 4 * 4;
     for (j, &xj) in x.iter().enumerate().skip(first) {
-        sum = if FUSED { xj.mul_add(col[j * stride], sum) } else { sum + xj * col[j * stride] };
+        sum = madd::<T, FUSED>(xj, col[j * stride], sum);
     }
     sum
 }
@@ -573,7 +575,7 @@ pub fn pack_strips_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut 
 /// FMA latency at every row).
 #[inline(always)]
 fn strip_rows<T: Real, const FUSED: bool>(x: &[T], rows: &[[T; TILE_COLS]], acc: &mut [T; TILE_COLS]) {
-    let fma = |x: T, y: T, acc: T| if FUSED { x.mul_add(y, acc) } else { acc + x * y };
+    let fma = madd::<T, FUSED>;
     let mut odd = [T::zero(); TILE_COLS];
     let (pairs, last) = x.as_chunks::<2>();
     for (a, b) in pairs.iter().zip(rows.as_chunks::<2>().0) {
