@@ -32,11 +32,27 @@ fn bench<T: Real>(c: &mut Criterion, name: &str, config: Config) {
 fn samples(c: &mut Criterion) {
     bench::<f64>(c, "rnn_h100_f64", Config::min_char_rnn(65, 100));
     bench::<f64>(c, "rnn_h512_f64", Config::min_char_rnn(65, 512));
-    bench::<f32>(c, "lstm_h256_e64_f32", Config { cell: Cell::Lstm, vocab: 65, hidden: 256, layers: 1, embedding: 64 });
+    bench::<f32>(
+        c,
+        "lstm_h256_e64_f32",
+        Config {
+            cell: Cell::Lstm,
+            vocab: 65,
+            hidden: 256,
+            layers: 1,
+            embedding: 64,
+        },
+    );
     bench::<f32>(
         c,
         "lstm_2x512_e64_f32",
-        Config { cell: Cell::Lstm, vocab: 65, hidden: 512, layers: 2, embedding: 64 },
+        Config {
+            cell: Cell::Lstm,
+            vocab: 65,
+            hidden: 512,
+            layers: 2,
+            embedding: 64,
+        },
     );
 }
 

@@ -19,10 +19,25 @@ fn trainer<T: Real>(config: Config, hyper: Hyper, threads: usize) -> (Trainer<T>
     // SAFETY: set before the first product, while this is the only thread
     GEMM_THREADS.call_once(|| unsafe { std::env::set_var("MATMUL_NUM_THREADS", "1") });
     let mut rng = ChaCha8Rng::seed_from_u64(0);
-    let ids: Vec<u32> = (0..200_000).map(|_| rng.random_range(0..V as u32)).collect();
-    let vocab = Vocab::from_sorted((0..V as u32).map(|i| char::from_u32(32 + i).unwrap()).collect()).unwrap();
-    let text = TextInfo { name: "random".into(), chars: ids.len() as u64, bytes: ids.len() as u64, hash: 0 };
-    (Trainer::new(TrainState::new(config, hyper, vocab, text, None), threads), ids)
+    let ids: Vec<u32> = (0..200_000)
+        .map(|_| rng.random_range(0..V as u32))
+        .collect();
+    let vocab = Vocab::from_sorted(
+        (0..V as u32)
+            .map(|i| char::from_u32(32 + i).unwrap())
+            .collect(),
+    )
+    .unwrap();
+    let text = TextInfo {
+        name: "random".into(),
+        chars: ids.len() as u64,
+        bytes: ids.len() as u64,
+        hash: 0,
+    };
+    (
+        Trainer::new(TrainState::new(config, hyper, vocab, text, None), threads),
+        ids,
+    )
 }
 
 fn bench<T: Real>(c: &mut Criterion, name: &str, config: Config, hyper: Hyper) {
@@ -31,7 +46,13 @@ fn bench<T: Real>(c: &mut Criterion, name: &str, config: Config, hyper: Hyper) {
 
 /// With 2 threads a single stream's phases split over the pair (the CLI's
 /// default on two cores).
-fn bench_threads<T: Real>(c: &mut Criterion, name: &str, config: Config, hyper: Hyper, threads: usize) {
+fn bench_threads<T: Real>(
+    c: &mut Criterion,
+    name: &str,
+    config: Config,
+    hyper: Hyper,
+    threads: usize,
+) {
     let (mut t, ids) = trainer::<T>(config, hyper, threads);
     c.bench_function(name, |b| b.iter(|| t.step((&ids).into()).unwrap()));
 }
@@ -40,7 +61,10 @@ fn adam_hyper(seq_length: usize, batch_size: usize) -> Hyper {
     Hyper {
         seq_length,
         batch_size,
-        optimizer: Kind::Adam { beta1: 0.9, beta2: 0.999 },
+        optimizer: Kind::Adam {
+            beta1: 0.9,
+            beta2: 0.999,
+        },
         learning_rate: 2e-3,
         ..Hyper::default()
     }
@@ -48,22 +72,82 @@ fn adam_hyper(seq_length: usize, batch_size: usize) -> Hyper {
 
 fn default_rnn(c: &mut Criterion) {
     let config = Config::min_char_rnn(V, 100);
-    bench::<f64>(c, "train_iteration/rnn_h100_seq25_f64", config, Hyper::default());
-    bench::<f32>(c, "train_iteration/rnn_h100_seq25_f32", config, Hyper::default());
-    bench_threads::<f64>(c, "train_iteration/rnn_h100_seq25_f64_2threads", config, Hyper::default(), 2);
+    bench::<f64>(
+        c,
+        "train_iteration/rnn_h100_seq25_f64",
+        config,
+        Hyper::default(),
+    );
+    bench::<f32>(
+        c,
+        "train_iteration/rnn_h100_seq25_f32",
+        config,
+        Hyper::default(),
+    );
+    bench_threads::<f64>(
+        c,
+        "train_iteration/rnn_h100_seq25_f64_2threads",
+        config,
+        Hyper::default(),
+        2,
+    );
 }
 
 fn large(c: &mut Criterion) {
     let rnn512 = Config::min_char_rnn(V, 512);
-    bench::<f64>(c, "train_iteration/rnn_h512_seq25_f64", rnn512, Hyper::default());
-    bench::<f32>(c, "train_iteration/rnn_h512_seq25_f32", rnn512, Hyper::default());
-    bench_threads::<f64>(c, "train_iteration/rnn_h512_seq25_f64_2threads", rnn512, Hyper::default(), 2);
-    bench_threads::<f32>(c, "train_iteration/rnn_h512_seq25_f32_2threads", rnn512, Hyper::default(), 2);
+    bench::<f64>(
+        c,
+        "train_iteration/rnn_h512_seq25_f64",
+        rnn512,
+        Hyper::default(),
+    );
+    bench::<f32>(
+        c,
+        "train_iteration/rnn_h512_seq25_f32",
+        rnn512,
+        Hyper::default(),
+    );
+    bench_threads::<f64>(
+        c,
+        "train_iteration/rnn_h512_seq25_f64_2threads",
+        rnn512,
+        Hyper::default(),
+        2,
+    );
+    bench_threads::<f32>(
+        c,
+        "train_iteration/rnn_h512_seq25_f32_2threads",
+        rnn512,
+        Hyper::default(),
+        2,
+    );
     // one thread: criterion measures the single-core kernels; the CLI splits batches over cores
-    let lstm = Config { cell: Cell::Lstm, vocab: V, hidden: 256, layers: 1, embedding: 64 };
-    bench::<f32>(c, "train_iteration/lstm_h256_e64_b32_seq50_f32", lstm, adam_hyper(50, 32));
-    let lstm2 = Config { cell: Cell::Lstm, vocab: V, hidden: 512, layers: 2, embedding: 64 };
-    bench::<f32>(c, "train_iteration/lstm_2x512_e64_b32_seq50_f32", lstm2, adam_hyper(50, 32));
+    let lstm = Config {
+        cell: Cell::Lstm,
+        vocab: V,
+        hidden: 256,
+        layers: 1,
+        embedding: 64,
+    };
+    bench::<f32>(
+        c,
+        "train_iteration/lstm_h256_e64_b32_seq50_f32",
+        lstm,
+        adam_hyper(50, 32),
+    );
+    let lstm2 = Config {
+        cell: Cell::Lstm,
+        vocab: V,
+        hidden: 512,
+        layers: 2,
+        embedding: 64,
+    };
+    bench::<f32>(
+        c,
+        "train_iteration/lstm_2x512_e64_b32_seq50_f32",
+        lstm2,
+        adam_hyper(50, 32),
+    );
 }
 
 criterion_group! {

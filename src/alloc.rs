@@ -19,7 +19,11 @@ pub struct LineAligned;
 
 /// The layout the system allocator is asked for.
 fn line(layout: Layout) -> Layout {
-    if layout.size() >= LINE { layout.align_to(LINE).unwrap_or(layout) } else { layout }
+    if layout.size() >= LINE {
+        layout.align_to(LINE).unwrap_or(layout)
+    } else {
+        layout
+    }
 }
 
 // SAFETY: every call passes on to `System` with the layout `line` gives, which is

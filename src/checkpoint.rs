@@ -54,9 +54,15 @@ const DECODE_LIMIT: usize = 1 << 34;
 #[derive(Debug, Error)]
 pub enum CheckpointError {
     #[error("reading checkpoint {path}: {cause}")]
-    Read { path: PathBuf, cause: std::io::Error },
+    Read {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("writing checkpoint {path}: {cause}")]
-    Write { path: PathBuf, cause: std::io::Error },
+    Write {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("reading checkpoint {path}: not a charrnn checkpoint ({reason})")]
     Foreign { path: PathBuf, reason: String },
     #[error(
@@ -69,7 +75,10 @@ pub enum CheckpointError {
     #[error("reading checkpoint {path}: file is corrupted ({reason})")]
     Corrupt { path: PathBuf, reason: String },
     #[error("checkpoint {path} cannot be written: {cause}")]
-    NotWritable { path: PathBuf, cause: std::io::Error },
+    NotWritable {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
 }
 
 /// The bytes of a checkpoint file.
@@ -88,24 +97,38 @@ pub fn encode<T: Real>(state: &TrainState<T>) -> Vec<u8> {
 /// Writes atomically: the previous checkpoint survives a crash or kill at any moment.
 pub fn save<T: Real>(path: &Path, state: &TrainState<T>) -> Result<u64, CheckpointError> {
     let bytes = encode(state);
-    fsutil::write_atomic(path, &bytes).map_err(|cause| CheckpointError::Write { path: path.into(), cause })?;
+    fsutil::write_atomic(path, &bytes).map_err(|cause| CheckpointError::Write {
+        path: path.into(),
+        cause,
+    })?;
     Ok(bytes.len() as u64)
 }
 
 /// Fails early (before training) if the checkpoint could not be written later.
 pub fn check_writable(path: &Path) -> Result<(), CheckpointError> {
-    fsutil::check_writable(path).map_err(|cause| CheckpointError::NotWritable { path: path.into(), cause })
+    fsutil::check_writable(path).map_err(|cause| CheckpointError::NotWritable {
+        path: path.into(),
+        cause,
+    })
 }
 
 pub fn load(path: &Path) -> Result<AnyState, CheckpointError> {
-    let read_err = |cause| CheckpointError::Read { path: path.into(), cause };
+    let read_err = |cause| CheckpointError::Read {
+        path: path.into(),
+        cause,
+    };
     let mut file = File::open(path).map_err(read_err)?;
     let file_len = file.metadata().map_err(read_err)?.len();
     let mut header = Vec::with_capacity(HEADER_LEN as usize);
-    (&mut file).take(HEADER_LEN).read_to_end(&mut header).map_err(read_err)?;
+    (&mut file)
+        .take(HEADER_LEN)
+        .read_to_end(&mut header)
+        .map_err(read_err)?;
     let payload_len = check_header(path, &header, file_len)?;
     let mut payload = Vec::with_capacity(payload_len as usize);
-    file.take(payload_len).read_to_end(&mut payload).map_err(read_err)?;
+    file.take(payload_len)
+        .read_to_end(&mut payload)
+        .map_err(read_err)?;
     if (payload.len() as u64) < payload_len {
         return Err(CheckpointError::Truncated {
             path: path.into(),
@@ -130,27 +153,47 @@ fn check_header(path: &Path, header: &[u8], file_len: u64) -> Result<u64, Checkp
         let reason = if header.is_empty() {
             "the file is empty".to_string()
         } else if header.starts_with(b"PK") {
-            "it is a zip archive, perhaps an .npz: start from NumPy weights with `train --init-npz`".to_string()
+            "it is a zip archive, perhaps an .npz: start from NumPy weights with `train --init-npz`"
+                .to_string()
         } else {
-            let shown: Vec<String> = header[..magic_len].iter().map(|b| format!("{b:02x}")).collect();
+            let shown: Vec<String> = header[..magic_len]
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             format!("it starts with bytes {}, not \"CHARRNN\"", shown.join(" "))
         };
-        return Err(CheckpointError::Foreign { path: path.into(), reason });
+        return Err(CheckpointError::Foreign {
+            path: path.into(),
+            reason,
+        });
     }
     if (header.len() as u64) < HEADER_LEN {
-        return Err(CheckpointError::Truncated { path: path.into(), have: file_len, need: HEADER_LEN });
+        return Err(CheckpointError::Truncated {
+            path: path.into(),
+            have: file_len,
+            need: HEADER_LEN,
+        });
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
     if version != VERSION {
-        return Err(CheckpointError::Version { path: path.into(), found: version });
+        return Err(CheckpointError::Version {
+            path: path.into(),
+            found: version,
+        });
     }
     let payload_len = u64::from_le_bytes(header[12..20].try_into().expect("8 bytes"));
-    let need = HEADER_LEN.checked_add(payload_len).ok_or_else(|| CheckpointError::Corrupt {
-        path: path.into(),
-        reason: format!("payload length {payload_len} is impossible"),
-    })?;
+    let need = HEADER_LEN
+        .checked_add(payload_len)
+        .ok_or_else(|| CheckpointError::Corrupt {
+            path: path.into(),
+            reason: format!("payload length {payload_len} is impossible"),
+        })?;
     if file_len < need {
-        return Err(CheckpointError::Truncated { path: path.into(), have: file_len, need });
+        return Err(CheckpointError::Truncated {
+            path: path.into(),
+            have: file_len,
+            need,
+        });
     }
     if file_len > need {
         return Err(CheckpointError::Corrupt {
@@ -162,17 +205,25 @@ fn check_header(path: &Path, header: &[u8], file_len: u64) -> Result<u64, Checkp
 }
 
 fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState, CheckpointError> {
-    let corrupt = |reason: String| CheckpointError::Corrupt { path: path.into(), reason };
+    let corrupt = |reason: String| CheckpointError::Corrupt {
+        path: path.into(),
+        reason,
+    };
     let want = u64::from_le_bytes(header[20..28].try_into().expect("8 bytes"));
     if xxhash_rust::xxh3::xxh3_64(payload) != want {
-        return Err(corrupt("checksum mismatch: the file was damaged or edited after it was written".into()));
+        return Err(corrupt(
+            "checksum mismatch: the file was damaged or edited after it was written".into(),
+        ));
     }
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
     let undecodable = |e: bincode::error::DecodeError| corrupt(format!("undecodable: {e}"));
     let (precision, used): (Precision, usize) =
         bincode::serde::decode_from_slice(payload, config).map_err(undecodable)?;
     fn state<T: Real>(bytes: &[u8]) -> Result<(TrainState<T>, usize), bincode::error::DecodeError> {
-        bincode::serde::decode_from_slice(bytes, bincode::config::standard().with_limit::<DECODE_LIMIT>())
+        bincode::serde::decode_from_slice(
+            bytes,
+            bincode::config::standard().with_limit::<DECODE_LIMIT>(),
+        )
     }
     let rest = &payload[used..];
     let (any, used_state) = match precision {
@@ -181,7 +232,10 @@ fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState
     }
     .map_err(undecodable)?;
     if used_state != rest.len() {
-        return Err(corrupt(format!("{} unread bytes at the end of the payload", rest.len() - used_state)));
+        return Err(corrupt(format!(
+            "{} unread bytes at the end of the payload",
+            rest.len() - used_state
+        )));
     }
     crate::with_state!(&any, s => s.validate()).map_err(corrupt)?;
     Ok(any)

@@ -130,7 +130,10 @@ impl<'a> From<&'a Vec<u32>> for IdSlice<'a> {
 #[derive(Clone, Debug)]
 pub enum Source {
     File(PathBuf),
-    Bytes { name: String, bytes: Cow<'static, [u8]> },
+    Bytes {
+        name: String,
+        bytes: Cow<'static, [u8]>,
+    },
 }
 
 impl Source {
@@ -149,12 +152,18 @@ impl Source {
     }
 
     fn io(&self, cause: io::Error) -> DataError {
-        DataError::Io { name: self.name(), cause }
+        DataError::Io {
+            name: self.name(),
+            cause,
+        }
     }
 
     /// Feeds the text to `each` in whole-character pieces; `each` gets the byte
     /// offset of the piece. Stops at the first invalid UTF-8 with its offset.
-    fn pieces(&self, mut each: impl FnMut(u64, &str) -> Result<(), DataError>) -> Result<u64, DataError> {
+    fn pieces(
+        &self,
+        mut each: impl FnMut(u64, &str) -> Result<(), DataError>,
+    ) -> Result<u64, DataError> {
         let mut r = self.open().map_err(|e| self.io(e))?;
         let mut buf = vec![0u8; CHUNK + 4];
         let (mut carry, mut offset) = (0usize, 0u64);
@@ -170,7 +179,10 @@ impl Source {
                 // a character cut at the chunk's end: finish it with the next read
                 Err(e) if e.error_len().is_none() && n > 0 => {
                     let v = e.valid_up_to();
-                    (std::str::from_utf8(&buf[..v]).expect("valid prefix"), end - v)
+                    (
+                        std::str::from_utf8(&buf[..v]).expect("valid prefix"),
+                        end - v,
+                    )
                 }
                 Err(e) => return Err(self.invalid_utf8(offset + e.valid_up_to() as u64)),
             };
@@ -188,7 +200,12 @@ impl Source {
     fn locate(&self, offset: u64) -> Position {
         match self.open() {
             Ok(r) => data::position(r, offset),
-            Err(_) => Position { line: 0, byte_column: 0, char_column: 0, byte: 0 },
+            Err(_) => Position {
+                line: 0,
+                byte_column: 0,
+                char_column: 0,
+                byte: 0,
+            },
         }
     }
 
@@ -264,12 +281,27 @@ pub fn scan(source: Source) -> Result<Scan, DataError> {
         Ok(())
     })?;
     if bytes == 0 {
-        return Err(DataError::Empty { name: source.name() });
+        return Err(DataError::Empty {
+            name: source.name(),
+        });
     }
     let mut counts: BTreeMap<char, u64> = others.into_iter().collect();
-    counts.extend((0u8..128).filter(|&b| ascii[b as usize] > 0).map(|b| (char::from(b), ascii[b as usize])));
-    let info = TextInfo { name: source.name(), chars, bytes, hash: hasher.digest() };
-    Ok(Scan { source, info, counts })
+    counts.extend(
+        (0u8..128)
+            .filter(|&b| ascii[b as usize] > 0)
+            .map(|b| (char::from(b), ascii[b as usize])),
+    );
+    let info = TextInfo {
+        name: source.name(),
+        chars,
+        bytes,
+        hash: hasher.digest(),
+    };
+    Ok(Scan {
+        source,
+        info,
+        counts,
+    })
 }
 
 impl Scan {
@@ -278,22 +310,38 @@ impl Scan {
     pub fn vocab(&self, max_vocab: Option<usize>) -> (Vocab, Option<Folded>) {
         let all: Vec<char> = self.counts.keys().copied().collect();
         let Some(max) = max_vocab.filter(|&m| all.len() > m) else {
-            return (Vocab::from_sorted(all).expect("distinct sorted characters"), None);
+            return (
+                Vocab::from_sorted(all).expect("distinct sorted characters"),
+                None,
+            );
         };
-        let mut by_count: Vec<(char, u64)> =
-            self.counts.iter().filter(|(c, _)| **c != UNKNOWN).map(|(&c, &n)| (c, n)).collect();
+        let mut by_count: Vec<(char, u64)> = self
+            .counts
+            .iter()
+            .filter(|(c, _)| **c != UNKNOWN)
+            .map(|(&c, &n)| (c, n))
+            .collect();
         // most frequent first; ties in character order, so the choice is reproducible
         by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
         let keep = max.saturating_sub(1).max(1);
         let folded = Folded {
             distinct: all.len() - keep,
-            occurrences: by_count[keep.min(by_count.len())..].iter().map(|x| x.1).sum::<u64>()
+            occurrences: by_count[keep.min(by_count.len())..]
+                .iter()
+                .map(|x| x.1)
+                .sum::<u64>()
                 + self.counts.get(&UNKNOWN).copied().unwrap_or(0),
         };
-        let mut kept: Vec<char> = by_count[..keep.min(by_count.len())].iter().map(|x| x.0).collect();
+        let mut kept: Vec<char> = by_count[..keep.min(by_count.len())]
+            .iter()
+            .map(|x| x.0)
+            .collect();
         kept.push(UNKNOWN);
         kept.sort_unstable();
-        (Vocab::from_sorted(kept).expect("distinct sorted characters"), Some(folded))
+        (
+            Vocab::from_sorted(kept).expect("distinct sorted characters"),
+            Some(folded),
+        )
     }
 
     /// Reads the text again and encodes it. Characters outside `vocab` become
@@ -310,8 +358,15 @@ impl Scan {
         }
         // byte -> id for vocabularies under 256, with 255 marking a byte that is not
         // a known ASCII character (ids then stop at 254)
-        let bytes_table: Option<[u8; 256]> = (vocab.len() < 256)
-            .then(|| std::array::from_fn(|b| if b < 128 && table[b] != u32::MAX { table[b] as u8 } else { u8::MAX }));
+        let bytes_table: Option<[u8; 256]> = (vocab.len() < 256).then(|| {
+            std::array::from_fn(|b| {
+                if b < 128 && table[b] != u32::MAX {
+                    table[b] as u8
+                } else {
+                    u8::MAX
+                }
+            })
+        });
         let source = &self.source;
         let bytes = source.pieces(|offset, s| {
             hasher.update(s.as_bytes());
@@ -350,7 +405,9 @@ impl Scan {
         if bytes != self.info.bytes || hasher.digest() != self.info.hash {
             return Err(DataError::Io {
                 name: source.name(),
-                cause: io::Error::other("the file changed while it was being read; try again once nothing writes it"),
+                cause: io::Error::other(
+                    "the file changed while it was being read; try again once nothing writes it",
+                ),
             });
         }
         Ok(ids)
@@ -367,7 +424,10 @@ mod tests {
     use super::*;
 
     fn bytes(text: &[u8]) -> Source {
-        Source::Bytes { name: "t.txt".into(), bytes: Cow::Owned(text.to_vec()) }
+        Source::Bytes {
+            name: "t.txt".into(),
+            bytes: Cow::Owned(text.to_vec()),
+        }
     }
 
     #[test]
@@ -385,7 +445,9 @@ mod tests {
             assert_eq!(s.info.hash, xxhash_rust::xxh3::xxh3_64(text.as_bytes()));
         }
         // 300 distinct characters need u16
-        let wide: String = (0..300u32).filter_map(|i| char::from_u32(0x4e00 + i)).collect();
+        let wide: String = (0..300u32)
+            .filter_map(|i| char::from_u32(0x4e00 + i))
+            .collect();
         let s = scan(bytes(wide.as_bytes())).unwrap();
         let ids = s.encode(&s.vocab(None).0, false).unwrap();
         assert_eq!((ids.width(), ids.len()), (2, 300));
@@ -404,8 +466,13 @@ mod tests {
 
     #[test]
     fn invalid_utf8_is_reported_with_line_and_column() {
-        let err = scan(bytes(b"ok\ncaf\xc3\xa9 \xff")).unwrap_err().to_string();
-        assert!(err.contains("byte 0xff at byte offset 9 (line 2, column 6)"), "{err}");
+        let err = scan(bytes(b"ok\ncaf\xc3\xa9 \xff"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("byte 0xff at byte offset 9 (line 2, column 6)"),
+            "{err}"
+        );
         assert!(matches!(scan(bytes(b"")), Err(DataError::Empty { .. })));
     }
 
@@ -414,13 +481,22 @@ mod tests {
         let s = scan(bytes("aaaabbbccdxyz".as_bytes())).unwrap();
         let (vocab, folded) = s.vocab(Some(4));
         assert_eq!(vocab.chars(), ['a', 'b', 'c', UNKNOWN]);
-        assert_eq!(folded, Some(Folded { distinct: 4, occurrences: 4 }));
+        assert_eq!(
+            folded,
+            Some(Folded {
+                distinct: 4,
+                occurrences: 4
+            })
+        );
         let ids = s.encode(&vocab, true).unwrap();
         let u = vocab.id(UNKNOWN).unwrap();
         assert_eq!(&ids.as_slice().to_vec()[7..], [2, 2, u, u, u, u]);
         // without folding the first unknown character is an error with its place
         let err = s.encode(&vocab, false).unwrap_err().to_string();
-        assert!(err.contains("'d'") && err.contains("line 1, column 10"), "{err}");
+        assert!(
+            err.contains("'d'") && err.contains("line 1, column 10"),
+            "{err}"
+        );
     }
 
     #[test]

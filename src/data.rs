@@ -22,17 +22,36 @@ pub enum DataError {
         "{name} is not valid UTF-8: byte 0x{byte:02x} at byte offset {offset} (line {line}, column {column}); \
          convert the file to UTF-8 first, e.g. `iconv -f latin1 -t utf-8 in.txt > out.txt`"
     )]
-    InvalidUtf8 { name: String, byte: u8, offset: usize, line: usize, column: usize },
+    InvalidUtf8 {
+        name: String,
+        byte: u8,
+        offset: usize,
+        line: usize,
+        column: usize,
+    },
     #[error(
         "{name} has {len} characters to train on, but {streams} stream(s) of seq_length {seq} need at least {need}; \
          use a longer text, a smaller --seq-length or --batch-size, or a smaller --val-fraction"
     )]
-    TooShort { name: String, len: usize, need: usize, streams: usize, seq: usize },
+    TooShort {
+        name: String,
+        len: usize,
+        need: usize,
+        streams: usize,
+        seq: usize,
+    },
     #[error(
         "{name}: character {ch:?} (U+{code:04X}) at line {line}, column {column} is not in the \
          model's vocabulary of {vocab_size} characters"
     )]
-    OutOfVocab { name: String, ch: char, code: u32, line: usize, column: usize, vocab_size: usize },
+    OutOfVocab {
+        name: String,
+        ch: char,
+        code: u32,
+        line: usize,
+        column: usize,
+        vocab_size: usize,
+    },
     #[error("invalid vocabulary: {0}")]
     BadVocab(String),
 }
@@ -47,7 +66,10 @@ impl Text {
     /// Reads a UTF-8 file, refusing empty files and reporting where invalid UTF-8 starts.
     pub fn read(path: &Path) -> Result<Text, DataError> {
         let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|cause| DataError::Io { name: name.clone(), cause })?;
+        let bytes = std::fs::read(path).map_err(|cause| DataError::Io {
+            name: name.clone(),
+            cause,
+        })?;
         Text::from_bytes(name, bytes)
     }
 
@@ -60,13 +82,22 @@ impl Text {
             Err(e) => {
                 let offset = e.utf8_error().valid_up_to();
                 let at = position(e.as_bytes(), offset as u64);
-                Err(DataError::InvalidUtf8 { name, byte: at.byte, offset, line: at.line, column: at.byte_column })
+                Err(DataError::InvalidUtf8 {
+                    name,
+                    byte: at.byte,
+                    offset,
+                    line: at.line,
+                    column: at.byte_column,
+                })
             }
         }
     }
 
     pub fn builtin() -> Text {
-        Text { name: BUILTIN_NAME.to_string(), content: BUILTIN_TEXT.to_string() }
+        Text {
+            name: BUILTIN_NAME.to_string(),
+            content: BUILTIN_TEXT.to_string(),
+        }
     }
 
     pub fn info(&self) -> TextInfo {
@@ -95,7 +126,12 @@ pub struct Position {
 /// The position of byte `offset` of the text `r` reads, counted by streaming
 /// through it, so it serves files of any size as well as bytes in memory.
 pub fn position(mut r: impl Read, offset: u64) -> Position {
-    let mut at = Position { line: 1, byte_column: 1, char_column: 1, byte: 0 };
+    let mut at = Position {
+        line: 1,
+        byte_column: 1,
+        char_column: 1,
+        byte: 0,
+    };
     let mut buf = vec![0u8; 1 << 16];
     let mut left = offset;
     while left > 0 {
@@ -152,7 +188,9 @@ impl Vocab {
                 others.insert(c);
             }
         }
-        let ascii = (0u8..128).filter(|&b| seen_ascii[b as usize]).map(char::from);
+        let ascii = (0u8..128)
+            .filter(|&b| seen_ascii[b as usize])
+            .map(char::from);
         let chars = ascii.chain(others).collect();
         Vocab::from_sorted(chars).expect("built from distinct sorted characters")
     }
@@ -164,7 +202,10 @@ impl Vocab {
             return Err(DataError::BadVocab("no characters".into()));
         }
         if let Some(w) = chars.windows(2).find(|w| w[0] >= w[1]) {
-            return Err(DataError::BadVocab(format!("characters {:?} and {:?} are out of order", w[0], w[1])));
+            return Err(DataError::BadVocab(format!(
+                "characters {:?} and {:?} are out of order",
+                w[0], w[1]
+            )));
         }
         if chars.len() > u32::MAX as usize / 2 {
             return Err(DataError::BadVocab("too many characters".into()));
@@ -284,14 +325,33 @@ mod tests {
     fn position_counts_lines_bytes_and_characters() {
         let text = "ab\ncaf\u{e9} x\ny".as_bytes();
         // 'x' is byte 9: line 2, after 6 bytes / 5 characters of that line
-        assert_eq!(position(text, 9), Position { line: 2, byte_column: 7, char_column: 6, byte: b'x' });
-        assert_eq!(position(text, 0), Position { line: 1, byte_column: 1, char_column: 1, byte: b'a' });
+        assert_eq!(
+            position(text, 9),
+            Position {
+                line: 2,
+                byte_column: 7,
+                char_column: 6,
+                byte: b'x'
+            }
+        );
+        assert_eq!(
+            position(text, 0),
+            Position {
+                line: 1,
+                byte_column: 1,
+                char_column: 1,
+                byte: b'a'
+            }
+        );
         let end = position(text, text.len() as u64);
         assert_eq!((end.line, end.char_column, end.byte), (3, 2, 0));
     }
 
     fn text(s: &str) -> Text {
-        Text { name: "t.txt".into(), content: s.into() }
+        Text {
+            name: "t.txt".into(),
+            content: s.into(),
+        }
     }
 
     #[test]
@@ -319,8 +379,17 @@ mod tests {
     fn encode_known_skips_and_counts_unknown_characters() {
         let v = Vocab::from_text("abc\n");
         let (ids, unknown) = v.encode_known("ab\nxa\nyc");
-        assert_eq!(ids.iter().map(|&i| v.char(i)).collect::<String>(), "ab\na\nc");
-        assert_eq!(unknown, Unknown { count: 2, first: Some(('x', 2)) });
+        assert_eq!(
+            ids.iter().map(|&i| v.char(i)).collect::<String>(),
+            "ab\na\nc"
+        );
+        assert_eq!(
+            unknown,
+            Unknown {
+                count: 2,
+                first: Some(('x', 2))
+            }
+        );
     }
 
     #[test]
@@ -342,13 +411,22 @@ mod tests {
     #[test]
     fn invalid_utf8_is_reported_with_byte_offset_line_and_column() {
         let bytes = b"ok\nfine \xff bad".to_vec();
-        let err = Text::from_bytes("x.txt".into(), bytes).err().unwrap().to_string();
-        assert!(err.contains("byte 0xff at byte offset 8 (line 2, column 6)"), "{err}");
+        let err = Text::from_bytes("x.txt".into(), bytes)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            err.contains("byte 0xff at byte offset 8 (line 2, column 6)"),
+            "{err}"
+        );
     }
 
     #[test]
     fn empty_text_is_refused() {
-        assert!(matches!(Text::from_bytes("e".into(), vec![]), Err(DataError::Empty { .. })));
+        assert!(matches!(
+            Text::from_bytes("e".into(), vec![]),
+            Err(DataError::Empty { .. })
+        ));
     }
 
     #[test]

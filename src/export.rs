@@ -35,7 +35,11 @@ pub fn metadata<T: Real>(s: &TrainState<T>) -> serde_json::Value {
         Cell::Lstm => "PyTorch nn.LSTM: input, forget, cell, output",
         Cell::Gru => "PyTorch nn.GRU: reset, update, new; bhn is b_hn",
     };
-    let tensors: Vec<_> = c.tensors().iter().map(|t| json!({ "name": t.name, "shape": t.shape })).collect();
+    let tensors: Vec<_> = c
+        .tensors()
+        .iter()
+        .map(|t| json!({ "name": t.name, "shape": t.shape }))
+        .collect();
     json!({
         "format": "charrnn",
         "charrnn_version": env!("CARGO_PKG_VERSION"),
@@ -61,10 +65,20 @@ pub fn metadata<T: Real>(s: &TrainState<T>) -> serde_json::Value {
 /// F32). The metadata holds each [`metadata`] field as a string (safetensors
 /// allows only strings; nested values are JSON).
 pub fn safetensors<T: Real>(path: &Path, s: &TrainState<T>) -> Result<(), ExportError> {
-    let err = |reason: String| ExportError::Write { path: path.to_path_buf(), reason };
-    let dtype = if std::mem::size_of::<T>() == 8 { Dtype::F64 } else { Dtype::F32 };
+    let err = |reason: String| ExportError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let dtype = if std::mem::size_of::<T>() == 8 {
+        Dtype::F64
+    } else {
+        Dtype::F32
+    };
     let specs = s.config().tensors();
-    let bytes: Vec<Vec<u8>> = specs.iter().map(|t| to_le_bytes(&s.model.params[t.range()])).collect();
+    let bytes: Vec<Vec<u8>> = specs
+        .iter()
+        .map(|t| to_le_bytes(&s.model.params[t.range()]))
+        .collect();
     let mut views = Vec::with_capacity(specs.len());
     for (t, b) in specs.iter().zip(&bytes) {
         let view = TensorView::new(dtype, t.shape.to_vec(), b).map_err(|e| err(e.to_string()))?;
@@ -83,7 +97,10 @@ pub fn safetensors<T: Real>(path: &Path, s: &TrainState<T>) -> Result<(), Export
 
 /// Writes [`metadata`] as pretty JSON (the sidecar of an .npz export).
 pub fn sidecar<T: Real>(path: &Path, s: &TrainState<T>) -> Result<(), ExportError> {
-    let err = |reason: String| ExportError::Write { path: path.to_path_buf(), reason };
+    let err = |reason: String| ExportError::Write {
+        path: path.to_path_buf(),
+        reason,
+    };
     let mut text = serde_json::to_string_pretty(&metadata(s)).map_err(|e| err(e.to_string()))?;
     text.push('\n');
     crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| err(e.to_string()))

@@ -13,7 +13,9 @@ pub fn parent_dir(path: &Path) -> PathBuf {
 }
 
 fn file_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 fn temp_path(path: &Path) -> PathBuf {
@@ -24,10 +26,17 @@ fn temp_path(path: &Path) -> PathBuf {
 /// passes `dead`; returns how many were removed.
 fn remove_temps(path: &Path, dead: impl Fn(&str) -> bool) -> usize {
     let prefix = format!(".{}.tmp-", file_name(path));
-    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else { return 0 };
+    let Ok(entries) = std::fs::read_dir(parent_dir(path)) else {
+        return 0;
+    };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().strip_prefix(&prefix).is_some_and(&dead))
+        .filter(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix(&prefix)
+                .is_some_and(&dead)
+        })
         .filter(|e| std::fs::remove_file(e.path()).is_ok())
         .count()
 }
@@ -46,7 +55,10 @@ pub fn remove_dead_temps(path: &Path) -> usize {
     if !Path::new("/proc/self").exists() {
         return 0;
     }
-    remove_temps(path, |pid| pid.parse::<u32>().is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists()))
+    remove_temps(path, |pid| {
+        pid.parse::<u32>()
+            .is_ok_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+    })
 }
 
 /// An advisory lock that keeps two processes from writing the same file: an
@@ -65,9 +77,17 @@ pub enum LockError {
         "{path} is in use by another charrnn process{holder}; wait for it to finish, or use another path \
          (lock file {lock})"
     )]
-    Held { path: PathBuf, lock: PathBuf, holder: String },
+    Held {
+        path: PathBuf,
+        lock: PathBuf,
+        holder: String,
+    },
     #[error("cannot lock {path} (lock file {lock}): {cause}")]
-    Io { path: PathBuf, lock: PathBuf, cause: io::Error },
+    Io {
+        path: PathBuf,
+        lock: PathBuf,
+        cause: io::Error,
+    },
 }
 
 impl Lock {
@@ -78,9 +98,18 @@ impl Lock {
     /// Takes the lock on `path` or fails at once, naming the holder.
     pub fn acquire(path: &Path) -> Result<Lock, LockError> {
         let lock = Lock::lock_path(path);
-        let io = |cause| LockError::Io { path: path.to_path_buf(), lock: lock.clone(), cause };
-        let mut file =
-            std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&lock).map_err(io)?;
+        let io = |cause| LockError::Io {
+            path: path.to_path_buf(),
+            lock: lock.clone(),
+            cause,
+        };
+        let mut file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&lock)
+            .map_err(io)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(std::fs::TryLockError::WouldBlock) => {
@@ -89,7 +118,11 @@ impl Lock {
                     "" => String::new(),
                     pid => format!(" (pid {pid})"),
                 };
-                return Err(LockError::Held { path: path.to_path_buf(), lock, holder });
+                return Err(LockError::Held {
+                    path: path.to_path_buf(),
+                    lock,
+                    holder,
+                });
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(io(e)),
         }
@@ -122,11 +155,17 @@ impl AtomicFile {
     pub fn create(path: &Path) -> io::Result<AtomicFile> {
         let tmp = temp_path(path);
         let out = BufWriter::with_capacity(1 << 16, File::create(&tmp)?);
-        Ok(AtomicFile { path: path.to_path_buf(), tmp, out: Some(out) })
+        Ok(AtomicFile {
+            path: path.to_path_buf(),
+            tmp,
+            out: Some(out),
+        })
     }
 
     pub fn commit(mut self) -> io::Result<()> {
-        let Some(out) = self.out.take() else { return Ok(()) };
+        let Some(out) = self.out.take() else {
+            return Ok(());
+        };
         let result = (|| {
             let file = out.into_inner().map_err(|e| e.into_error())?;
             file.sync_all()?;
@@ -173,7 +212,10 @@ impl Drop for AtomicFile {
 /// [`write_atomic`]: creates missing parent directories and writes a probe file.
 pub fn check_writable(path: &Path) -> io::Result<()> {
     if path.is_dir() {
-        return Err(io::Error::new(io::ErrorKind::IsADirectory, "is a directory"));
+        return Err(io::Error::new(
+            io::ErrorKind::IsADirectory,
+            "is a directory",
+        ));
     }
     let dir = parent_dir(path);
     std::fs::create_dir_all(&dir)?;
@@ -220,8 +262,14 @@ mod tests {
         let path = dir.path().join("run.ckpt");
         let first = Lock::acquire(&path).unwrap();
         let err = Lock::acquire(&path).unwrap_err().to_string();
-        assert!(err.contains("in use by another charrnn process") && err.contains(".run.ckpt.lock"), "{err}");
-        assert!(err.contains(&format!("(pid {})", std::process::id())), "{err}");
+        assert!(
+            err.contains("in use by another charrnn process") && err.contains(".run.ckpt.lock"),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("(pid {})", std::process::id())),
+            "{err}"
+        );
         drop(first);
         Lock::acquire(&path).unwrap();
     }
@@ -235,7 +283,9 @@ mod tests {
         assert_eq!(remove_stale_temps(&path), 1);
         assert!(dir.path().join(".other.tmp-123").exists());
         // without a lock, only a dead writer's file goes
-        let mine = dir.path().join(format!(".run.ckpt.tmp-{}", std::process::id()));
+        let mine = dir
+            .path()
+            .join(format!(".run.ckpt.tmp-{}", std::process::id()));
         std::fs::write(&mine, "x").unwrap();
         std::fs::write(dir.path().join(".run.ckpt.tmp-4000000000"), "x").unwrap();
         assert_eq!(remove_dead_temps(&path), 1);

@@ -13,11 +13,20 @@ pub const HEADER: &str = "iteration,loss,smooth_loss,chars_per_sec,elapsed_s,val
 #[derive(Debug, Error)]
 pub enum HistoryError {
     #[error("loss history {path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
-    #[error("loss history {path}: first line is {found:?}, expected {HEADER:?}; is this a charrnn loss history?")]
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    #[error(
+        "loss history {path}: first line is {found:?}, expected {HEADER:?}; is this a charrnn loss history?"
+    )]
     Header { path: PathBuf, found: String },
     #[error("loss history {path}, line {line}: {reason}")]
-    Row { path: PathBuf, line: u64, reason: String },
+    Row {
+        path: PathBuf,
+        line: u64,
+        reason: String,
+    },
 }
 
 /// One logged iteration; every loss is in nats per character. `loss` is that
@@ -43,12 +52,18 @@ pub struct LossLog {
 impl LossLog {
     /// Starts a new history, replacing any file at `path`.
     pub fn create(path: &Path) -> Result<LossLog, HistoryError> {
-        let io = |cause| HistoryError::Io { path: path.to_path_buf(), cause };
+        let io = |cause| HistoryError::Io {
+            path: path.to_path_buf(),
+            cause,
+        };
         let mut file = File::create(path).map_err(io)?;
         writeln!(file, "{HEADER}").map_err(io)?;
         drop(file);
         let file = OpenOptions::new().append(true).open(path).map_err(io)?;
-        Ok(LossLog { path: path.to_path_buf(), file })
+        Ok(LossLog {
+            path: path.to_path_buf(),
+            file,
+        })
     }
 
     /// Continues the history of a run resumed at `iteration`. Rows logged after
@@ -56,10 +71,15 @@ impl LossLog {
     /// last line are dropped, so the file never holds a row twice. Returns the log
     /// and the number of rows dropped.
     pub fn resume(path: &Path, iteration: u64) -> Result<(LossLog, usize), HistoryError> {
-        let io = |cause| HistoryError::Io { path: path.to_path_buf(), cause };
+        let io = |cause| HistoryError::Io {
+            path: path.to_path_buf(),
+            cause,
+        };
         let bytes = match std::fs::read(path) {
             Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((LossLog::create(path)?, 0)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok((LossLog::create(path)?, 0));
+            }
             Err(e) => return Err(io(e)),
         };
         if bytes.is_empty() {
@@ -72,7 +92,9 @@ impl LossLog {
         let dropped = rows.len() - keep + torn;
         if dropped > 0 {
             let mut text = format!("{HEADER}\n").into_bytes();
-            let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut text);
+            let mut w = csv::WriterBuilder::new()
+                .has_headers(false)
+                .from_writer(&mut text);
             for row in &rows[..keep] {
                 w.serialize(row).map_err(|e| io(e.into()))?;
             }
@@ -81,16 +103,27 @@ impl LossLog {
             crate::fsutil::write_atomic(path, &text).map_err(io)?;
         }
         let file = OpenOptions::new().append(true).open(path).map_err(io)?;
-        Ok((LossLog { path: path.to_path_buf(), file }, dropped))
+        Ok((
+            LossLog {
+                path: path.to_path_buf(),
+                file,
+            },
+            dropped,
+        ))
     }
 
     /// Appends one row in a single write. If the write fails (a full disk), the
     /// part of the row that did land is cut off again, so the file never holds a
     /// torn row in its middle; the caller may carry on and append later rows.
     pub fn append(&mut self, row: &Row) -> Result<(), HistoryError> {
-        let io = |cause| HistoryError::Io { path: self.path.clone(), cause };
+        let io = |cause| HistoryError::Io {
+            path: self.path.clone(),
+            cause,
+        };
         let mut line = Vec::with_capacity(96);
-        let mut w = csv::WriterBuilder::new().has_headers(false).from_writer(&mut line);
+        let mut w = csv::WriterBuilder::new()
+            .has_headers(false)
+            .from_writer(&mut line);
         w.serialize(row).map_err(|e| io(e.into()))?;
         w.flush().map_err(io)?;
         drop(w);
@@ -109,7 +142,10 @@ impl LossLog {
 
 /// Reads a whole history file.
 pub fn read(path: &Path) -> Result<Vec<Row>, HistoryError> {
-    let bytes = std::fs::read(path).map_err(|cause| HistoryError::Io { path: path.to_path_buf(), cause })?;
+    let bytes = std::fs::read(path).map_err(|cause| HistoryError::Io {
+        path: path.to_path_buf(),
+        cause,
+    })?;
     parse(path, &bytes)
 }
 
@@ -117,7 +153,10 @@ pub fn read(path: &Path) -> Result<Vec<Row>, HistoryError> {
 /// its newline (being written, or torn by a crash) is left out. Returns the rows
 /// and whether such a line was left out.
 pub fn read_live(path: &Path) -> Result<(Vec<Row>, bool), HistoryError> {
-    let bytes = std::fs::read(path).map_err(|cause| HistoryError::Io { path: path.to_path_buf(), cause })?;
+    let bytes = std::fs::read(path).map_err(|cause| HistoryError::Io {
+        path: path.to_path_buf(),
+        cause,
+    })?;
     let (complete, torn) = complete_lines(&bytes);
     if complete.is_empty() {
         // not even a whole header line: report it as the header problem it is
@@ -136,9 +175,14 @@ fn complete_lines(bytes: &[u8]) -> (&[u8], bool) {
 /// Parses the bytes of a history file (`path` names it in errors).
 pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, HistoryError> {
     let first = bytes.split(|&b| b == b'\n').next().unwrap_or_default();
-    let first = String::from_utf8_lossy(first).trim_end_matches('\r').to_string();
+    let first = String::from_utf8_lossy(first)
+        .trim_end_matches('\r')
+        .to_string();
     if first != HEADER {
-        return Err(HistoryError::Header { path: path.to_path_buf(), found: first });
+        return Err(HistoryError::Header {
+            path: path.to_path_buf(),
+            found: first,
+        });
     }
     let mut reader = csv::Reader::from_reader(bytes);
     let mut rows = Vec::new();
@@ -149,7 +193,11 @@ pub fn parse(path: &Path, bytes: &[u8]) -> Result<Vec<Row>, HistoryError> {
                 csv::ErrorKind::Deserialize { err, .. } => err.to_string(),
                 _ => e.to_string(),
             };
-            HistoryError::Row { path: path.to_path_buf(), line, reason }
+            HistoryError::Row {
+                path: path.to_path_buf(),
+                line,
+                reason,
+            }
         })?;
         rows.push(row);
     }
@@ -162,7 +210,14 @@ mod tests {
 
     fn row(i: u64) -> Row {
         let val_loss = (i == 200).then_some(1.75);
-        Row { iteration: i, loss: 1.5 + i as f64, smooth_loss: 2.25, chars_per_sec: 1000.0, elapsed_s: 0.5, val_loss }
+        Row {
+            iteration: i,
+            loss: 1.5 + i as f64,
+            smooth_loss: 2.25,
+            chars_per_sec: 1000.0,
+            elapsed_s: 0.5,
+            val_loss,
+        }
     }
 
     #[test]
@@ -173,8 +228,13 @@ mod tests {
         log.append(&row(100)).unwrap();
         log.append(&row(200)).unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.starts_with("iteration,loss,smooth_loss,chars_per_sec,elapsed_s,val_loss\n100,101.5,2.25,"));
-        assert!(text.contains(",0.5,\n200,") && text.ends_with(",0.5,1.75\n"), "{text}");
+        assert!(text.starts_with(
+            "iteration,loss,smooth_loss,chars_per_sec,elapsed_s,val_loss\n100,101.5,2.25,"
+        ));
+        assert!(
+            text.contains(",0.5,\n200,") && text.ends_with(",0.5,1.75\n"),
+            "{text}"
+        );
         assert_eq!(read(&path).unwrap(), vec![row(100), row(200)]);
     }
 

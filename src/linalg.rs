@@ -17,7 +17,16 @@ use serde::de::DeserializeOwned;
 /// The floating-point type a model computes in: f64 (min-char-rnn's precision, the
 /// default) or f32 (faster).
 pub trait Real:
-    num_traits::Float + LinalgScalar + Debug + Display + Default + Send + Sync + Serialize + DeserializeOwned + 'static
+    num_traits::Float
+    + LinalgScalar
+    + Debug
+    + Display
+    + Default
+    + Send
+    + Sync
+    + Serialize
+    + DeserializeOwned
+    + 'static
 {
     /// "f32" or "f64"
     const NAME: &'static str;
@@ -115,7 +124,10 @@ fn exp_f64_parts(x: f64) -> (f64, f64, f64) {
     let r = xc - n * C1 - n * C2;
     let rr = r * r;
     let p = r * ((1.261_771_930_748_105_9e-4 * rr + 3.029_944_077_074_419_6e-2) * rr + 1.0);
-    let q = ((3.001_985_051_386_644_5e-6 * rr + 2.524_483_403_496_841e-3) * rr + 2.272_655_482_081_550_3e-1) * rr + 2.0;
+    let q = ((3.001_985_051_386_644_5e-6 * rr + 2.524_483_403_496_841e-3) * rr
+        + 2.272_655_482_081_550_3e-1)
+        * rr
+        + 2.0;
     let two_n = f64::from_bits(t.to_bits().wrapping_sub(ROUND.to_bits()).wrapping_add(1023) << 52);
     (p, q, two_n)
 }
@@ -128,8 +140,10 @@ fn exp_f64_parts(x: f64) -> (f64, f64, f64) {
 #[inline(always)]
 pub fn tanh_f64(x: f64) -> f64 {
     let z = x * x;
-    let sp = (-9.643_991_794_250_522e-1 * z - 9.928_772_310_019_186e1) * z - 1.614_687_684_417_084_5e3;
-    let sq = ((z + 1.128_116_784_916_329_3e2) * z + 2.235_488_390_601_004_6e3) * z + 4.844_063_053_251_255e3;
+    let sp =
+        (-9.643_991_794_250_522e-1 * z - 9.928_772_310_019_186e1) * z - 1.614_687_684_417_084_5e3;
+    let sq = ((z + 1.128_116_784_916_329_3e2) * z + 2.235_488_390_601_004_6e3) * z
+        + 4.844_063_053_251_255e3;
     let (p, q, two_n) = exp_f64_parts(2.0 * x.abs());
     let small = x.abs() < 0.625;
     let num = if small { x * z * sp } else { 2.0 * (q - p) };
@@ -155,7 +169,9 @@ pub fn exp_f32(x: f32) -> f32 {
     let t = xc * LOG2E + ROUND;
     let n = t - ROUND;
     let r = xc - n * LN2_HI - n * LN2_LO;
-    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2) * r + 1.666_666_5e-1)
+    let p = (((((1.987_569_1e-4 * r + 1.398_199_9e-3) * r + 8.333_452e-3) * r + 4.166_579_6e-2)
+        * r
+        + 1.666_666_5e-1)
         * r
         + 0.5)
         * r
@@ -271,7 +287,12 @@ fn dot_body<T: Real, const FUSED: bool>(a: &[T], b: &[T]) -> T {
     for (&x, &y) in ra.iter().zip(rb) {
         tail = fma(x, y, tail);
     }
-    let half = [acc[0] + acc[4], acc[1] + acc[5], acc[2] + acc[6], acc[3] + acc[7]];
+    let half = [
+        acc[0] + acc[4],
+        acc[1] + acc[5],
+        acc[2] + acc[6],
+        acc[3] + acc[7],
+    ];
     (half[0] + half[2]) + (half[1] + half[3]) + tail
 }
 
@@ -361,7 +382,12 @@ pub fn pack_blocks_of<T: Real>(m: &[T], k: usize, n: usize, cols: Range<usize>, 
     for (b, block) in blocks.chunks_exact_mut(k * BLOCK).enumerate() {
         let c0 = cols.start + b * BLOCK;
         // whole arrays, which copy inline (a slice copy of 32 values is a call)
-        for (dst, row) in block.as_chunks_mut::<BLOCK>().0.iter_mut().zip(m.chunks_exact(n)) {
+        for (dst, row) in block
+            .as_chunks_mut::<BLOCK>()
+            .0
+            .iter_mut()
+            .zip(m.chunks_exact(n))
+        {
             *dst = *<&[T; BLOCK]>::try_from(&row[c0..c0 + BLOCK]).expect("a block");
         }
     }
@@ -379,7 +405,10 @@ pub fn pack_blocks_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut 
     let full = n / BLOCK * BLOCK;
     let (blocks, tail) = out.split_at_mut(full * k);
     // a block is rows 32b.. of m transposed
-    for (block, rows) in blocks.chunks_exact_mut(k * BLOCK).zip(m.chunks_exact(k * BLOCK)) {
+    for (block, rows) in blocks
+        .chunks_exact_mut(k * BLOCK)
+        .zip(m.chunks_exact(k * BLOCK))
+    {
         transpose_run::<T, BLOCK>(rows, k, block);
     }
     let w = n - full;
@@ -403,8 +432,10 @@ fn transpose_run<T: Real, const W: usize>(rows: &[T], k: usize, out: &mut [T]) {
         for i0 in (0..W).step_by(4) {
             let r: [&[T]; 4] = std::array::from_fn(|q| &rows[(i0 + q) * k..(i0 + q + 1) * k]);
             for j0 in (jb..(jb + 64).min(quads)).step_by(4) {
-                let tile: [[T; 4]; 4] = std::array::from_fn(|q| r[q][j0..j0 + 4].try_into().expect("4 values"));
-                let columns: [[T; 4]; 4] = std::array::from_fn(|jj| std::array::from_fn(|q| tile[q][jj]));
+                let tile: [[T; 4]; 4] =
+                    std::array::from_fn(|q| r[q][j0..j0 + 4].try_into().expect("4 values"));
+                let columns: [[T; 4]; 4] =
+                    std::array::from_fn(|jj| std::array::from_fn(|q| tile[q][jj]));
                 for (jj, column) in columns.iter().enumerate() {
                     let at = (j0 + jj) * W + i0;
                     out[at..at + 4].copy_from_slice(column);
@@ -534,7 +565,13 @@ pub const TILE_COLS: usize = 16;
 /// each strip k rows of W contiguous values, for [`strip_vecmat`] (W = 16). Row-major rows of 1 or 4 KB would put a strip's rows in a
 /// handful of cache sets, where they evict each other; strips are read straight
 /// through. n must be a multiple of W.
-pub fn pack_strips<T: Real>(width: usize, k: usize, n: usize, at: impl Fn(usize, usize) -> T, out: &mut [T]) {
+pub fn pack_strips<T: Real>(
+    width: usize,
+    k: usize,
+    n: usize,
+    at: impl Fn(usize, usize) -> T,
+    out: &mut [T],
+) {
     assert!(n.is_multiple_of(width) && out.len() == k * n);
     for (s, strip) in out.chunks_exact_mut(k * width).enumerate() {
         for (kk, row) in strip.chunks_exact_mut(width).enumerate() {
@@ -549,12 +586,22 @@ pub fn pack_strips<T: Real>(width: usize, k: usize, n: usize, at: impl Fn(usize,
 /// 16-value pieces of m's rows, copied whole. `out` receives the strips from
 /// `first` on, as many as it holds (all n/16 from 0 for the whole matrix).
 pub fn pack_strips_of<T: Real>(m: &[T], k: usize, n: usize, first: usize, out: &mut [T]) {
-    assert!(n.is_multiple_of(TILE_COLS) && m.len() == k * n && out.len().is_multiple_of(k * TILE_COLS));
-    assert!(first * TILE_COLS * k + out.len() <= k * n, "strips beyond the matrix");
+    assert!(
+        n.is_multiple_of(TILE_COLS) && m.len() == k * n && out.len().is_multiple_of(k * TILE_COLS)
+    );
+    assert!(
+        first * TILE_COLS * k + out.len() <= k * n,
+        "strips beyond the matrix"
+    );
     for (s, strip) in out.chunks_exact_mut(k * TILE_COLS).enumerate() {
         let c0 = (first + s) * TILE_COLS;
         // whole arrays, which copy inline (a slice copy is a call)
-        for (row, piece) in strip.as_chunks_mut::<TILE_COLS>().0.iter_mut().zip(m.chunks_exact(n)) {
+        for (row, piece) in strip
+            .as_chunks_mut::<TILE_COLS>()
+            .0
+            .iter_mut()
+            .zip(m.chunks_exact(n))
+        {
             *row = *<&[T; TILE_COLS]>::try_from(&piece[c0..c0 + TILE_COLS]).expect("a strip's row");
         }
     }
@@ -565,7 +612,10 @@ pub fn pack_strips_of<T: Real>(m: &[T], k: usize, n: usize, first: usize, out: &
 /// through M's columns would stride across all of m for every value).
 pub fn pack_strips_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut [T]) {
     assert!(n.is_multiple_of(TILE_COLS) && m.len() == k * n && out.len() == k * n);
-    for (strip, rows) in out.chunks_exact_mut(k * TILE_COLS).zip(m.chunks_exact(k * TILE_COLS)) {
+    for (strip, rows) in out
+        .chunks_exact_mut(k * TILE_COLS)
+        .zip(m.chunks_exact(k * TILE_COLS))
+    {
         transpose_run::<T, TILE_COLS>(rows, k, strip);
     }
 }
@@ -574,7 +624,11 @@ pub fn pack_strips_of_transpose<T: Real>(m: &[T], n: usize, k: usize, out: &mut 
 /// into separate sums, added at the end (one set of 16 lanes would wait on the
 /// FMA latency at every row).
 #[inline(always)]
-fn strip_rows<T: Real, const FUSED: bool>(x: &[T], rows: &[[T; TILE_COLS]], acc: &mut [T; TILE_COLS]) {
+fn strip_rows<T: Real, const FUSED: bool>(
+    x: &[T],
+    rows: &[[T; TILE_COLS]],
+    acc: &mut [T; TILE_COLS],
+) {
     let fma = madd::<T, FUSED>;
     let mut odd = [T::zero(); TILE_COLS];
     let (pairs, last) = x.as_chunks::<2>();
@@ -733,7 +787,13 @@ pub fn transpose<T: Real>(src: &[T], rows: usize, cols: usize, dst: &mut [T]) {
 }
 
 /// c = alpha * a b + beta * c (matrixmultiply's GEMM; any strides, so `a.t()` is free).
-pub fn gemm<T: Real>(alpha: T, a: &ArrayView2<T>, b: &ArrayView2<T>, beta: T, c: &mut ArrayViewMut2<T>) {
+pub fn gemm<T: Real>(
+    alpha: T,
+    a: &ArrayView2<T>,
+    b: &ArrayView2<T>,
+    beta: T,
+    c: &mut ArrayViewMut2<T>,
+) {
     general_mat_mul(alpha, a, b, beta, c);
 }
 
@@ -751,7 +811,13 @@ pub fn a_bt<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize
     if m == 1 && beta == T::zero() {
         matvec(b, a, c);
     } else {
-        gemm(T::one(), &view(a, m, k), &view(b, n, k).t(), beta, &mut view_mut(c, m, n));
+        gemm(
+            T::one(),
+            &view(a, m, k),
+            &view(b, n, k).t(),
+            beta,
+            &mut view_mut(c, m, n),
+        );
     }
 }
 
@@ -763,7 +829,13 @@ pub fn a_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize,
         }
         vecmat(a, b, c, true);
     } else {
-        gemm(T::one(), &view(a, m, k), &view(b, k, n), beta, &mut view_mut(c, m, n));
+        gemm(
+            T::one(),
+            &view(a, m, k),
+            &view(b, k, n),
+            beta,
+            &mut view_mut(c, m, n),
+        );
     }
 }
 
@@ -776,10 +848,25 @@ pub fn at_b<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize
 /// product of A's columns `rows` (a strided view, nothing copied) with B. Each
 /// row comes out exactly as from [`at_b`] over all of C.
 #[allow(clippy::too_many_arguments)]
-pub fn at_b_rows<T: Real>(a: &[T], b: &[T], c: &mut [T], m: usize, k: usize, n: usize, rows: Range<usize>, beta: T) {
+pub fn at_b_rows<T: Real>(
+    a: &[T],
+    b: &[T],
+    c: &mut [T],
+    m: usize,
+    k: usize,
+    n: usize,
+    rows: Range<usize>,
+    beta: T,
+) {
     let at = view(a, k, m);
     let at = at.slice(ndarray::s![.., rows.clone()]);
-    gemm(T::one(), &at.t(), &view(b, k, n), beta, &mut view_mut(c, rows.len(), n));
+    gemm(
+        T::one(),
+        &at.t(),
+        &view(b, k, n),
+        beta,
+        &mut view_mut(c, rows.len(), n),
+    );
 }
 
 /// Adds `row` to every row of the row-major matrix `m`.
@@ -832,14 +919,19 @@ mod tests {
             let a: Vec<f64> = (0..n).map(|i| (i as f64 * 0.37).sin()).collect();
             let b: Vec<f64> = (0..n).map(|i| (i as f64 * 0.11).cos()).collect();
             let naive: f64 = a.iter().zip(&b).map(|(x, y)| x * y).sum();
-            assert!((dot_body::<f64, false>(&a, &b) - naive).abs() < 1e-12, "n={n}");
+            assert!(
+                (dot_body::<f64, false>(&a, &b) - naive).abs() < 1e-12,
+                "n={n}"
+            );
         }
     }
 
     #[test]
     fn vecmat_blocks_and_tails_agree_with_ndarray_on_both_paths() {
         for (rows, cols) in [(3, 5), (7, 32), (100, 100), (9, 65), (4, 70)] {
-            let m = ndarray::Array2::from_shape_fn((rows, cols), |(i, j)| ((i * 7 + j * 3) % 11) as f64 - 5.0);
+            let m = ndarray::Array2::from_shape_fn((rows, cols), |(i, j)| {
+                ((i * 7 + j * 3) % 11) as f64 - 5.0
+            });
             let x: Vec<f64> = (0..rows).map(|i| i as f64 * 0.25 - 1.0).collect();
             let want = ndarray::arr1(&x).dot(&m);
             let mut y = vec![1.0; cols];
@@ -857,7 +949,16 @@ mod tests {
     fn block_vecmat_has_the_bits_of_vecmat() {
         // irrational-looking values, so a change of summation order changes bits
         let val = |i: usize| ((i as f64 * 0.618_034).fract() - 0.5) * 1.7;
-        for (k, n) in [(1, 5), (3, 4), (7, 32), (100, 100), (9, 65), (13, 70), (6, 39), (101, 3)] {
+        for (k, n) in [
+            (1, 5),
+            (3, 4),
+            (7, 32),
+            (100, 100),
+            (9, 65),
+            (13, 70),
+            (6, 39),
+            (101, 3),
+        ] {
             let m: Vec<f64> = (0..k * n).map(val).collect();
             let x: Vec<f64> = (0..k).map(|i| val(i + 7919)).collect();
             let mut packed = vec![f64::NAN; k * n];
@@ -902,9 +1003,18 @@ mod tests {
 
     #[test]
     fn strip_vecmat_agrees_with_ndarray() {
-        for (m, k, n) in [(1, 3, 16), (4, 7, 16), (5, 9, 32), (16, 20, 64), (7, 300, 48)] {
-            let x = ndarray::Array2::from_shape_fn((m, k), |(i, j)| ((i * 5 + j * 3) % 7) as f64 - 3.0);
-            let b = ndarray::Array2::from_shape_fn((k, n), |(i, j)| ((i * 2 + j) % 9) as f64 * 0.5 - 2.0);
+        for (m, k, n) in [
+            (1, 3, 16),
+            (4, 7, 16),
+            (5, 9, 32),
+            (16, 20, 64),
+            (7, 300, 48),
+        ] {
+            let x =
+                ndarray::Array2::from_shape_fn((m, k), |(i, j)| ((i * 5 + j * 3) % 7) as f64 - 3.0);
+            let b = ndarray::Array2::from_shape_fn((k, n), |(i, j)| {
+                ((i * 2 + j) % 9) as f64 * 0.5 - 2.0
+            });
             let mut packed = vec![0.0; k * n];
             pack_strips(TILE_COLS, k, n, |i, j| b[[i, j]], &mut packed);
             let mut y = vec![f64::NAN; m * n];
@@ -912,7 +1022,11 @@ mod tests {
             let want = x.dot(&b);
             assert_eq!(y, want.iter().copied().collect::<Vec<_>>(), "{m}x{k}x{n}");
             strip_vecmat(x.as_slice().unwrap(), &packed, &mut y, m, true);
-            assert_eq!(y, (&want * 2.0).iter().copied().collect::<Vec<_>>(), "{m}x{k}x{n} accumulate");
+            assert_eq!(
+                y,
+                (&want * 2.0).iter().copied().collect::<Vec<_>>(),
+                "{m}x{k}x{n} accumulate"
+            );
         }
     }
 
@@ -920,7 +1034,9 @@ mod tests {
     fn strip_matvec_agrees_with_ndarray() {
         // k odd leaves one row after the pairs
         for (k, n) in [(1, 16), (2, 16), (7, 32), (33, 48), (300, 64)] {
-            let m = ndarray::Array2::from_shape_fn((k, n), |(i, j)| ((i * 2 + j) % 9) as f64 * 0.5 - 2.0);
+            let m = ndarray::Array2::from_shape_fn((k, n), |(i, j)| {
+                ((i * 2 + j) % 9) as f64 * 0.5 - 2.0
+            });
             let x = ndarray::Array1::from_shape_fn(n, |j| ((j * 3) % 7) as f64 - 3.0);
             let mut packed = vec![0.0; k * n];
             pack_strips(TILE_COLS, k, n, |i, j| m[[i, j]], &mut packed);
@@ -947,7 +1063,10 @@ mod tests {
                 for descending in [false, true] {
                     let mut part = vec![f64::NAN; rows.len()];
                     strip_matvec(&packed, &x, rows.start, &mut part, descending);
-                    assert!(part == whole[rows.clone()], "{k}x{n} rows {rows:?} of M x, descending {descending}");
+                    assert!(
+                        part == whole[rows.clone()],
+                        "{k}x{n} rows {rows:?} of M x, descending {descending}"
+                    );
                 }
             }
             // x M over all rows is strip_vecmat's; over parts, close to it
@@ -1006,23 +1125,63 @@ mod tests {
         let a = ndarray::Array2::from_shape_fn((3, 4), |(i, j)| (i * 4 + j) as f64 * 0.5 - 2.0);
         let b = ndarray::Array2::from_shape_fn((5, 4), |(i, j)| ((i + 2 * j) % 7) as f64 - 3.0);
         let mut c = vec![1.0; 15];
-        a_bt(a.as_slice().unwrap(), b.as_slice().unwrap(), &mut c, 3, 4, 5, 1.0);
+        a_bt(
+            a.as_slice().unwrap(),
+            b.as_slice().unwrap(),
+            &mut c,
+            3,
+            4,
+            5,
+            1.0,
+        );
         let want = a.dot(&b.t()) + 1.0;
         assert_eq!(c, want.iter().copied().collect::<Vec<_>>());
         let bt = b.t().as_standard_layout().into_owned(); // (4, 5)
         let mut c = vec![0.0; 15];
-        a_b(a.as_slice().unwrap(), bt.as_slice().unwrap(), &mut c, 3, 4, 5, 0.0);
+        a_b(
+            a.as_slice().unwrap(),
+            bt.as_slice().unwrap(),
+            &mut c,
+            3,
+            4,
+            5,
+            0.0,
+        );
         assert_eq!(c, a.dot(&bt).iter().copied().collect::<Vec<_>>());
         let mut c = vec![0.0; 20]; // A^T B with A (3, 4)... as (k=3, m=4), B (3, n=5)
         let b3 = ndarray::Array2::from_shape_fn((3, 5), |(i, j)| (i * j) as f64 + 1.0);
-        at_b(a.as_slice().unwrap(), b3.as_slice().unwrap(), &mut c, 4, 3, 5, 0.0);
+        at_b(
+            a.as_slice().unwrap(),
+            b3.as_slice().unwrap(),
+            &mut c,
+            4,
+            3,
+            5,
+            0.0,
+        );
         assert_eq!(c, a.t().dot(&b3).iter().copied().collect::<Vec<_>>());
         // one-row forms take the matrix-vector path
         let mut r = vec![0.0; 5];
-        a_bt(&a.as_slice().unwrap()[..4], b.as_slice().unwrap(), &mut r, 1, 4, 5, 0.0);
+        a_bt(
+            &a.as_slice().unwrap()[..4],
+            b.as_slice().unwrap(),
+            &mut r,
+            1,
+            4,
+            5,
+            0.0,
+        );
         assert_eq!(r, a.row(0).dot(&b.t()).to_vec());
         let mut r = vec![2.0; 5];
-        a_b(&a.as_slice().unwrap()[..4], bt.as_slice().unwrap(), &mut r, 1, 4, 5, 1.0);
+        a_b(
+            &a.as_slice().unwrap()[..4],
+            bt.as_slice().unwrap(),
+            &mut r,
+            1,
+            4,
+            5,
+            1.0,
+        );
         assert_eq!(r, (a.row(0).dot(&bt) + 2.0).to_vec());
     }
 
@@ -1036,7 +1195,9 @@ mod tests {
                 worst.0 = worst.0.max(((exp_f32(x) as f64 - e) / e).abs());
             }
             worst.1 = worst.1.max((x.tanh_act() as f64 - (x as f64).tanh()).abs());
-            worst.2 = worst.2.max((x.sigmoid() as f64 - 1.0 / (1.0 + (-x as f64).exp())).abs());
+            worst.2 = worst
+                .2
+                .max((x.sigmoid() as f64 - 1.0 / (1.0 + (-x as f64).exp())).abs());
         }
         assert!(worst.0 < 3e-7, "exp relative error {}", worst.0);
         assert!(worst.1 < 3e-7, "tanh absolute error {}", worst.1);

@@ -15,11 +15,18 @@ use crate::model::{Cell, Config, Model};
 #[derive(Debug, Error)]
 pub enum NpzError {
     #[error("reading {path}: {cause}")]
-    Open { path: PathBuf, cause: std::io::Error },
+    Open {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
     #[error("reading {path}: {cause}")]
     Read { path: PathBuf, cause: ReadNpzError },
     #[error("reading {path}: array {name}: {reason}")]
-    Array { path: PathBuf, name: String, reason: String },
+    Array {
+        path: PathBuf,
+        name: String,
+        reason: String,
+    },
     #[error("writing {path}: {reason}")]
     Write { path: PathBuf, reason: String },
 }
@@ -27,14 +34,25 @@ pub enum NpzError {
 /// Writes every tensor under its name with its [`Config::tensors`] shape (biases as
 /// (n, 1) columns, as min-char-rnn keeps them).
 pub fn export<T: Real>(path: &Path, model: &Model<T>) -> Result<(), NpzError> {
-    let write_err = |reason: String| NpzError::Write { path: path.into(), reason };
+    let write_err = |reason: String| NpzError::Write {
+        path: path.into(),
+        reason,
+    };
     let mut npz = NpzWriter::new(std::io::Cursor::new(Vec::new()));
     for spec in model.config.tensors() {
-        let data: Vec<f64> = model.params[spec.range()].iter().map(|x| x.as_f64()).collect();
-        let array = Array2::from_shape_vec((spec.shape[0], spec.shape[1]), data).expect("layout matches the config");
-        npz.add_array(spec.name.as_str(), &array).map_err(|e| write_err(e.to_string()))?;
+        let data: Vec<f64> = model.params[spec.range()]
+            .iter()
+            .map(|x| x.as_f64())
+            .collect();
+        let array = Array2::from_shape_vec((spec.shape[0], spec.shape[1]), data)
+            .expect("layout matches the config");
+        npz.add_array(spec.name.as_str(), &array)
+            .map_err(|e| write_err(e.to_string()))?;
     }
-    let bytes = npz.finish().map_err(|e| write_err(e.to_string()))?.into_inner();
+    let bytes = npz
+        .finish()
+        .map_err(|e| write_err(e.to_string()))?
+        .into_inner();
     crate::fsutil::write_atomic(path, &bytes).map_err(|e| write_err(e.to_string()))
 }
 
@@ -60,11 +78,18 @@ pub fn import<T: Real>(path: &Path, config: Config) -> Result<Model<T>, NpzError
     let mut params = Vec::with_capacity(config.num_params());
     for spec in config.tensors() {
         let (shape, data) = read_array(path, &mut npz, &spec.name)?;
-        let bad = |reason: String| NpzError::Array { path: path.into(), name: spec.name.clone(), reason };
+        let bad = |reason: String| NpzError::Array {
+            path: path.into(),
+            name: spec.name.clone(),
+            reason,
+        };
         // biases may also come as flat (n,) vectors
         let expected = spec.shape;
         if !(shape == expected || (expected[1] == 1 && shape == [expected[0]])) {
-            return Err(bad(format!("shape {shape:?}, expected {expected:?} for a {}", config.describe())));
+            return Err(bad(format!(
+                "shape {shape:?}, expected {expected:?} for a {}",
+                config.describe()
+            )));
         }
         if data.iter().any(|x| !x.is_finite()) {
             return Err(bad("holds NaN or infinite values".into()));
@@ -75,18 +100,34 @@ pub fn import<T: Real>(path: &Path, config: Config) -> Result<Model<T>, NpzError
 }
 
 fn open(path: &Path) -> Result<NpzReader<File>, NpzError> {
-    let file = File::open(path).map_err(|cause| NpzError::Open { path: path.into(), cause })?;
-    NpzReader::new(file).map_err(|cause| NpzError::Read { path: path.into(), cause })
+    let file = File::open(path).map_err(|cause| NpzError::Open {
+        path: path.into(),
+        cause,
+    })?;
+    NpzReader::new(file).map_err(|cause| NpzError::Read {
+        path: path.into(),
+        cause,
+    })
 }
 
 /// One array as (shape, row-major values), from float64 or float32 storage.
-fn read_array(path: &Path, npz: &mut NpzReader<File>, name: &str) -> Result<(Vec<usize>, Vec<f64>), NpzError> {
-    let wrong_type = |e: &ReadNpzError| matches!(e, ReadNpzError::Npy(ReadNpyError::WrongDescriptor(_)));
+fn read_array(
+    path: &Path,
+    npz: &mut NpzReader<File>,
+    name: &str,
+) -> Result<(Vec<usize>, Vec<f64>), NpzError> {
+    let wrong_type =
+        |e: &ReadNpzError| matches!(e, ReadNpzError::Npy(ReadNpyError::WrongDescriptor(_)));
     let describe = |e: ReadNpzError| match e {
-        ReadNpzError::Zip(zip::result::ZipError::FileNotFound) => {
-            NpzError::Array { path: path.into(), name: name.into(), reason: "missing".into() }
-        }
-        other => NpzError::Read { path: path.into(), cause: other },
+        ReadNpzError::Zip(zip::result::ZipError::FileNotFound) => NpzError::Array {
+            path: path.into(),
+            name: name.into(),
+            reason: "missing".into(),
+        },
+        other => NpzError::Read {
+            path: path.into(),
+            cause: other,
+        },
     };
     let as_f64: Result<ArrayD<f64>, _> = npz.by_name(name);
     let (shape, data) = match as_f64 {
@@ -120,19 +161,47 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.npz");
         for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
-            let config = Config { cell, vocab: 6, hidden: 4, layers: 2, embedding: 3 };
+            let config = Config {
+                cell,
+                vocab: 6,
+                hidden: 4,
+                layers: 2,
+                embedding: 3,
+            };
             let model = Model::<f32>::init(config, &mut rand_chacha::ChaCha8Rng::seed_from_u64(1));
             export(&path, &model).unwrap();
             assert_eq!(hidden_size(&path, cell).unwrap(), 4);
             assert_eq!(import::<f32>(&path, config).unwrap(), model);
             let wide = import::<f64>(&path, config).unwrap();
-            assert!(wide.params.iter().zip(&model.params).all(|(&a, &b)| a == b as f64));
+            assert!(
+                wide.params
+                    .iter()
+                    .zip(&model.params)
+                    .all(|(&a, &b)| a == b as f64)
+            );
         }
         let rnn = Config::min_char_rnn(6, 4);
-        export(&path, &Model::<f64>::init(rnn, &mut rand_chacha::ChaCha8Rng::seed_from_u64(2))).unwrap();
-        let err = import::<f32>(&path, Config { vocab: 7, ..rnn }).unwrap_err().to_string();
-        assert!(err.contains("array Wxh: shape [4, 6], expected [4, 7]"), "{err}");
-        let err = import::<f32>(&path, Config { cell: Cell::Lstm, ..rnn }).unwrap_err().to_string();
+        export(
+            &path,
+            &Model::<f64>::init(rnn, &mut rand_chacha::ChaCha8Rng::seed_from_u64(2)),
+        )
+        .unwrap();
+        let err = import::<f32>(&path, Config { vocab: 7, ..rnn })
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("array Wxh: shape [4, 6], expected [4, 7]"),
+            "{err}"
+        );
+        let err = import::<f32>(
+            &path,
+            Config {
+                cell: Cell::Lstm,
+                ..rnn
+            },
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("array Wx: missing"), "{err}");
     }
 }

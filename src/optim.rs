@@ -34,14 +34,25 @@ dispatch! {
 /// estimate refined by Newton's method instead of a square root and a division,
 /// which share one slow unit: the same value to within [`RSQRT_ERROR`] (an ulp
 /// or two), not always the correctly rounded one.
-pub fn adagrad_clipped<T: Real>(lr: T, eps: T, limit: Option<T>, w: &mut [T], g: &mut [T], m: &mut [T]) {
+pub fn adagrad_clipped<T: Real>(
+    lr: T,
+    eps: T,
+    limit: Option<T>,
+    w: &mut [T],
+    g: &mut [T],
+    m: &mut [T],
+) {
     #[cfg(target_arch = "x86_64")]
     if std::any::TypeId::of::<T>() == std::any::TypeId::of::<f64>() && rsqrt::available() {
         let f = |s: &mut [T]| {
             // SAFETY: T is f64 (checked above), so this is the same slice retyped
             unsafe { std::slice::from_raw_parts_mut(s.as_mut_ptr().cast::<f64>(), s.len()) }
         };
-        let (lr, eps, limit) = (lr.as_f64(), eps.as_f64(), limit.map_or(f64::INFINITY, T::as_f64));
+        let (lr, eps, limit) = (
+            lr.as_f64(),
+            eps.as_f64(),
+            limit.map_or(f64::INFINITY, T::as_f64),
+        );
         // SAFETY: available() checked that this CPU has AVX-512
         unsafe { rsqrt::adagrad_f64(lr, eps, limit, f(w), f(g), f(m)) };
         return;
@@ -65,7 +76,8 @@ mod rsqrt {
         use std::sync::OnceLock;
         static ON: OnceLock<bool> = OnceLock::new();
         *ON.get_or_init(|| {
-            std::env::var_os("CHARRNN_NO_SIMD").is_none() && std::arch::is_x86_feature_detected!("avx512f")
+            std::env::var_os("CHARRNN_NO_SIMD").is_none()
+                && std::arch::is_x86_feature_detected!("avx512f")
         })
     }
 
@@ -77,23 +89,53 @@ mod rsqrt {
     /// A value for which that gives NaN (m + eps infinite or NaN) takes sqrt and
     /// division instead. Gradients are clipped to [-limit, limit] first.
     #[target_feature(enable = "avx512f")]
-    pub unsafe fn adagrad_f64(lr: f64, eps: f64, limit: f64, w: &mut [f64], g: &[f64], m: &mut [f64]) {
+    pub unsafe fn adagrad_f64(
+        lr: f64,
+        eps: f64,
+        limit: f64,
+        w: &mut [f64],
+        g: &[f64],
+        m: &mut [f64],
+    ) {
         assert!(w.len() == g.len() && w.len() == m.len());
-        let (vlr, veps, hi, lo) =
-            (_mm512_set1_pd(lr), _mm512_set1_pd(eps), _mm512_set1_pd(limit), _mm512_set1_pd(-limit));
+        let (vlr, veps, hi, lo) = (
+            _mm512_set1_pd(lr),
+            _mm512_set1_pd(eps),
+            _mm512_set1_pd(limit),
+            _mm512_set1_pd(-limit),
+        );
         let half = _mm512_set1_pd(0.5);
         for i in (0..w.len()).step_by(8) {
-            let lanes: __mmask8 = if w.len() - i >= 8 { 0xff } else { (1u8 << (w.len() - i)) - 1 };
+            let lanes: __mmask8 = if w.len() - i >= 8 {
+                0xff
+            } else {
+                (1u8 << (w.len() - i)) - 1
+            };
             // SAFETY: the lanes in `lanes` are i.. up to the end of all three slices;
             // masked loads and stores touch no other
             unsafe {
-                let (pw, pg, pm) = (w.as_mut_ptr().add(i), g.as_ptr().add(i), m.as_mut_ptr().add(i));
+                let (pw, pg, pm) = (
+                    w.as_mut_ptr().add(i),
+                    g.as_ptr().add(i),
+                    m.as_mut_ptr().add(i),
+                );
                 // min and max return their second operand when one is NaN, so a
                 // NaN gradient passes through, as in `clip`
                 let full = lanes == 0xff;
-                let load = |p: *const f64| if full { _mm512_loadu_pd(p) } else { _mm512_maskz_loadu_pd(lanes, p) };
-                let store =
-                    |p: *mut f64, v| if full { _mm512_storeu_pd(p, v) } else { _mm512_mask_storeu_pd(p, lanes, v) };
+                let load = |p: *const f64| {
+                    if full {
+                        _mm512_loadu_pd(p)
+                    } else {
+                        _mm512_maskz_loadu_pd(lanes, p)
+                    }
+                };
+                let store = |p: *mut f64, v| {
+                    if full {
+                        _mm512_storeu_pd(p, v)
+                    } else {
+                        _mm512_mask_storeu_pd(p, lanes, v)
+                    }
+                };
                 let gv = _mm512_max_pd(lo, _mm512_min_pd(hi, load(pg)));
                 let mv = _mm512_fmadd_pd(gv, gv, load(pm));
                 store(pm, mv);
@@ -108,7 +150,8 @@ mod rsqrt {
                 let mut next = _mm512_fnmadd_pd(step, r, wv);
                 let nan = _mm512_cmp_pd_mask::<_CMP_UNORD_Q>(r, r) & lanes;
                 if nan != 0 {
-                    let (mut out, mut was, mut gs, mut ms) = ([0.0; 8], [0.0; 8], [0.0; 8], [0.0; 8]);
+                    let (mut out, mut was, mut gs, mut ms) =
+                        ([0.0; 8], [0.0; 8], [0.0; 8], [0.0; 8]);
                     _mm512_storeu_pd(out.as_mut_ptr(), next);
                     _mm512_storeu_pd(was.as_mut_ptr(), wv);
                     _mm512_storeu_pd(gs.as_mut_ptr(), gv);
@@ -149,7 +192,11 @@ dispatch! {
 /// Rescales the gradient so its global L2 norm is at most `max_norm` (PyTorch's
 /// clip_grad_norm_). Returns the norm before clipping.
 pub fn clip_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
-    let norm = grads.iter().map(|g| g.as_f64() * g.as_f64()).sum::<f64>().sqrt();
+    let norm = grads
+        .iter()
+        .map(|g| g.as_f64() * g.as_f64())
+        .sum::<f64>()
+        .sqrt();
     if norm > max_norm {
         let scale = T::c(max_norm / (norm + 1e-6));
         grads.iter_mut().for_each(|g| *g = *g * scale);
@@ -210,8 +257,17 @@ pub struct Optimizer<T> {
 
 impl<T: Real> Optimizer<T> {
     pub fn new(kind: Kind, num_params: usize) -> Self {
-        let v = if matches!(kind, Kind::Adam { .. }) { vec![T::zero(); num_params] } else { Vec::new() };
-        Optimizer { kind, m: vec![T::zero(); num_params], v, steps: 0 }
+        let v = if matches!(kind, Kind::Adam { .. }) {
+            vec![T::zero(); num_params]
+        } else {
+            Vec::new()
+        };
+        Optimizer {
+            kind,
+            m: vec![T::zero(); num_params],
+            v,
+            steps: 0,
+        }
     }
 
     /// One update, after clipping every gradient to [-clip, clip] when `clip` is
@@ -254,8 +310,15 @@ impl<T: Real> Optimizer<T> {
                 // rule is Adam)
                 let ([w0, w1, w2], [g0, g1, g2]) = (three(params, &mine), three(grads, &mine));
                 let ([m0, m1, m2], [v0, v1, v2]) = (three(m, &mine), three(v, &mine));
-                let jobs = [vec![(w1, g1, m1, v1)], vec![(w0, g0, m0, v0), (w2, g2, m2, v2)]];
-                pair.each(jobs, |_, pieces| pieces.into_iter().for_each(|(w, g, m, v)| update(w, g, m, v)));
+                let jobs = [
+                    vec![(w1, g1, m1, v1)],
+                    vec![(w0, g0, m0, v0), (w2, g2, m2, v2)],
+                ];
+                pair.each(jobs, |_, pieces| {
+                    pieces
+                        .into_iter()
+                        .for_each(|(w, g, m, v)| update(w, g, m, v))
+                });
             }
             None => update(params, grads, m, v),
         }
@@ -315,8 +378,17 @@ mod tests {
     fn halves_on_a_pair_update_exactly_as_one_thread() {
         let pair = Pair::new().unwrap();
         let n = 1001;
-        let g: Vec<f64> = (0..n).map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0).collect();
-        for kind in [Kind::Adagrad, Kind::RmsProp { decay: 0.95 }, Kind::Adam { beta1: 0.9, beta2: 0.999 }] {
+        let g: Vec<f64> = (0..n)
+            .map(|i| ((i * 37 % 101) as f64 - 50.0) / 7.0)
+            .collect();
+        for kind in [
+            Kind::Adagrad,
+            Kind::RmsProp { decay: 0.95 },
+            Kind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+            },
+        ] {
             let run = |pair: Option<&Pair>| {
                 let (mut opt, mut w) = (Optimizer::new(kind, n), vec![0.5; n]);
                 for _ in 0..3 {
@@ -343,7 +415,13 @@ mod tests {
     #[test]
     fn adam_matches_pytorch_first_two_steps() {
         // hand-computed from torch.optim.Adam's update rule
-        let mut opt = Optimizer::new(Kind::Adam { beta1: 0.9, beta2: 0.999 }, 1);
+        let mut opt = Optimizer::new(
+            Kind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+            },
+            1,
+        );
         let mut w = [0.5f64];
         step(&mut opt, 0.01, &mut w, &[0.2]);
         // step 1: m_hat = g, v_hat = g^2, so w -= lr * g / (|g| + eps)
@@ -364,8 +442,12 @@ mod rsqrt_tests {
     fn adagrad_clipped_agrees_with_the_formula() {
         // m + eps from 1e-8 to 1e12 (log-spaced), gradients of both signs, some clipped
         let n = 40_001;
-        let m0: Vec<f64> = (0..n).map(|i| 10f64.powf(-8.0 + 20.0 * i as f64 / n as f64) - 1e-8).collect();
-        let g0: Vec<f64> = (0..n).map(|i| ((i as f64 * 0.618_034).fract() - 0.5) * 14.0).collect();
+        let m0: Vec<f64> = (0..n)
+            .map(|i| 10f64.powf(-8.0 + 20.0 * i as f64 / n as f64) - 1e-8)
+            .collect();
+        let g0: Vec<f64> = (0..n)
+            .map(|i| ((i as f64 * 0.618_034).fract() - 0.5) * 14.0)
+            .collect();
         let (lr, eps, limit) = (0.1, 1e-8, 5.0);
         let (mut w, mut g, mut m) = (vec![0.0; n], g0.clone(), m0.clone());
         adagrad_clipped(lr, eps, Some(limit), &mut w, &mut g, &mut m);
@@ -377,20 +459,33 @@ mod rsqrt_tests {
             let want = -lr * gi / (mi + eps).sqrt();
             worst = worst.max(((w[i] - want) / want).abs());
         }
-        assert!(worst <= RSQRT_ERROR, "worst relative error {worst:e} = {} eps", worst / f64::EPSILON);
+        assert!(
+            worst <= RSQRT_ERROR,
+            "worst relative error {worst:e} = {} eps",
+            worst / f64::EPSILON
+        );
     }
 
     #[test]
     fn adagrad_clipped_keeps_the_formula_at_the_edges() {
         // an infinite m leaves w alone, a NaN gradient or m makes w NaN, +0 gradients
         // change nothing: in the first group of eight and in the tail
-        let cases = [(f64::INFINITY, 1.0), (1.0, f64::NAN), (f64::NAN, 1.0), (4.0, 0.0), (0.0, 0.0)];
+        let cases = [
+            (f64::INFINITY, 1.0),
+            (1.0, f64::NAN),
+            (f64::NAN, 1.0),
+            (4.0, 0.0),
+            (0.0, 0.0),
+        ];
         for at in [0, 9] {
             for (m0, g0) in cases {
                 let (mut w, mut m) = (vec![0.5; 11], vec![1.0; 11]);
                 let mut g = vec![0.25; 11];
                 (m[at], g[at]) = (m0, g0);
-                let (want_m, want_w) = (g0.mul_add(g0, m0), 0.5 - 0.1 * g0 / (g0.mul_add(g0, m0) + 1e-8).sqrt());
+                let (want_m, want_w) = (
+                    g0.mul_add(g0, m0),
+                    0.5 - 0.1 * g0 / (g0.mul_add(g0, m0) + 1e-8).sqrt(),
+                );
                 adagrad_clipped(0.1, 1e-8, Some(5.0), &mut w, &mut g, &mut m);
                 assert_eq!(m[at].to_bits(), want_m.to_bits(), "m0 {m0} g0 {g0} at {at}");
                 assert_eq!(w[at].is_nan(), want_w.is_nan(), "m0 {m0} g0 {g0} at {at}");

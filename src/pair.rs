@@ -86,8 +86,13 @@ impl Pair {
             quit: AtomicBool::new(false),
         });
         let shared = Arc::clone(&inner);
-        let helper = thread::Builder::new().name("charrnn-helper".into()).spawn(move || helper_loop(&shared))?;
-        Ok(Pair { inner, helper: Some(helper) })
+        let helper = thread::Builder::new()
+            .name("charrnn-helper".into())
+            .spawn(move || helper_loop(&shared))?;
+        Ok(Pair {
+            inner,
+            helper: Some(helper),
+        })
     }
 
     /// Runs `job(0)` on this thread and `job(1)` on the helper, and returns when
@@ -121,7 +126,12 @@ impl Pair {
             helper.thread().unpark();
         }
         job(0);
-        if take_back && inner.taken.compare_exchange(n - 1, n, Ordering::AcqRel, Ordering::Acquire).is_ok() {
+        if take_back
+            && inner
+                .taken
+                .compare_exchange(n - 1, n, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
             job(1);
         } else {
             wait_until(|| inner.done.load(Ordering::Acquire) == n);
@@ -192,7 +202,8 @@ fn helper_loop(inner: &Inner) {
                 // announce the sleep, then look once more: `run` posts before it
                 // checks `sleeping` (both SeqCst), so one of the two sees the other
                 inner.sleeping.store(true, Ordering::SeqCst);
-                if inner.posted.load(Ordering::SeqCst) == seen && !inner.quit.load(Ordering::SeqCst) {
+                if inner.posted.load(Ordering::SeqCst) == seen && !inner.quit.load(Ordering::SeqCst)
+                {
                     thread::park();
                 }
                 inner.sleeping.store(false, Ordering::SeqCst);
@@ -202,7 +213,11 @@ fn helper_loop(inner: &Inner) {
         // the newest job: the caller posts job n + 1 only after job n is done or
         // taken back, so a job passed over here was taken back
         seen = inner.posted.load(Ordering::Acquire);
-        if inner.taken.compare_exchange(seen - 1, seen, Ordering::AcqRel, Ordering::Acquire).is_err() {
+        if inner
+            .taken
+            .compare_exchange(seen - 1, seen, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
             continue; // the caller took it back
         }
         // SAFETY: the caller wrote the job before posting it and keeps it alive
@@ -278,7 +293,10 @@ mod tests {
         assert_eq!(counts[1].load(Ordering::Relaxed), 1000);
         let ids = ids.into_inner().unwrap();
         let me = thread::current().id();
-        assert!(ids.iter().all(|&(i, id)| (i == 0) == (id == me)), "job(1) ran on the helper, job(0) here");
+        assert!(
+            ids.iter().all(|&(i, id)| (i == 0) == (id == me)),
+            "job(1) ran on the helper, job(0) here"
+        );
     }
 
     #[test]
@@ -287,9 +305,15 @@ mod tests {
         let mut v = vec![0u64; 10];
         for round in 1..=3u64 {
             let (a, b) = v.split_at_mut(4);
-            pair.each([a, b], |i, half| half.iter_mut().for_each(|x| *x += round * (i as u64 + 1)));
+            pair.each([a, b], |i, half| {
+                half.iter_mut().for_each(|x| *x += round * (i as u64 + 1))
+            });
             // long enough for the helper to go to sleep; the next job must wake it
-            thread::sleep(std::time::Duration::from_millis(if round == 1 { 300 } else { 0 }));
+            thread::sleep(std::time::Duration::from_millis(if round == 1 {
+                300
+            } else {
+                0
+            }));
         }
         assert_eq!(v, [6, 6, 6, 6, 12, 12, 12, 12, 12, 12]);
     }
@@ -303,14 +327,22 @@ mod tests {
             // the helper goes to sleep; waking it takes far longer than part 0
             thread::sleep(std::time::Duration::from_millis(30));
             let ran = std::sync::Mutex::new(Vec::new());
-            pair.each([0, 1], |i, item| ran.lock().unwrap().push((i, item, thread::current().id())));
+            pair.each([0, 1], |i, item| {
+                ran.lock().unwrap().push((i, item, thread::current().id()))
+            });
             let mut ran = ran.into_inner().unwrap();
             ran.sort_by_key(|r| r.0);
-            assert_eq!(ran.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(), [(0, 0), (1, 1)]);
+            assert_eq!(
+                ran.iter().map(|r| (r.0, r.1)).collect::<Vec<_>>(),
+                [(0, 0), (1, 1)]
+            );
             assert_eq!(ran[0].2, me, "part 0 runs on the caller");
             here += usize::from(ran[1].2 == me);
         }
-        assert!(here > 0, "the caller never took part 1 back from a sleeping helper");
+        assert!(
+            here > 0,
+            "the caller never took part 1 back from a sleeping helper"
+        );
         // a job that needs both threads still wakes the helper
         thread::sleep(std::time::Duration::from_millis(30));
         let on = std::sync::Mutex::new(None);
@@ -319,7 +351,10 @@ mod tests {
                 *on.lock().unwrap() = Some(thread::current().id());
             }
         });
-        assert!(on.into_inner().unwrap().is_some_and(|id| id != me), "run's part 1 on the helper");
+        assert!(
+            on.into_inner().unwrap().is_some_and(|id| id != me),
+            "run's part 1 on the helper"
+        );
     }
 
     #[test]
@@ -339,7 +374,10 @@ mod tests {
                 }
             });
         }
-        assert!(on_helper.into_inner() > 0, "only `each` ran after the helper slept, and it never came back");
+        assert!(
+            on_helper.into_inner() > 0,
+            "only `each` ran after the helper slept, and it never came back"
+        );
     }
 
     #[test]
@@ -379,6 +417,9 @@ mod tests {
                 barrier.wait();
             }
         });
-        assert_eq!(seen[0].load(Ordering::Relaxed) + seen[1].load(Ordering::Relaxed), 1000);
+        assert_eq!(
+            seen[0].load(Ordering::Relaxed) + seen[1].load(Ordering::Relaxed),
+            1000
+        );
     }
 }

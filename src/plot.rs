@@ -18,11 +18,18 @@ pub enum PlotError {
     #[error("{path}: unknown image format {ext:?}; use a .png or .svg file name")]
     Format { path: PathBuf, ext: String },
     #[error("{path}: size {width}x{height} is too small; use at least {MIN_WIDTH}x{MIN_HEIGHT}")]
-    Size { path: PathBuf, width: u32, height: u32 },
+    Size {
+        path: PathBuf,
+        width: u32,
+        height: u32,
+    },
     #[error("drawing the chart: {0}")]
     Draw(String),
     #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: std::io::Error },
+    Io {
+        path: PathBuf,
+        cause: std::io::Error,
+    },
 }
 
 pub const MIN_WIDTH: u32 = 200;
@@ -37,11 +44,17 @@ pub enum ImageFormat {
 impl ImageFormat {
     /// The format a file name asks for, by its extension.
     pub fn of(path: &Path) -> Result<ImageFormat, PlotError> {
-        let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
         match ext.as_str() {
             "png" => Ok(ImageFormat::Png),
             "svg" => Ok(ImageFormat::Svg),
-            _ => Err(PlotError::Format { path: path.to_path_buf(), ext }),
+            _ => Err(PlotError::Format {
+                path: path.to_path_buf(),
+                ext,
+            }),
         }
     }
 }
@@ -57,9 +70,18 @@ struct Curves {
 impl Curves {
     fn of(rows: &[Row]) -> Curves {
         let pick = |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<(f64, f64)> {
-            rows.iter().filter_map(|r| f(r).filter(|v| v.is_finite()).map(|v| (r.iteration as f64, v))).collect()
+            rows.iter()
+                .filter_map(|r| {
+                    f(r).filter(|v| v.is_finite())
+                        .map(|v| (r.iteration as f64, v))
+                })
+                .collect()
         };
-        Curves { loss: pick(&|r| Some(r.loss)), smooth: pick(&|r| Some(r.smooth_loss)), val: pick(&|r| r.val_loss) }
+        Curves {
+            loss: pick(&|r| Some(r.loss)),
+            smooth: pick(&|r| Some(r.smooth_loss)),
+            val: pick(&|r| r.val_loss),
+        }
     }
 
     fn all(&self) -> impl Iterator<Item = &(f64, f64)> {
@@ -85,34 +107,65 @@ static FONT: Once = Once::new();
 
 /// Draws the history's curves into `out` (PNG or SVG by extension), `width` x
 /// `height` pixels, and writes it atomically.
-pub fn render(rows: &[Row], history: &Path, out: &Path, width: u32, height: u32) -> Result<(), PlotError> {
+pub fn render(
+    rows: &[Row],
+    history: &Path,
+    out: &Path,
+    width: u32,
+    height: u32,
+) -> Result<(), PlotError> {
     let format = ImageFormat::of(out)?;
     if width < MIN_WIDTH || height < MIN_HEIGHT {
-        return Err(PlotError::Size { path: out.to_path_buf(), width, height });
+        return Err(PlotError::Size {
+            path: out.to_path_buf(),
+            width,
+            height,
+        });
     }
     let curves = Curves::of(rows);
     if curves.smooth.is_empty() && curves.loss.is_empty() {
-        return Err(PlotError::Empty { path: history.to_path_buf() });
+        return Err(PlotError::Empty {
+            path: history.to_path_buf(),
+        });
     }
     // both backends measure text with this font (the SVG names it, the PNG draws it)
     FONT.call_once(|| {
         // the font is a constant that parses; failing here would be a build problem
-        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, epaint_default_fonts::UBUNTU_LIGHT);
+        let _ = plotters::style::register_font(
+            "sans-serif",
+            FontStyle::Normal,
+            epaint_default_fonts::UBUNTU_LIGHT,
+        );
     });
-    let title = history.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let title = history
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let bytes = match format {
         ImageFormat::Svg => {
             let mut svg = String::new();
-            draw(SVGBackend::with_string(&mut svg, (width, height)), &curves, &title)?;
+            draw(
+                SVGBackend::with_string(&mut svg, (width, height)),
+                &curves,
+                &title,
+            )?;
             svg.into_bytes()
         }
         ImageFormat::Png => {
             let mut rgb = vec![0u8; width as usize * height as usize * 3];
-            draw(BitMapBackend::with_buffer(&mut rgb, (width, height)), &curves, &title)?;
-            encode_png(&rgb, width, height).map_err(|e| PlotError::Draw(format!("encoding the PNG: {e}")))?
+            draw(
+                BitMapBackend::with_buffer(&mut rgb, (width, height)),
+                &curves,
+                &title,
+            )?;
+            encode_png(&rgb, width, height)
+                .map_err(|e| PlotError::Draw(format!("encoding the PNG: {e}")))?
         }
     };
-    crate::fsutil::write_atomic(out, &bytes).map_err(|cause| PlotError::Io { path: out.to_path_buf(), cause })
+    crate::fsutil::write_atomic(out, &bytes).map_err(|cause| PlotError::Io {
+        path: out.to_path_buf(),
+        cause,
+    })
 }
 
 fn encode_png(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, png::EncodingError> {
@@ -162,22 +215,33 @@ fn draw<B: DrawingBackend>(backend: B, curves: &Curves, title: &str) -> Result<(
     let smooth = RGBColor(20, 70, 170);
     let val = RGBColor(210, 80, 30);
     chart
-        .draw_series(LineSeries::new(curves.loss.iter().copied(), light.stroke_width(1)))
+        .draw_series(LineSeries::new(
+            curves.loss.iter().copied(),
+            light.stroke_width(1),
+        ))
         .map_err(err)?
         .label("loss")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], light.stroke_width(2)));
     chart
-        .draw_series(LineSeries::new(curves.smooth.iter().copied(), smooth.stroke_width(2)))
+        .draw_series(LineSeries::new(
+            curves.smooth.iter().copied(),
+            smooth.stroke_width(2),
+        ))
         .map_err(err)?
         .label("smooth loss")
         .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], smooth.stroke_width(2)));
     if !curves.val.is_empty() {
         chart
-            .draw_series(LineSeries::new(curves.val.iter().copied(), val.stroke_width(2)))
+            .draw_series(LineSeries::new(
+                curves.val.iter().copied(),
+                val.stroke_width(2),
+            ))
             .map_err(err)?
             .label("validation loss")
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 20, y)], val.stroke_width(2)));
-        chart.draw_series(curves.val.iter().map(|&p| Circle::new(p, 3, val.filled()))).map_err(err)?;
+        chart
+            .draw_series(curves.val.iter().map(|&p| Circle::new(p, 3, val.filled())))
+            .map_err(err)?;
     }
     chart
         .configure_series_labels()
@@ -199,7 +263,11 @@ pub fn terminal(rows: &[Row], width: usize, height: usize) -> String {
         return "no rows yet\n".to_string();
     }
     let (width, height) = (width.max(10), height.max(4));
-    let shown = Curves { loss: Vec::new(), smooth: curves.smooth.clone(), val: curves.val.clone() };
+    let shown = Curves {
+        loss: Vec::new(),
+        smooth: curves.smooth.clone(),
+        val: curves.val.clone(),
+    };
     let ((x0, x1), (y0, y1)) = shown.bounds(0.0);
     let col = |x: f64| (((x - x0) / (x1 - x0)) * (width - 1) as f64).round() as usize;
     let line = |y: f64| (((y1 - y) / (y1 - y0)) * (height - 1) as f64).round() as usize;
@@ -213,8 +281,15 @@ pub fn terminal(rows: &[Row], width: usize, height: usize) -> String {
     let mut out = String::new();
     for (i, row) in grid.iter().enumerate() {
         let y = y1 - (y1 - y0) * i as f64 / (height - 1) as f64;
-        let label = if i == 0 || i == height - 1 || i == height / 2 { format!("{y:7.3}") } else { String::new() };
-        out += &format!("{label:>7} |{}\n", row.iter().collect::<String>().trim_end());
+        let label = if i == 0 || i == height - 1 || i == height / 2 {
+            format!("{y:7.3}")
+        } else {
+            String::new()
+        };
+        out += &format!(
+            "{label:>7} |{}\n",
+            row.iter().collect::<String>().trim_end()
+        );
     }
     out += &format!("{:>7} +{}\n", "", "-".repeat(width));
     let (first, last) = (format!("{x0:.0}"), format!("{x1:.0}"));
@@ -228,7 +303,10 @@ pub fn terminal(rows: &[Row], width: usize, height: usize) -> String {
         last_row.iteration
     );
     if let Some(&(x, v)) = shown.val.last() {
-        out += &format!(", o validation {v:.4} ({:.4} bits/char) at {x:.0}", v / LN_2);
+        out += &format!(
+            ", o validation {v:.4} ({:.4} bits/char) at {x:.0}",
+            v / LN_2
+        );
     }
     out.push('\n');
     out
@@ -256,10 +334,21 @@ mod tests {
 
     #[test]
     fn format_comes_from_the_extension() {
-        assert_eq!(ImageFormat::of(Path::new("a/loss.PNG")).unwrap(), ImageFormat::Png);
-        assert_eq!(ImageFormat::of(Path::new("loss.svg")).unwrap(), ImageFormat::Svg);
-        let err = ImageFormat::of(Path::new("loss.jpg")).unwrap_err().to_string();
-        assert!(err.contains("\"jpg\"") && err.contains(".png or .svg"), "{err}");
+        assert_eq!(
+            ImageFormat::of(Path::new("a/loss.PNG")).unwrap(),
+            ImageFormat::Png
+        );
+        assert_eq!(
+            ImageFormat::of(Path::new("loss.svg")).unwrap(),
+            ImageFormat::Svg
+        );
+        let err = ImageFormat::of(Path::new("loss.jpg"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("\"jpg\"") && err.contains(".png or .svg"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -270,7 +359,10 @@ mod tests {
         let first_star = |l: &str| l.find('*');
         // top line: the curve starts there (first column); bottom line: it ends there
         assert_eq!(first_star(lines[0]), Some(9), "{text}");
-        assert!(lines[9].trim_end().ends_with('*') || lines[9].trim_end().ends_with('o'), "{text}");
+        assert!(
+            lines[9].trim_end().ends_with('*') || lines[9].trim_end().ends_with('o'),
+            "{text}"
+        );
         assert!(text.contains('o'), "validation points are drawn: {text}");
         assert!(lines[12].contains("at iteration 4000"), "{text}");
     }
@@ -279,6 +371,9 @@ mod tests {
     fn empty_history_is_an_error_naming_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let err = render(&[], Path::new("h.csv"), &dir.path().join("x.png"), 400, 300).unwrap_err();
-        assert!(err.to_string().contains("h.csv") && err.to_string().contains("no rows"), "{err}");
+        assert!(
+            err.to_string().contains("h.csv") && err.to_string().contains("no rows"),
+            "{err}"
+        );
     }
 }

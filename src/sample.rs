@@ -15,7 +15,11 @@ pub enum SampleError {
         "seed character {ch:?} (U+{code:04X}) is not in the model's vocabulary of {vocab_size} characters \
          (`charrnn info` lists them)"
     )]
-    UnknownSeedChar { ch: char, code: u32, vocab_size: usize },
+    UnknownSeedChar {
+        ch: char,
+        code: u32,
+        vocab_size: usize,
+    },
     #[error("temperature must be a positive number, got {0}")]
     BadTemperature(f64),
     #[error("top-k must be at least 1")]
@@ -26,14 +30,20 @@ pub enum SampleError {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Draw {
     /// From softmax(y / temperature), over the `top_k` likeliest characters if given.
-    Sample { temperature: f64, top_k: Option<usize> },
+    Sample {
+        temperature: f64,
+        top_k: Option<usize>,
+    },
     /// Always the likeliest (char-rnn's sample=0).
     Argmax,
 }
 
 impl Default for Draw {
     fn default() -> Self {
-        Draw::Sample { temperature: 1.0, top_k: None }
+        Draw::Sample {
+            temperature: 1.0,
+            top_k: None,
+        }
     }
 }
 
@@ -54,7 +64,11 @@ impl<'m, T: Real> Sampler<'m, T> {
     }
 
     /// Starts from a given single-stream hidden state.
-    pub fn with_state(model: &'m Model<T>, state: State<T>, draw: Draw) -> Result<Self, SampleError> {
+    pub fn with_state(
+        model: &'m Model<T>,
+        state: State<T>,
+        draw: Draw,
+    ) -> Result<Self, SampleError> {
         if let Draw::Sample { temperature, top_k } = draw {
             if !(temperature > 0.0 && temperature.is_finite()) {
                 return Err(SampleError::BadTemperature(temperature));
@@ -65,7 +79,13 @@ impl<'m, T: Real> Sampler<'m, T> {
         }
         let mut ws = Workspace::new(model.config, 1, 1);
         ws.prepare_for_sampling(model);
-        Ok(Sampler { ws, probs: vec![T::zero(); model.config.vocab], model, state, draw })
+        Ok(Sampler {
+            ws,
+            probs: vec![T::zero(); model.config.vocab],
+            model,
+            state,
+            draw,
+        })
     }
 
     /// Advances the hidden state with character `id` and computes the next distribution.
@@ -82,7 +102,10 @@ impl<'m, T: Real> Sampler<'m, T> {
                 let mut sorted = self.probs.clone();
                 sorted.sort_by(|a, b| b.partial_cmp(a).unwrap_or(std::cmp::Ordering::Equal));
                 let threshold = sorted[k - 1];
-                self.probs.iter_mut().filter(|y| **y < threshold).for_each(|y| *y = T::neg_infinity());
+                self.probs
+                    .iter_mut()
+                    .filter(|y| **y < threshold)
+                    .for_each(|y| *y = T::neg_infinity());
             }
             linalg::softmax_in_place(&mut self.probs);
         }
@@ -125,7 +148,13 @@ impl<'m, T: Real> Sampler<'m, T> {
 /// Turns a seed string into ids, naming the first character the model does not know.
 pub fn encode_seed(vocab: &Vocab, seed: &str) -> Result<Vec<u32>, SampleError> {
     seed.chars()
-        .map(|c| vocab.id(c).ok_or(SampleError::UnknownSeedChar { ch: c, code: c as u32, vocab_size: vocab.len() }))
+        .map(|c| {
+            vocab.id(c).ok_or(SampleError::UnknownSeedChar {
+                ch: c,
+                code: c as u32,
+                vocab_size: vocab.len(),
+            })
+        })
         .collect()
 }
 
@@ -159,7 +188,13 @@ mod tests {
     use rand_chacha::ChaCha8Rng;
 
     fn model(cell: Cell) -> Model<f64> {
-        let config = Config { cell, vocab: 5, hidden: 8, layers: 2, embedding: 0 };
+        let config = Config {
+            cell,
+            vocab: 5,
+            hidden: 8,
+            layers: 2,
+            embedding: 0,
+        };
         Model::init(config, &mut ChaCha8Rng::seed_from_u64(3))
     }
 
@@ -179,7 +214,11 @@ mod tests {
     fn same_rng_seed_gives_same_text_and_ids_stay_in_vocabulary() {
         for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
             let m = model(cell);
-            let (a, b, c) = (run(&m, Draw::default(), 7), run(&m, Draw::default(), 7), run(&m, Draw::default(), 8));
+            let (a, b, c) = (
+                run(&m, Draw::default(), 7),
+                run(&m, Draw::default(), 7),
+                run(&m, Draw::default(), 8),
+            );
             assert_eq!(a.len(), 300);
             assert_eq!(a, b);
             assert_ne!(a, c, "{cell}");
@@ -208,25 +247,72 @@ mod tests {
             s.probs().to_vec()
         };
         let max = |v: Vec<f64>| v.iter().cloned().fold(0.0, f64::max);
-        let t = |temperature| Draw::Sample { temperature, top_k: None };
+        let t = |temperature| Draw::Sample {
+            temperature,
+            top_k: None,
+        };
         assert!(max(probs(t(0.1))) > 0.99);
         assert!(max(probs(t(1.0))) < max(probs(t(0.5))));
         assert!(max(probs(t(10.0))) < 0.3);
-        let top2 = probs(Draw::Sample { temperature: 1.0, top_k: Some(2) });
+        let top2 = probs(Draw::Sample {
+            temperature: 1.0,
+            top_k: Some(2),
+        });
         assert_eq!(&top2[..3], &[0.0, 0.0, 0.0]);
         assert!((top2[3] + top2[4] - 1.0).abs() < 1e-12 && top2[4] > top2[3]);
-        assert!(run(&m, Draw::Sample { temperature: 1.0, top_k: Some(2) }, 1).iter().all(|&id| id >= 3));
+        assert!(
+            run(
+                &m,
+                Draw::Sample {
+                    temperature: 1.0,
+                    top_k: Some(2)
+                },
+                1
+            )
+            .iter()
+            .all(|&id| id >= 3)
+        );
         assert!(run(&m, Draw::Argmax, 1).iter().all(|&id| id == 4));
     }
 
     #[test]
     fn bad_draw_settings_and_unknown_seed_char_are_errors() {
         let m = model(Cell::Gru);
-        assert!(Sampler::new(&m, Draw::Sample { temperature: 0.0, top_k: None }).is_err());
-        assert!(Sampler::new(&m, Draw::Sample { temperature: f64::NAN, top_k: None }).is_err());
-        assert!(Sampler::new(&m, Draw::Sample { temperature: 1.0, top_k: Some(0) }).is_err());
+        assert!(
+            Sampler::new(
+                &m,
+                Draw::Sample {
+                    temperature: 0.0,
+                    top_k: None
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            Sampler::new(
+                &m,
+                Draw::Sample {
+                    temperature: f64::NAN,
+                    top_k: None
+                }
+            )
+            .is_err()
+        );
+        assert!(
+            Sampler::new(
+                &m,
+                Draw::Sample {
+                    temperature: 1.0,
+                    top_k: Some(0)
+                }
+            )
+            .is_err()
+        );
         let vocab = Vocab::from_text("abc");
         let err = encode_seed(&vocab, "abz").unwrap_err().to_string();
-        assert!(err.contains("'z' (U+007A)") && err.contains("vocabulary of 3"), "{err}");
+        assert!(
+            err.contains("'z' (U+007A)") && err.contains("vocabulary of 3"),
+            "{err}"
+        );
     }
 }

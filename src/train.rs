@@ -86,12 +86,29 @@ impl Hyper {
         let optimizer_ok = match self.optimizer {
             Kind::Adagrad => true,
             Kind::RmsProp { decay } => (0.0..1.0).contains(&decay),
-            Kind::Adam { beta1, beta2 } => (0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2),
+            Kind::Adam { beta1, beta2 } => {
+                (0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2)
+            }
         };
-        if self.seq_length == 0 || self.batch_size == 0 || self.parts == 0 || self.parts > self.batch_size {
-            Err("seq_length, batch_size and parts must be at least 1, parts at most batch_size".into())
-        } else if !(clip_ok && lr_ok && optimizer_ok && positive(self.lr_decay) && self.lr_decay <= 1.0) {
-            Err("learning rate, its decay, the optimizer constants or the clip are out of range".into())
+        if self.seq_length == 0
+            || self.batch_size == 0
+            || self.parts == 0
+            || self.parts > self.batch_size
+        {
+            Err(
+                "seq_length, batch_size and parts must be at least 1, parts at most batch_size"
+                    .into(),
+            )
+        } else if !(clip_ok
+            && lr_ok
+            && optimizer_ok
+            && positive(self.lr_decay)
+            && self.lr_decay <= 1.0)
+        {
+            Err(
+                "learning rate, its decay, the optimizer constants or the clip are out of range"
+                    .into(),
+            )
         } else if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.val_fraction) {
             Err("dropout and val_fraction must lie in [0, 1)".into())
         } else {
@@ -128,7 +145,10 @@ impl HyperFlags {
         let decay = self.decay_rate.unwrap_or(0.95);
         match self.optimizer.unwrap_or("adagrad") {
             "rmsprop" => Kind::RmsProp { decay },
-            "adam" => Kind::Adam { beta1: 0.9, beta2: 0.999 },
+            "adam" => Kind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+            },
             _ => Kind::Adagrad,
         }
     }
@@ -147,10 +167,11 @@ impl HyperFlags {
     /// The precision of a new run: f64 for the tanh RNN (so that the default
     /// matches min-char-rnn's float64), f32 for LSTM and GRU.
     pub fn precision(&self) -> Precision {
-        self.precision.unwrap_or(match self.cell.unwrap_or(Cell::Rnn) {
-            Cell::Rnn => Precision::F64,
-            _ => Precision::F32,
-        })
+        self.precision
+            .unwrap_or(match self.cell.unwrap_or(Cell::Rnn) {
+                Cell::Rnn => Precision::F64,
+                _ => Precision::F32,
+            })
     }
 
     /// The training settings of a new run: each flag given, else its default.
@@ -161,7 +182,9 @@ impl HyperFlags {
             seq_length: self.seq_length.unwrap_or(d.seq_length),
             batch_size: self.batch_size.unwrap_or(d.batch_size),
             optimizer,
-            learning_rate: self.learning_rate.unwrap_or(optimizer.default_learning_rate()),
+            learning_rate: self
+                .learning_rate
+                .unwrap_or(optimizer.default_learning_rate()),
             lr_decay: self.lr_decay.unwrap_or(d.lr_decay),
             lr_decay_after: self.lr_decay_after.unwrap_or(d.lr_decay_after),
             clip: match self.clip_norm {
@@ -178,7 +201,12 @@ impl HyperFlags {
     /// Flags that disagree with a saved run, described for a message
     /// ("--hidden-size 200 (checkpoint has 100)").
     pub fn conflicts(&self, h: &Hyper, c: &Config, precision: Precision) -> Vec<String> {
-        fn check<T: PartialEq + std::fmt::Display>(out: &mut Vec<String>, flag: &str, given: Option<T>, have: T) {
+        fn check<T: PartialEq + std::fmt::Display>(
+            out: &mut Vec<String>,
+            flag: &str,
+            given: Option<T>,
+            have: T,
+        ) {
             if let Some(g) = given.filter(|g| *g != have) {
                 out.push(format!("{flag} {g} (checkpoint has {have})"));
             }
@@ -187,16 +215,31 @@ impl HyperFlags {
         check(&mut out, "--cell", self.cell, c.cell);
         check(&mut out, "--hidden-size", self.hidden_size, c.hidden);
         check(&mut out, "--layers", self.layers, c.layers);
-        check(&mut out, "--embedding-size", self.embedding_size, c.embedding);
+        check(
+            &mut out,
+            "--embedding-size",
+            self.embedding_size,
+            c.embedding,
+        );
         check(&mut out, "--seq-length", self.seq_length, h.seq_length);
         check(&mut out, "--batch-size", self.batch_size, h.batch_size);
         check(&mut out, "--optimizer", self.optimizer, h.optimizer.name());
         if let Kind::RmsProp { decay } = h.optimizer {
             check(&mut out, "--decay-rate", self.decay_rate, decay);
         }
-        check(&mut out, "--learning-rate", self.learning_rate, h.learning_rate);
+        check(
+            &mut out,
+            "--learning-rate",
+            self.learning_rate,
+            h.learning_rate,
+        );
         check(&mut out, "--lr-decay", self.lr_decay, h.lr_decay);
-        check(&mut out, "--lr-decay-after", self.lr_decay_after, h.lr_decay_after);
+        check(
+            &mut out,
+            "--lr-decay-after",
+            self.lr_decay_after,
+            h.lr_decay_after,
+        );
         match h.clip {
             Clip::Value(c) => {
                 check(&mut out, "--clip", self.clip, c);
@@ -212,7 +255,12 @@ impl HyperFlags {
             }
         }
         check(&mut out, "--dropout", self.dropout, h.dropout);
-        check(&mut out, "--val-fraction", self.val_fraction, h.val_fraction);
+        check(
+            &mut out,
+            "--val-fraction",
+            self.val_fraction,
+            h.val_fraction,
+        );
         check(&mut out, "--rng-seed", self.rng_seed, h.rng_seed);
         check(&mut out, "--precision", self.precision, precision);
         out
@@ -257,7 +305,13 @@ pub struct TrainState<T> {
 impl<T: Real> TrainState<T> {
     /// A new run. `init` gives starting weights (from `--init-npz`); otherwise
     /// they are drawn as [`Config::tensors`] says.
-    pub fn new(config: Config, hyper: Hyper, vocab: Vocab, text: TextInfo, init: Option<Vec<T>>) -> TrainState<T> {
+    pub fn new(
+        config: Config,
+        hyper: Hyper,
+        vocab: Vocab,
+        text: TextInfo,
+        init: Option<Vec<T>>,
+    ) -> TrainState<T> {
         let mut train_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
         let mut sample_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
         sample_rng.set_stream(1);
@@ -304,7 +358,10 @@ impl<T: Real> TrainState<T> {
             ));
         }
         let n = c.num_params();
-        if self.model.params.len() != n || !self.optim.fits(n) || self.optim.kind != self.hyper.optimizer {
+        if self.model.params.len() != n
+            || !self.optim.fits(n)
+            || self.optim.kind != self.hyper.optimizer
+        {
             return Err(format!(
                 "{} parameters and {} + {} optimizer values ({}), expected {n} for {}",
                 self.model.params.len(),
@@ -315,10 +372,17 @@ impl<T: Real> TrainState<T> {
             ));
         }
         if !self.state.fits(c, self.hyper.batch_size) {
-            return Err(format!("hidden state does not fit {} streams of {}", self.hyper.batch_size, c.describe()));
+            return Err(format!(
+                "hidden state does not fit {} streams of {}",
+                self.hyper.batch_size,
+                c.describe()
+            ));
         }
         if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(format!("learning rate {} is out of range", self.learning_rate));
+            return Err(format!(
+                "learning rate {} is out of range",
+                self.learning_rate
+            ));
         }
         if !self.is_finite() {
             return Err("weights, optimizer state or hidden state hold NaN or infinity".into());
@@ -350,7 +414,12 @@ pub fn min_chars(hyper: &Hyper) -> usize {
 /// Average loss in nats per character over `ids`, read as `streams` contiguous
 /// streams in chunks of `seq` characters with the hidden state carried (no
 /// dropout). Returns (summed loss, characters predicted).
-pub fn evaluate<T: Real>(model: &Model<T>, ids: IdSlice<'_>, streams: usize, seq: usize) -> (f64, u64) {
+pub fn evaluate<T: Real>(
+    model: &Model<T>,
+    ids: IdSlice<'_>,
+    streams: usize,
+    seq: usize,
+) -> (f64, u64) {
     let b = streams.min(ids.len() / 2).max(1);
     let n = ids.len() / b;
     if n < 2 {
@@ -396,11 +465,19 @@ pub enum TrainError {
         "training diverged at iteration {iteration}: {what}; stopped without saving the diverged state. \
          {kept} Try a smaller --learning-rate or --clip."
     )]
-    Diverged { iteration: u64, what: String, kept: String },
+    Diverged {
+        iteration: u64,
+        what: String,
+        kept: String,
+    },
     #[error(
         "could not save the checkpoint at iteration {iteration}: {cause}. {kept} Free some space and continue with --resume."
     )]
-    FinalSave { iteration: u64, cause: CheckpointError, kept: String },
+    FinalSave {
+        iteration: u64,
+        cause: CheckpointError,
+        kept: String,
+    },
     #[error(transparent)]
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
@@ -506,7 +583,10 @@ fn update_split(config: &Config, split_steps: bool, head_beside: bool) -> Range<
     if head_beside {
         return 0..layout.why.start;
     }
-    let (n, wh) = (config.num_params(), layout.layers[config.layers - 1].wh.start);
+    let (n, wh) = (
+        config.num_params(),
+        layout.layers[config.layers - 1].wh.start,
+    );
     let start = if split_steps { 0 } else { wh.min(n - n / 2) };
     start..start + n / 2
 }
@@ -526,12 +606,21 @@ impl<T: Real> Trainer<T> {
         let (b, k) = (h.batch_size, h.parts.clamp(1, h.batch_size));
         // a pair when there are two threads (without one, if the system refuses a
         // thread: the results are the same, only slower)
-        let pair = (threads >= 2).then(Pair::new).and_then(Result::ok).map(Arc::new);
+        let pair = (threads >= 2)
+            .then(Pair::new)
+            .and_then(Result::ok)
+            .map(Arc::new);
         // one stream splits each step's product (worth a hand-over per step once Wh
         // outgrows a sixth of an L2)
         let wh_bytes = config.hidden * config.hidden * std::mem::size_of::<T>();
         let strips = config.hidden.is_multiple_of(crate::linalg::TILE_COLS);
-        let split = k == 1 && wh_bytes >= if strips { SPLIT_FROM_BYTES } else { SPLIT_BLOCKS_FROM_BYTES };
+        let split = k == 1
+            && wh_bytes
+                >= if strips {
+                    SPLIT_FROM_BYTES
+                } else {
+                    SPLIT_BLOCKS_FROM_BYTES
+                };
         let parts: Vec<Part<T>> = (0..k)
             .map(|i| {
                 let streams = i * b / k..(i + 1) * b / k;
@@ -554,7 +643,13 @@ impl<T: Real> Trainer<T> {
             .collect();
         let head_beside = k == 1 && parts[0].ws.runs_head_beside(h.dropout > 0.0);
         let mine = update_split(&config, split, head_beside);
-        Trainer { threads: threads.clamp(1, k), parts, state, pair, mine }
+        Trainer {
+            threads: threads.clamp(1, k),
+            parts,
+            state,
+            pair,
+            mine,
+        }
     }
 
     /// One iteration on the training ids (at least [`min_chars`] long). Returns the
@@ -563,7 +658,10 @@ impl<T: Real> Trainer<T> {
         let s = &mut self.state;
         let (seq, b) = (s.hyper.seq_length, s.hyper.batch_size);
         let n = train.len() / b;
-        assert!(n > seq, "training text too short for {b} streams of seq_length + 1");
+        assert!(
+            n > seq,
+            "training text too short for {b} streams of seq_length + 1"
+        );
         // wrap to the start of every stream (and forget the hidden state) when the
         // next chunk would not fit: an epoch has passed
         let mut p = s.pointer as usize;
@@ -579,10 +677,23 @@ impl<T: Real> Trainer<T> {
         }
         let hd = s.model.config.hidden;
         for part in &mut self.parts {
-            fill_chunk(train, n, part.streams.clone(), p, seq, &mut part.inputs, &mut part.targets);
+            fill_chunk(
+                train,
+                n,
+                part.streams.clone(),
+                p,
+                seq,
+                &mut part.inputs,
+                &mut part.targets,
+            );
             part.ws.draw_dropout(s.hyper.dropout, &mut s.train_rng);
             let rows = part.streams.start * hd..part.streams.end * hd;
-            for (mine, all) in part.state.h.iter_mut().chain(&mut part.state.c).zip(s.state.h.iter().chain(&s.state.c))
+            for (mine, all) in part
+                .state
+                .h
+                .iter_mut()
+                .chain(&mut part.state.c)
+                .zip(s.state.h.iter().chain(&s.state.c))
             {
                 mine.copy_from_slice(&all[rows.clone()]);
             }
@@ -592,7 +703,9 @@ impl<T: Real> Trainer<T> {
         let model = &s.model;
         let pair = self.pair.as_deref();
         if self.threads == 1 {
-            self.parts.iter_mut().for_each(|part| part.run(model, scale));
+            self.parts
+                .iter_mut()
+                .for_each(|part| part.run(model, scale));
         } else if let (Some(pair), [a, b]) = (pair, &mut self.parts[..]) {
             pair.each([a, b], |_, part| part.run(model, scale));
         } else {
@@ -603,7 +716,10 @@ impl<T: Real> Trainer<T> {
                 for group in groups {
                     scope.spawn(move || group.iter_mut().for_each(|part| part.run(model, scale)));
                 }
-                first.into_iter().flatten().for_each(|part| part.run(model, scale));
+                first
+                    .into_iter()
+                    .flatten()
+                    .for_each(|part| part.run(model, scale));
             });
         }
         let (first, rest) = self.parts.split_first_mut().expect("at least one part");
@@ -623,7 +739,12 @@ impl<T: Real> Trainer<T> {
         let loss = loss / b as f64;
         for part in &self.parts {
             let rows = part.streams.start * hd..part.streams.end * hd;
-            for (mine, all) in part.state.h.iter().chain(&part.state.c).zip(s.state.h.iter_mut().chain(&mut s.state.c))
+            for (mine, all) in part
+                .state
+                .h
+                .iter()
+                .chain(&part.state.c)
+                .zip(s.state.h.iter_mut().chain(&mut s.state.c))
             {
                 all[rows.clone()].copy_from_slice(mine);
             }
@@ -645,7 +766,14 @@ impl<T: Real> Trainer<T> {
                 None
             }
         };
-        s.optim.step_clipped(pair, s.learning_rate, &mut s.model.params, grads, clip, self.mine.clone());
+        s.optim.step_clipped(
+            pair,
+            s.learning_rate,
+            &mut s.model.params,
+            grads,
+            clip,
+            self.mine.clone(),
+        );
         s.pointer = (p + seq) as u64;
         s.iteration += 1;
         Ok(loss)
@@ -658,8 +786,12 @@ impl<T: Real> Trainer<T> {
         let next = train.get((s.pointer as usize).min(n - 1));
         let hd = s.model.config.hidden;
         let first = |layers: &Vec<Vec<T>>| layers.iter().map(|v| v[..hd].to_vec()).collect();
-        let state = State { h: first(&s.state.h), c: first(&s.state.c) };
-        let mut sampler = Sampler::with_state(&s.model, state, sample::Draw::default()).expect("default draw is valid");
+        let state = State {
+            h: first(&s.state.h),
+            c: first(&s.state.c),
+        };
+        let mut sampler = Sampler::with_state(&s.model, state, sample::Draw::default())
+            .expect("default draw is valid");
         let mut text = String::with_capacity(len);
         let vocab = &s.vocab;
         sample::generate(&mut sampler, &[next], len, &mut s.sample_rng, |id| {
@@ -701,9 +833,17 @@ impl<T: Real> Trainer<T> {
         obs: &mut dyn Observer,
         stop: &AtomicBool,
     ) -> Result<Stop, TrainError> {
-        let Record { checkpoint, mut log, mut saved_at, best } = record;
+        let Record {
+            checkpoint,
+            mut log,
+            mut saved_at,
+            best,
+        } = record;
         let every = |n: u64, it: u64| n > 0 && it.is_multiple_of(n);
-        let (seq, b) = (self.state.hyper.seq_length as u64, self.state.hyper.batch_size as u64);
+        let (seq, b) = (
+            self.state.hyper.seq_length as u64,
+            self.state.hyper.batch_size as u64,
+        );
         let chars = |iters: u64| (iters * seq * b) as f64;
         // the training clock: wall time minus time spent evaluating
         let started = Instant::now();
@@ -714,19 +854,30 @@ impl<T: Real> Trainer<T> {
         let (mut prog_t, mut prog_it) = (Duration::ZERO, self.state.iteration);
         // a run that stops early says which checkpoint on disk is still good
         let kept = |saved_at: Option<u64>| match saved_at {
-            Some(i) => format!("The last good checkpoint (iteration {i}) is intact in {}.", checkpoint.display()),
+            Some(i) => format!(
+                "The last good checkpoint (iteration {i}) is intact in {}.",
+                checkpoint.display()
+            ),
             None => "No checkpoint had been written yet.".to_string(),
         };
         let note_kept = |e: TrainError, saved_at: Option<u64>| match e {
-            TrainError::Diverged { iteration, what, .. } => {
-                TrainError::Diverged { iteration, what, kept: kept(saved_at) }
-            }
+            TrainError::Diverged {
+                iteration, what, ..
+            } => TrainError::Diverged {
+                iteration,
+                what,
+                kept: kept(saved_at),
+            },
             other => other,
         };
         // A checkpoint that cannot be written (a full disk) is reported and tried
         // again at the next one: the last good checkpoint stays intact, and the
         // run recovers by itself once there is space. Only the final save is fatal.
-        let save_failed = |obs: &mut dyn Observer, path: &Path, it: u64, e: &CheckpointError, saved_at| {
+        let save_failed = |obs: &mut dyn Observer,
+                           path: &Path,
+                           it: u64,
+                           e: &CheckpointError,
+                           saved_at| {
             obs.warn(&format!(
                 "could not save {} at iteration {it}: {e}. {} Training goes on and tries again at the next save.",
                 path.display(),
@@ -761,7 +912,9 @@ impl<T: Real> Trainer<T> {
                     if let Some(path) = best.as_deref().filter(|_| is_best) {
                         match self.save(path, obs) {
                             Ok(()) => {}
-                            Err(TrainError::Checkpoint(e)) => save_failed(obs, path, it, &e, saved_at),
+                            Err(TrainError::Checkpoint(e)) => {
+                                save_failed(obs, path, it, &e, saved_at)
+                            }
                             Err(e) => return Err(note_kept(e, saved_at)),
                         }
                     }
@@ -769,7 +922,10 @@ impl<T: Real> Trainer<T> {
             }
             let now = clock(evaluating);
             self.state.elapsed_s = elapsed_before + now.as_secs_f64();
-            if let Some(log) = log.as_deref_mut().filter(|_| every(schedule.log_every, it) || val_loss.is_some()) {
+            if let Some(log) = log
+                .as_deref_mut()
+                .filter(|_| every(schedule.log_every, it) || val_loss.is_some())
+            {
                 let secs = (now - log_t).as_secs_f64();
                 let row = Row {
                     iteration: it,
@@ -784,7 +940,10 @@ impl<T: Real> Trainer<T> {
                 match log.append(&row) {
                     Ok(()) if log_failing => {
                         log_failing = false;
-                        obs.warn(&format!("{}: writing rows again from iteration {it}", log.path().display()));
+                        obs.warn(&format!(
+                            "{}: writing rows again from iteration {it}",
+                            log.path().display()
+                        ));
                     }
                     Ok(()) => {}
                     Err(e) if !log_failing => {
@@ -803,7 +962,9 @@ impl<T: Real> Trainer<T> {
             if every(schedule.checkpoint_every, it) {
                 match self.save(checkpoint, obs) {
                     Ok(()) => saved_at = Some(it),
-                    Err(TrainError::Checkpoint(e)) => save_failed(obs, checkpoint, it, &e, saved_at),
+                    Err(TrainError::Checkpoint(e)) => {
+                        save_failed(obs, checkpoint, it, &e, saved_at)
+                    }
                     Err(e) => return Err(note_kept(e, saved_at)),
                 }
             }
@@ -818,7 +979,11 @@ impl<T: Real> Trainer<T> {
             match self.save(checkpoint, obs) {
                 Ok(()) => {}
                 Err(TrainError::Checkpoint(cause)) => {
-                    return Err(TrainError::FinalSave { iteration: self.state.iteration, cause, kept: kept(saved_at) });
+                    return Err(TrainError::FinalSave {
+                        iteration: self.state.iteration,
+                        cause,
+                        kept: kept(saved_at),
+                    });
                 }
                 Err(e) => return Err(note_kept(e, saved_at)),
             }

@@ -62,14 +62,28 @@ pub fn trace<T: Real>(
 ) -> Result<Trace, VisualizeError> {
     let c = model.config;
     if layer >= c.layers {
-        return Err(VisualizeError::NoLayer { layer: layer + 1, layers: c.layers });
+        return Err(VisualizeError::NoLayer {
+            layer: layer + 1,
+            layers: c.layers,
+        });
     }
     if unit == Unit::Cell && c.cell != Cell::Lstm {
         return Err(VisualizeError::NoCellState { cell: c.cell });
     }
-    let mut sampler = Sampler::new(model, Draw::Sample { temperature: 1.0, top_k: None })
-        .expect("temperature 1 and no top-k are valid");
-    let mut trace = Trace { chars: Vec::new(), acts: vec![Vec::new(); c.hidden], top: Vec::new(), skipped: 0 };
+    let mut sampler = Sampler::new(
+        model,
+        Draw::Sample {
+            temperature: 1.0,
+            top_k: None,
+        },
+    )
+    .expect("temperature 1 and no top-k are valid");
+    let mut trace = Trace {
+        chars: Vec::new(),
+        acts: vec![Vec::new(); c.hidden],
+        top: Vec::new(),
+        skipped: 0,
+    };
     for ch in text.chars() {
         if trace.chars.len() == max_chars {
             break;
@@ -82,13 +96,21 @@ pub fn trace<T: Real>(
         trace.chars.push(ch);
         let state = sampler.state();
         match unit {
-            Unit::Hidden => state.h[layer].iter().zip(&mut trace.acts).for_each(|(h, a)| a.push(h.as_f64() as f32)),
-            Unit::Cell => {
-                state.c[layer].iter().zip(&mut trace.acts).for_each(|(c, a)| a.push(c.as_f64().tanh() as f32))
-            }
+            Unit::Hidden => state.h[layer]
+                .iter()
+                .zip(&mut trace.acts)
+                .for_each(|(h, a)| a.push(h.as_f64() as f32)),
+            Unit::Cell => state.c[layer]
+                .iter()
+                .zip(&mut trace.acts)
+                .for_each(|(c, a)| a.push(c.as_f64().tanh() as f32)),
         }
-        let mut ranked: Vec<(u32, f32)> =
-            sampler.probs().iter().enumerate().map(|(i, p)| (i as u32, p.as_f64() as f32)).collect();
+        let mut ranked: Vec<(u32, f32)> = sampler
+            .probs()
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u32, p.as_f64() as f32))
+            .collect();
         ranked.sort_by(|a, b| b.1.total_cmp(&a.1));
         ranked.truncate(TOP);
         trace.top.push(ranked);
@@ -127,10 +149,22 @@ pub fn features(chars: &[char]) -> Vec<(&'static str, &'static str, Vec<f32>)> {
         columns.push(column as f32);
     }
     vec![
-        ("quotes", "inside \"double quotes\" (the quote marks included)", quotes),
+        (
+            "quotes",
+            "inside \"double quotes\" (the quote marks included)",
+            quotes,
+        ),
         ("brackets", "inside (), [] or {}", brackets),
-        ("line starts", "just read a line break (a new line begins)", starts),
-        ("line position", "characters since the last line break", columns),
+        (
+            "line starts",
+            "just read a line break (a new line begins)",
+            starts,
+        ),
+        (
+            "line position",
+            "characters since the last line break",
+            columns,
+        ),
     ]
 }
 
@@ -149,7 +183,11 @@ pub fn correlation(a: &[f32], b: &[f32]) -> f32 {
         saa += dx * dx;
         sbb += dy * dy;
     }
-    if saa <= 1e-12 || sbb <= 1e-12 { 0.0 } else { (sab / (saa * sbb).sqrt()) as f32 }
+    if saa <= 1e-12 || sbb <= 1e-12 {
+        0.0
+    } else {
+        (sab / (saa * sbb).sqrt()) as f32
+    }
 }
 
 /// For each feature, the units whose activation correlates most with it (none
@@ -161,7 +199,12 @@ pub fn correlated_units(trace: &Trace) -> Vec<Feature> {
             // a feature the text never varies (no quotes at all) says nothing about any unit
             let varies = values.iter().any(|&v| v != values[0]);
             let mut units: Vec<(usize, f32)> = if varies {
-                trace.acts.iter().enumerate().map(|(u, a)| (u, correlation(a, &values))).collect()
+                trace
+                    .acts
+                    .iter()
+                    .enumerate()
+                    .map(|(u, a)| (u, correlation(a, &values)))
+                    .collect()
             } else {
                 Vec::new()
             };
@@ -190,7 +233,14 @@ struct PageData<'a> {
 }
 
 /// The whole HTML page: template, styles and script inline, data as JSON.
-pub fn page(trace: &Trace, vocab: &Vocab, model_description: &str, cell: Cell, layer: usize, title: &str) -> String {
+pub fn page(
+    trace: &Trace,
+    vocab: &Vocab,
+    model_description: &str,
+    cell: Cell,
+    layer: usize,
+    title: &str,
+) -> String {
     let features = correlated_units(trace);
     // open on the unit that tracks some feature most strongly
     let start_unit = features
@@ -205,11 +255,19 @@ pub fn page(trace: &Trace, vocab: &Vocab, model_description: &str, cell: Cell, l
         cell: cell.to_string(),
         chars: trace.chars.iter().collect(),
         vocab: vocab.chars().iter().map(char::to_string).collect(),
-        acts: trace.acts.iter().map(|a| a.iter().map(|&x| (x * 1000.0).round() as i16).collect()).collect(),
+        acts: trace
+            .acts
+            .iter()
+            .map(|a| a.iter().map(|&x| (x * 1000.0).round() as i16).collect())
+            .collect(),
         top: trace
             .top
             .iter()
-            .map(|t| t.iter().map(|&(id, p)| (id, (p * 1000.0).round().clamp(0.0, 1000.0) as u16)).collect())
+            .map(|t| {
+                t.iter()
+                    .map(|&(id, p)| (id, (p * 1000.0).round().clamp(0.0, 1000.0) as u16))
+                    .collect()
+            })
             .collect(),
         features: &features,
         start_unit,
@@ -218,7 +276,9 @@ pub fn page(trace: &Trace, vocab: &Vocab, model_description: &str, cell: Cell, l
     // the JSON sits in a <script> element: "</" must not end it early
     let json = json.replace("</", "<\\/");
     let title = title.replace('&', "&amp;").replace('<', "&lt;");
-    TEMPLATE.replace("{{TITLE}}", &title).replace("{{DATA}}", &json)
+    TEMPLATE
+        .replace("{{TITLE}}", &title)
+        .replace("{{DATA}}", &json)
 }
 
 const TEMPLATE: &str = include_str!("visualize.html");
@@ -248,12 +308,23 @@ mod tests {
     fn a_unit_copying_the_feature_ranks_first() {
         let chars: Vec<char> = "x(ab)y(c)zz(d)".chars().collect();
         let inside = features(&chars).remove(1).2;
-        let noise: Vec<f32> = (0..chars.len()).map(|i| ((i * 7919) % 13) as f32 / 13.0).collect();
+        let noise: Vec<f32> = (0..chars.len())
+            .map(|i| ((i * 7919) % 13) as f32 / 13.0)
+            .collect();
         let flipped: Vec<f32> = inside.iter().map(|v| -0.8 * v).collect();
-        let trace = Trace { chars, acts: vec![noise, flipped], top: vec![], skipped: 0 };
+        let trace = Trace {
+            chars,
+            acts: vec![noise, flipped],
+            top: vec![],
+            skipped: 0,
+        };
         let brackets = &correlated_units(&trace)[1];
         assert_eq!(brackets.name, "brackets");
         assert_eq!(brackets.units[0].0, 1);
-        assert!((brackets.units[0].1 + 1.0).abs() < 1e-5, "{:?}", brackets.units);
+        assert!(
+            (brackets.units[0].1 + 1.0).abs() < 1e-5,
+            "{:?}",
+            brackets.units
+        );
     }
 }

@@ -15,7 +15,17 @@ fn train_sample_info_resume_on_a_temp_dir() {
     write(d, "t.txt", small_text());
 
     let out = charrnn(d)
-        .args(["train", "--data", "t.txt", "--iters", "200", "--rng-seed", "1", "--hidden-size", "32"])
+        .args([
+            "train",
+            "--data",
+            "t.txt",
+            "--iters",
+            "200",
+            "--rng-seed",
+            "1",
+            "--hidden-size",
+            "32",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -24,7 +34,10 @@ fn train_sample_info_resume_on_a_temp_dir() {
     assert!(so.contains("\niter 200, loss "), "{so}");
     assert!(stderr(&out).contains("stopped at iteration 200 (reached --iters 200)"));
     let rows = csv_rows(&d.join("loss_history.csv"));
-    assert_eq!(rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["100", "200"]);
+    assert_eq!(
+        rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["100", "200"]
+    );
     assert!(
         std::fs::read_to_string(d.join("loss_history.csv"))
             .unwrap()
@@ -34,7 +47,10 @@ fn train_sample_info_resume_on_a_temp_dir() {
     // sample: starts with the seed, then exactly -n characters of the vocabulary
     let vocab = Vocab::from_text(small_text());
     let sample = |seed: &str| {
-        let out = charrnn(d).args(["sample", "--seed", "The ", "-n", "300", "--rng-seed", seed]).output().unwrap();
+        let out = charrnn(d)
+            .args(["sample", "--seed", "The ", "-n", "300", "--rng-seed", seed])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out)
     };
@@ -53,30 +69,55 @@ fn train_sample_info_resume_on_a_temp_dir() {
     let out = charrnn(d).arg("info").output().unwrap();
     let info = stdout(&out);
     assert!(info.contains("iteration      200"), "{info}");
-    assert!(info.contains("vanilla RNN (tanh), 1 layer(s) of 32, one-hot input"), "{info}");
+    assert!(
+        info.contains("vanilla RNN (tanh), 1 layer(s) of 32, one-hot input"),
+        "{info}"
+    );
     let v = vocab.len();
-    assert!(info.contains(&format!("parameters     {}", 32 * (32 + 2 * v + 1) + v)), "{info}");
+    assert!(
+        info.contains(&format!("parameters     {}", 32 * (32 + 2 * v + 1) + v)),
+        "{info}"
+    );
     let chars: String = vocab.chars().iter().collect();
-    assert!(info.contains(&format!("vocabulary     {chars:?}")), "{info}");
+    assert!(
+        info.contains(&format!("vocabulary     {chars:?}")),
+        "{info}"
+    );
 
-    let out = charrnn(d).args(["train", "--data", "t.txt", "--resume", "--iters", "300"]).output().unwrap();
+    let out = charrnn(d)
+        .args(["train", "--data", "t.txt", "--resume", "--iters", "300"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stdout(&out).contains("\niter 300, loss "));
     assert!(stderr(&out).contains("resuming at iteration 200"));
     let rows = csv_rows(&d.join("loss_history.csv"));
-    assert_eq!(rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(), ["100", "200", "300"]);
+    assert_eq!(
+        rows.iter().map(|r| r[0].as_str()).collect::<Vec<_>>(),
+        ["100", "200", "300"]
+    );
     assert_eq!(load_f64(&d.join("charrnn.ckpt")).iteration, 300);
 }
 
 #[test]
 fn train_without_data_uses_the_built_in_corpus_from_any_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let out = charrnn(dir.path()).args(["train", "--iters", "3", "--sample-every", "0"]).output().unwrap();
+    let out = charrnn(dir.path())
+        .args(["train", "--iters", "3", "--sample-every", "0"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("training on <built-in corpus>"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("training on <built-in corpus>"),
+        "{}",
+        stderr(&out)
+    );
     let s = load_f64(&dir.path().join("charrnn.ckpt"));
     assert_eq!(s.text.bytes as usize, charrnn::data::BUILTIN_TEXT.len());
-    assert_eq!(*s.config(), charrnn::model::Config::min_char_rnn(s.vocab.len(), 100));
+    assert_eq!(
+        *s.config(),
+        charrnn::model::Config::min_char_rnn(s.vocab.len(), 100)
+    );
     assert_eq!(s.hyper.batch_size, 1);
     assert_eq!(s.hyper.seq_length, 25);
     assert_eq!(s.hyper.learning_rate, 0.1);
@@ -91,13 +132,27 @@ fn same_rng_seed_gives_bit_identical_weights_and_another_seed_does_not() {
     write(d, "t.txt", small_text());
     for (ckpt, seed) in [("a.ckpt", "9"), ("b.ckpt", "9"), ("c.ckpt", "10")] {
         let out = charrnn(d)
-            .args(["train", "--data", "t.txt", "--iters", "120", "--rng-seed", seed, "--checkpoint", ckpt])
+            .args([
+                "train",
+                "--data",
+                "t.txt",
+                "--iters",
+                "120",
+                "--rng-seed",
+                seed,
+                "--checkpoint",
+                ckpt,
+            ])
             .args(["--log-every", "0", "--hidden-size", "24"])
             .output()
             .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    let (a, b, c) = (load_f64(&d.join("a.ckpt")), load_f64(&d.join("b.ckpt")), load_f64(&d.join("c.ckpt")));
+    let (a, b, c) = (
+        load_f64(&d.join("a.ckpt")),
+        load_f64(&d.join("b.ckpt")),
+        load_f64(&d.join("c.ckpt")),
+    );
     assert_eq!(a.model.params, b.model.params);
     assert_eq!(a.optim, b.optim);
     assert_ne!(a.model.params, c.model.params);
@@ -108,13 +163,20 @@ fn a_new_run_refuses_to_overwrite_an_earlier_one_unless_forced() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let run = |extra: &[&str]| {
-        charrnn(d).args(["train", "--iters", "2", "--sample-every", "0"]).args(extra).output().unwrap()
+        charrnn(d)
+            .args(["train", "--iters", "2", "--sample-every", "0"])
+            .args(extra)
+            .output()
+            .unwrap()
     };
     assert!(run(&[]).status.success());
     let out = run(&[]);
     assert_eq!(out.status.code(), Some(2));
     let err = stderr(&out);
-    assert!(err.contains("charrnn.ckpt and loss_history.csv already exist"), "{err}");
+    assert!(
+        err.contains("charrnn.ckpt and loss_history.csv already exist"),
+        "{err}"
+    );
     assert!(err.contains("--resume") && err.contains("--force"), "{err}");
     assert!(run(&["--force"]).status.success());
 }
@@ -125,17 +187,33 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly_then_resume_continues() {
     let d = dir.path();
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_charrnn"))
         .current_dir(d)
-        .args(["train", "--sample-every", "0", "--log-every", "10", "--rng-seed", "2", "--hidden-size", "16"])
+        .args([
+            "train",
+            "--sample-every",
+            "0",
+            "--log-every",
+            "10",
+            "--rng-seed",
+            "2",
+            "--hidden-size",
+            "16",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     // wait until training is under way (the loss history has rows)
     let started = Instant::now();
     while csv_rows_if_any(&d.join("loss_history.csv")) < 2 {
-        assert!(started.elapsed() < Duration::from_secs(60), "training never started");
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "training never started"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let status = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
     let out = child.wait_with_output().unwrap();
     let err = stderr(&out);
@@ -145,27 +223,51 @@ fn ctrl_c_saves_a_checkpoint_and_exits_cleanly_then_resume_continues() {
     let saved = load_f64(&d.join("charrnn.ckpt"));
     assert!(saved.iteration >= 20);
     // every row logged before the interrupt is at or before the saved iteration
-    let last_row: u64 = csv_rows(&d.join("loss_history.csv")).last().unwrap()[0].parse().unwrap();
+    let last_row: u64 = csv_rows(&d.join("loss_history.csv")).last().unwrap()[0]
+        .parse()
+        .unwrap();
     assert!(last_row <= saved.iteration);
 
     let target = (saved.iteration + 15).to_string();
-    let out = charrnn(d).args(["train", "--resume", "--iters", &target, "--sample-every", "0"]).output().unwrap();
+    let out = charrnn(d)
+        .args([
+            "train",
+            "--resume",
+            "--iters",
+            &target,
+            "--sample-every",
+            "0",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert_eq!(load_f64(&d.join("charrnn.ckpt")).iteration, saved.iteration + 15);
+    assert_eq!(
+        load_f64(&d.join("charrnn.ckpt")).iteration,
+        saved.iteration + 15
+    );
 }
 
 fn csv_rows_if_any(path: &std::path::Path) -> usize {
-    std::fs::read_to_string(path).map(|t| t.lines().count().saturating_sub(1)).unwrap_or(0)
+    std::fs::read_to_string(path)
+        .map(|t| t.lines().count().saturating_sub(1))
+        .unwrap_or(0)
 }
 
 #[test]
 fn max_time_stops_training_and_saves() {
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
-    let out = charrnn(dir.path()).args(["train", "--max-time", "1s", "--sample-every", "0"]).output().unwrap();
+    let out = charrnn(dir.path())
+        .args(["train", "--max-time", "1s", "--sample-every", "0"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(started.elapsed() < Duration::from_secs(30));
-    assert!(stderr(&out).contains("(reached --max-time)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("(reached --max-time)"),
+        "{}",
+        stderr(&out)
+    );
     assert!(load_f64(&dir.path().join("charrnn.ckpt")).iteration > 0);
 }
 
@@ -174,7 +276,18 @@ fn iters_zero_writes_initial_weights_that_export_as_min_char_rnn_shapes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "t.txt", small_text());
-    let out = charrnn(d).args(["train", "--data", "t.txt", "--iters", "0", "--rng-seed", "4"]).output().unwrap();
+    let out = charrnn(d)
+        .args([
+            "train",
+            "--data",
+            "t.txt",
+            "--iters",
+            "0",
+            "--rng-seed",
+            "4",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let s = load_f64(&d.join("charrnn.ckpt"));
     assert_eq!(s.iteration, 0);
@@ -182,22 +295,54 @@ fn iters_zero_writes_initial_weights_that_export_as_min_char_rnn_shapes() {
     let whh = s.model.tensor("Whh").unwrap().1;
     let std = (whh.iter().map(|x| x * x).sum::<f64>() / whh.len() as f64).sqrt();
     assert!((std - 0.01).abs() < 0.001, "Whh std {std}");
-    assert!(s.model.tensor("bh").unwrap().1.iter().chain(s.model.tensor("by").unwrap().1).all(|&b| b == 0.0));
+    assert!(
+        s.model
+            .tensor("bh")
+            .unwrap()
+            .1
+            .iter()
+            .chain(s.model.tensor("by").unwrap().1)
+            .all(|&b| b == 0.0)
+    );
 
-    let out = charrnn(d).args(["export", "--out", "w.npz"]).output().unwrap();
+    let out = charrnn(d)
+        .args(["export", "--out", "w.npz"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let mut npz = ndarray_npy::NpzReader::new(std::fs::File::open(d.join("w.npz")).unwrap()).unwrap();
+    let mut npz =
+        ndarray_npy::NpzReader::new(std::fs::File::open(d.join("w.npz")).unwrap()).unwrap();
     let v = s.vocab.len();
-    for (name, shape) in [("Wxh", [100, v]), ("Whh", [100, 100]), ("Why", [v, 100]), ("bh", [100, 1]), ("by", [v, 1])] {
+    for (name, shape) in [
+        ("Wxh", [100, v]),
+        ("Whh", [100, 100]),
+        ("Why", [v, 100]),
+        ("bh", [100, 1]),
+        ("by", [v, 1]),
+    ] {
         let a: ndarray::Array2<f64> = npz.by_name(name).unwrap();
         assert_eq!(a.shape(), shape, "{name}");
     }
     let exported: ndarray::Array2<f64> = npz.by_name("Whh").unwrap();
-    assert_eq!(exported.as_slice().unwrap(), whh, "exported values are the checkpoint's, exactly");
+    assert_eq!(
+        exported.as_slice().unwrap(),
+        whh,
+        "exported values are the checkpoint's, exactly"
+    );
 
     // and a new run can start from them
     let out = charrnn(d)
-        .args(["train", "--data", "t.txt", "--init-npz", "w.npz", "--iters", "1", "--checkpoint", "b.ckpt"])
+        .args([
+            "train",
+            "--data",
+            "t.txt",
+            "--init-npz",
+            "w.npz",
+            "--iters",
+            "1",
+            "--checkpoint",
+            "b.ckpt",
+        ])
         .args(["--log-every", "0"])
         .output()
         .unwrap();
@@ -208,13 +353,26 @@ fn iters_zero_writes_initial_weights_that_export_as_min_char_rnn_shapes() {
 fn f32_precision_trains_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out =
-        charrnn(d).args(["train", "--precision", "f32", "--iters", "50", "--sample-every", "0"]).output().unwrap();
+    let out = charrnn(d)
+        .args([
+            "train",
+            "--precision",
+            "f32",
+            "--iters",
+            "50",
+            "--sample-every",
+            "0",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let s = load_f32(&d.join("charrnn.ckpt"));
     assert_eq!(s.iteration, 50);
     assert!(stdout(&charrnn(d).arg("info").output().unwrap()).contains("f32"));
-    let out = charrnn(d).args(["sample", "-n", "10", "--seed", "a"]).output().unwrap();
+    let out = charrnn(d)
+        .args(["sample", "-n", "10", "--seed", "a"])
+        .output()
+        .unwrap();
     assert!(out.status.success());
 }
 
@@ -226,14 +384,41 @@ fn argmax_and_top_k_sampling_from_every_cell() {
     for cell in ["rnn", "lstm", "gru"] {
         let ckpt = format!("{cell}.ckpt");
         let out = charrnn(d)
-            .args(["train", "--data", "t.txt", "--cell", cell, "--hidden-size", "16", "--layers", "2"])
-            .args(["--iters", "30", "--sample-every", "0", "--log-every", "0", "--checkpoint", &ckpt])
+            .args([
+                "train",
+                "--data",
+                "t.txt",
+                "--cell",
+                cell,
+                "--hidden-size",
+                "16",
+                "--layers",
+                "2",
+            ])
+            .args([
+                "--iters",
+                "30",
+                "--sample-every",
+                "0",
+                "--log-every",
+                "0",
+                "--checkpoint",
+                &ckpt,
+            ])
             .output()
             .unwrap();
         assert!(out.status.success(), "{cell}: {}", stderr(&out));
         let sample = |args: &[&str]| {
             let out = charrnn(d)
-                .args(["sample", "--checkpoint", &ckpt, "--seed", "The ", "-n", "80"])
+                .args([
+                    "sample",
+                    "--checkpoint",
+                    &ckpt,
+                    "--seed",
+                    "The ",
+                    "-n",
+                    "80",
+                ])
                 .args(args)
                 .output()
                 .unwrap();
@@ -243,13 +428,36 @@ fn argmax_and_top_k_sampling_from_every_cell() {
         // greedy decoding ignores the random seed; top-k 1 is greedy too
         let greedy = sample(&["--argmax", "--rng-seed", "1"]);
         assert_eq!(greedy, sample(&["--argmax", "--rng-seed", "2"]), "{cell}");
-        assert_eq!(greedy, sample(&["--top-k", "1", "--rng-seed", "3"]), "{cell}");
-        assert!(greedy.starts_with("The ") && greedy.strip_suffix('\n').unwrap().chars().count() == 84);
-        assert_ne!(sample(&["--rng-seed", "1"]), sample(&["--rng-seed", "2"]), "{cell}: sampling draws");
+        assert_eq!(
+            greedy,
+            sample(&["--top-k", "1", "--rng-seed", "3"]),
+            "{cell}"
+        );
+        assert!(
+            greedy.starts_with("The ") && greedy.strip_suffix('\n').unwrap().chars().count() == 84
+        );
+        assert_ne!(
+            sample(&["--rng-seed", "1"]),
+            sample(&["--rng-seed", "2"]),
+            "{cell}: sampling draws"
+        );
     }
-    let out =
-        charrnn(d).args(["sample", "--checkpoint", "rnn.ckpt", "--argmax", "--temperature", "0.5"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(2), "--argmax with --temperature is a usage error");
+    let out = charrnn(d)
+        .args([
+            "sample",
+            "--checkpoint",
+            "rnn.ckpt",
+            "--argmax",
+            "--temperature",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--argmax with --temperature is a usage error"
+    );
 }
 
 /// The AVX2+FMA builds of the hot loops (picked at run time) and the baseline
@@ -261,7 +469,11 @@ fn simd_and_baseline_builds_train_the_same_model() {
     let d = dir.path();
     write(d, "t.txt", small_text());
     // 30 chaotic iterations amplify a first-iteration difference of ~1e-16 (f64) or ~1e-7 (f32)
-    for (cell, precision, tolerance) in [("rnn", "f64", 1e-6), ("lstm", "f32", 1e-3), ("gru", "f32", 1e-3)] {
+    for (cell, precision, tolerance) in [
+        ("rnn", "f64", 1e-6),
+        ("lstm", "f32", 1e-3),
+        ("gru", "f32", 1e-3),
+    ] {
         let mut smooth = Vec::new();
         for no_simd in [false, true] {
             let ckpt = format!("{cell}-{no_simd}.ckpt");
@@ -272,7 +484,17 @@ fn simd_and_baseline_builds_train_the_same_model() {
                 cmd.env_remove("CHARRNN_NO_SIMD");
             }
             let out = cmd
-                .args(["train", "--data", "t.txt", "--cell", cell, "--precision", precision, "--hidden-size", "40"])
+                .args([
+                    "train",
+                    "--data",
+                    "t.txt",
+                    "--cell",
+                    cell,
+                    "--precision",
+                    precision,
+                    "--hidden-size",
+                    "40",
+                ])
                 .args([
                     "--batch-size",
                     "2",
@@ -290,9 +512,18 @@ fn simd_and_baseline_builds_train_the_same_model() {
                 .unwrap();
             assert!(out.status.success(), "{}", stderr(&out));
             let path = d.join(&ckpt);
-            smooth.push(if precision == "f64" { load_f64(&path).smooth_loss } else { load_f32(&path).smooth_loss });
+            smooth.push(if precision == "f64" {
+                load_f64(&path).smooth_loss
+            } else {
+                load_f32(&path).smooth_loss
+            });
         }
         let rel = (smooth[0] - smooth[1]).abs() / smooth[1];
-        assert!(rel < tolerance, "{cell}: smooth loss {} vs {} ({rel:e})", smooth[0], smooth[1]);
+        assert!(
+            rel < tolerance,
+            "{cell}: smooth loss {} vs {} ({rel:e})",
+            smooth[0],
+            smooth[1]
+        );
     }
 }

@@ -28,7 +28,17 @@ fn trained() -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "t.txt", small_text());
     let out = charrnn(dir.path())
-        .args(["train", "--data", "t.txt", "--iters", "5", "--hidden-size", "32", "--rng-seed", "1"])
+        .args([
+            "train",
+            "--data",
+            "t.txt",
+            "--iters",
+            "5",
+            "--hidden-size",
+            "32",
+            "--rng-seed",
+            "1",
+        ])
         .args(["--sample-every", "0"])
         .output()
         .unwrap();
@@ -40,25 +50,49 @@ fn trained() -> tempfile::TempDir {
 fn unreadable_texts_are_reported_with_where_and_what_to_do() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let err = fails(d, &["train", "--data", "nope.txt"], 1, &["cannot read nope.txt", "No such file"]);
-    assert_eq!(err.matches("No such file").count(), 1, "the cause is stated once: {err}");
+    let err = fails(
+        d,
+        &["train", "--data", "nope.txt"],
+        1,
+        &["cannot read nope.txt", "No such file"],
+    );
+    assert_eq!(
+        err.matches("No such file").count(),
+        1,
+        "the cause is stated once: {err}"
+    );
     write(d, "empty.txt", "");
-    fails(d, &["train", "--data", "empty.txt"], 1, &["empty.txt is empty"]);
+    fails(
+        d,
+        &["train", "--data", "empty.txt"],
+        1,
+        &["empty.txt is empty"],
+    );
     write(d, "short.txt", "0123456789");
     fails(
         d,
         &["train", "--data", "short.txt"],
         1,
-        &["short.txt has 10 characters to train on, but 1 stream(s) of seq_length 25 need at least 26", "--seq-length"],
+        &[
+            "short.txt has 10 characters to train on, but 1 stream(s) of seq_length 25 need at least 26",
+            "--seq-length",
+        ],
     );
     write(d, "latin1.txt", b"first line\ncaf\xe9 au lait\n");
     fails(
         d,
         &["train", "--data", "latin1.txt"],
         1,
-        &["not valid UTF-8", "byte 0xe9 at byte offset 14 (line 2, column 4)", "iconv"],
+        &[
+            "not valid UTF-8",
+            "byte 0xe9 at byte offset 14 (line 2, column 4)",
+            "iconv",
+        ],
     );
-    assert!(!d.join("charrnn.ckpt").exists(), "nothing is written for a bad text");
+    assert!(
+        !d.join("charrnn.ckpt").exists(),
+        "nothing is written for a bad text"
+    );
 }
 
 #[test]
@@ -92,12 +126,27 @@ fn nonsensical_flags_are_usage_errors() {
         fails(d, &["train", flag, value], 2, &[flag]);
     }
     for t in ["0", "-1", "nan"] {
-        fails(d, &["sample", "--temperature", t], 2, &["--temperature", "greater than 0"]);
+        fails(
+            d,
+            &["sample", "--temperature", t],
+            2,
+            &["--temperature", "greater than 0"],
+        );
     }
     fails(d, &["train", "--allow-data-change"], 2, &["--resume"]);
-    fails(d, &["train", "--clip", "5", "--clip-norm", "1"], 2, &["cannot be used with"]);
+    fails(
+        d,
+        &["train", "--clip", "5", "--clip-norm", "1"],
+        2,
+        &["cannot be used with"],
+    );
     fails(d, &["sample", "--top-k", "0"], 2, &["--top-k"]);
-    fails(d, &["train", "--resume", "--init-npz", "w.npz"], 2, &["cannot be used with"]);
+    fails(
+        d,
+        &["train", "--resume", "--init-npz", "w.npz"],
+        2,
+        &["cannot be used with"],
+    );
     assert!(!d.join("charrnn.ckpt").exists());
 }
 
@@ -109,7 +158,10 @@ fn a_seed_character_outside_the_vocabulary_is_named() {
         dir.path(),
         &["sample", "--seed", "Thé"],
         2,
-        &["seed character 'é' (U+00E9)", &format!("vocabulary of {vocab} characters")],
+        &[
+            "seed character 'é' (U+00E9)",
+            &format!("vocabulary of {vocab} characters"),
+        ],
     );
 }
 
@@ -121,16 +173,30 @@ fn damaged_checkpoints_are_reported_not_panicked_on() {
     let n = good.len();
     let info = |bytes: &[u8], needles: &[&str]| {
         std::fs::write(d.join("bad.ckpt"), bytes).unwrap();
-        fails(d, &["info", "--checkpoint", "bad.ckpt"], 1, &[&["reading checkpoint bad.ckpt"], needles].concat());
+        fails(
+            d,
+            &["info", "--checkpoint", "bad.ckpt"],
+            1,
+            &[&["reading checkpoint bad.ckpt"], needles].concat(),
+        );
         fails(d, &["sample", "--checkpoint", "bad.ckpt"], 1, needles);
     };
-    info(&good[..n / 2], &[&format!("file is truncated at byte {} of {n}", n / 2)]);
+    info(
+        &good[..n / 2],
+        &[&format!("file is truncated at byte {} of {n}", n / 2)],
+    );
     info(&good[..10], &["file is truncated at byte 10 of 28"]);
     let mut flipped = good.clone();
     flipped[n - 100] ^= 0x40;
     info(&flipped, &["corrupted", "checksum mismatch"]);
-    info(b"First Citizen: Before we proceed", &["not a charrnn checkpoint", "46 69 72 73 74 20 43 69"]);
-    info(b"PK\x03\x04 zip", &["not a charrnn checkpoint", "zip archive", "--init-npz"]);
+    info(
+        b"First Citizen: Before we proceed",
+        &["not a charrnn checkpoint", "46 69 72 73 74 20 43 69"],
+    );
+    info(
+        b"PK\x03\x04 zip",
+        &["not a charrnn checkpoint", "zip archive", "--init-npz"],
+    );
     info(b"", &["not a charrnn checkpoint (the file is empty)"]);
     let mut version = good.clone();
     version[8..12].copy_from_slice(&99u32.to_le_bytes());
@@ -144,24 +210,42 @@ fn damaged_checkpoints_are_reported_not_panicked_on() {
     let mut trailing = good.clone();
     trailing.extend_from_slice(b"extra");
     info(&trailing, &["corrupted", "5 bytes after"]);
-    fails(d, &["info", "--checkpoint", "missing.ckpt"], 1, &["reading checkpoint missing.ckpt", "No such file"]);
+    fails(
+        d,
+        &["info", "--checkpoint", "missing.ckpt"],
+        1,
+        &["reading checkpoint missing.ckpt", "No such file"],
+    );
 }
 
 #[test]
 fn a_well_formed_but_inconsistent_checkpoint_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let text = Text { name: "x".into(), content: small_text().into() };
+    let text = Text {
+        name: "x".into(),
+        content: small_text().into(),
+    };
     let vocab = Vocab::from_text(&text.content);
     let config = Config::min_char_rnn(vocab.len(), 8);
     let mut state = TrainState::<f64>::new(config, Hyper::default(), vocab, text.info(), None);
     state.state.h[0].push(0.5); // 9 values for H = 8
     std::fs::write(d.join("odd.ckpt"), checkpoint::encode(&state)).unwrap();
-    fails(d, &["info", "--checkpoint", "odd.ckpt"], 1, &["corrupted", "hidden state does not fit 1 streams"]);
+    fails(
+        d,
+        &["info", "--checkpoint", "odd.ckpt"],
+        1,
+        &["corrupted", "hidden state does not fit 1 streams"],
+    );
     state.state.h[0].pop();
     state.model.params[3] = f64::NAN;
     std::fs::write(d.join("nan.ckpt"), checkpoint::encode(&state)).unwrap();
-    fails(d, &["info", "--checkpoint", "nan.ckpt"], 1, &["corrupted", "NaN"]);
+    fails(
+        d,
+        &["info", "--checkpoint", "nan.ckpt"],
+        1,
+        &["corrupted", "NaN"],
+    );
 }
 
 #[test]
@@ -169,10 +253,23 @@ fn an_unwritable_checkpoint_path_fails_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "plain", "not a directory");
-    fails(d, &["train", "--checkpoint", "plain/run/c.ckpt"], 1, &["checkpoint plain/run/c.ckpt cannot be written"]);
+    fails(
+        d,
+        &["train", "--checkpoint", "plain/run/c.ckpt"],
+        1,
+        &["checkpoint plain/run/c.ckpt cannot be written"],
+    );
     std::fs::create_dir(d.join("adir")).unwrap();
-    fails(d, &["train", "--checkpoint", "adir"], 1, &["checkpoint adir cannot be written", "directory"]);
-    assert!(!d.join("loss_history.csv").exists(), "failed before any training or logging");
+    fails(
+        d,
+        &["train", "--checkpoint", "adir"],
+        1,
+        &["checkpoint adir cannot be written", "directory"],
+    );
+    assert!(
+        !d.join("loss_history.csv").exists(),
+        "failed before any training or logging"
+    );
 
     // a read-only directory (meaningless for root, who may write anyway)
     let ro = d.join("ro");
@@ -181,10 +278,17 @@ fn an_unwritable_checkpoint_path_fails_before_training() {
     std::os::unix::fs::PermissionsExt::set_mode(&mut perms, 0o555);
     std::fs::set_permissions(&ro, perms).unwrap();
     if std::fs::write(ro.join("probe"), "x").is_ok() {
-        eprintln!("skipping the read-only directory case: this user can write to a 0555 directory (root?)");
+        eprintln!(
+            "skipping the read-only directory case: this user can write to a 0555 directory (root?)"
+        );
         return;
     }
-    fails(d, &["train", "--checkpoint", "ro/c.ckpt"], 1, &["cannot be written", "ermission denied"]);
+    fails(
+        d,
+        &["train", "--checkpoint", "ro/c.ckpt"],
+        1,
+        &["cannot be written", "ermission denied"],
+    );
 }
 
 #[test]
@@ -195,7 +299,10 @@ fn too_many_streams_for_the_text_is_explained() {
         dir.path(),
         &["train", "--data", "t.txt", "--batch-size", "64"],
         1,
-        &["t.txt has 500 characters to train on, but 64 stream(s) of seq_length 25 need at least 1664", "--batch-size"],
+        &[
+            "t.txt has 500 characters to train on, but 64 stream(s) of seq_length 25 need at least 1664",
+            "--batch-size",
+        ],
     );
     fails(
         dir.path(),
@@ -209,7 +316,17 @@ fn too_many_streams_for_the_text_is_explained() {
 fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let args = ["train", "--learning-rate", "3e307", "--iters", "10", "--checkpoint-every", "1", "--rng-seed", "1"];
+    let args = [
+        "train",
+        "--learning-rate",
+        "3e307",
+        "--iters",
+        "10",
+        "--checkpoint-every",
+        "1",
+        "--rng-seed",
+        "1",
+    ];
     fails(
         d,
         &args,
@@ -226,9 +343,21 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     // without any checkpoint yet, it says so
     fails(
         d,
-        &["train", "--learning-rate", "1e308", "--iters", "5", "--force", "--checkpoint", "b.ckpt"],
+        &[
+            "train",
+            "--learning-rate",
+            "1e308",
+            "--iters",
+            "5",
+            "--force",
+            "--checkpoint",
+            "b.ckpt",
+        ],
         1,
-        &["training diverged at iteration", "No checkpoint had been written yet"],
+        &[
+            "training diverged at iteration",
+            "No checkpoint had been written yet",
+        ],
     );
     assert!(!d.join("b.ckpt").exists());
 }
@@ -239,22 +368,56 @@ fn resume_refuses_conflicting_flags_and_other_texts() {
     let d = dir.path();
     fails(
         d,
-        &["train", "--data", "t.txt", "--resume", "--hidden-size", "64", "--learning-rate", "0.05"],
+        &[
+            "train",
+            "--data",
+            "t.txt",
+            "--resume",
+            "--hidden-size",
+            "64",
+            "--learning-rate",
+            "0.05",
+        ],
         2,
-        &["--hidden-size 64 (checkpoint has 32)", "--learning-rate 0.05 (checkpoint has 0.1)"],
+        &[
+            "--hidden-size 64 (checkpoint has 32)",
+            "--learning-rate 0.05 (checkpoint has 0.1)",
+        ],
     );
     // repeating the run's own values is fine
     let out = charrnn(d)
-        .args(["train", "--data", "t.txt", "--resume", "--hidden-size", "32", "--iters", "6"])
+        .args([
+            "train",
+            "--data",
+            "t.txt",
+            "--resume",
+            "--hidden-size",
+            "32",
+            "--iters",
+            "6",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
 
     let other: String = small_text().chars().rev().collect();
     write(d, "other.txt", &other);
-    fails(d, &["train", "--data", "other.txt", "--resume"], 2, &["other.txt is not the text", "--allow-data-change"]);
+    fails(
+        d,
+        &["train", "--data", "other.txt", "--resume"],
+        2,
+        &["other.txt is not the text", "--allow-data-change"],
+    );
     let out = charrnn(d)
-        .args(["train", "--data", "other.txt", "--resume", "--allow-data-change", "--iters", "8"])
+        .args([
+            "train",
+            "--data",
+            "other.txt",
+            "--resume",
+            "--allow-data-change",
+            "--iters",
+            "8",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -263,14 +426,36 @@ fn resume_refuses_conflicting_flags_and_other_texts() {
     write(d, "new-chars.txt", format!("{}ü", small_text()));
     fails(
         d,
-        &["train", "--data", "new-chars.txt", "--resume", "--allow-data-change"],
+        &[
+            "train",
+            "--data",
+            "new-chars.txt",
+            "--resume",
+            "--allow-data-change",
+        ],
         1,
         &["'ü' (U+00FC)", "not in the model's vocabulary"],
     );
-    fails(d, &["train", "--resume", "--checkpoint", "none.ckpt"], 2, &["no checkpoint at none.ckpt"]);
     fails(
         d,
-        &["train", "--data", "t.txt", "--resume", "--cell", "lstm", "--optimizer", "adam", "--clip-norm", "2"],
+        &["train", "--resume", "--checkpoint", "none.ckpt"],
+        2,
+        &["no checkpoint at none.ckpt"],
+    );
+    fails(
+        d,
+        &[
+            "train",
+            "--data",
+            "t.txt",
+            "--resume",
+            "--cell",
+            "lstm",
+            "--optimizer",
+            "adam",
+            "--clip-norm",
+            "2",
+        ],
         2,
         &[
             "--cell lstm (checkpoint has rnn)",
@@ -284,11 +469,27 @@ fn resume_refuses_conflicting_flags_and_other_texts() {
 fn init_npz_with_the_wrong_shapes_is_refused() {
     let dir = trained();
     let d = dir.path();
-    assert!(charrnn(d).args(["export", "--out", "w.npz"]).output().unwrap().status.success());
+    assert!(
+        charrnn(d)
+            .args(["export", "--out", "w.npz"])
+            .output()
+            .unwrap()
+            .status
+            .success()
+    );
     write(d, "abc.txt", "abcabcabcabcabcabcabcabcabcabcabc");
     fails(
         d,
-        &["train", "--data", "abc.txt", "--init-npz", "w.npz", "--checkpoint", "n.ckpt", "--force"],
+        &[
+            "train",
+            "--data",
+            "abc.txt",
+            "--init-npz",
+            "w.npz",
+            "--checkpoint",
+            "n.ckpt",
+            "--force",
+        ],
         1,
         &["reading w.npz: array", "vocabulary of 3 characters"],
     );
@@ -311,7 +512,16 @@ fn init_npz_with_the_wrong_shapes_is_refused() {
     );
     fails(
         d,
-        &["train", "--data", "t.txt", "--init-npz", "t.txt", "--checkpoint", "n.ckpt", "--force"],
+        &[
+            "train",
+            "--data",
+            "t.txt",
+            "--init-npz",
+            "t.txt",
+            "--checkpoint",
+            "n.ckpt",
+            "--force",
+        ],
         1,
         &["reading t.txt"],
     );

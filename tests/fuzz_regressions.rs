@@ -12,11 +12,19 @@ use charrnn::history::{self, HEADER};
 use charrnn::prepare::stackexchange::{self, Filter};
 
 fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds").join(target);
-    let mut files: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("fuzz/seeds")
+        .join(target);
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     files.sort();
     assert!(!files.is_empty(), "no seeds in {}", dir.display());
-    files.into_iter().map(|p| (p.clone(), std::fs::read(p).unwrap())).collect()
+    files
+        .into_iter()
+        .map(|p| (p.clone(), std::fs::read(p).unwrap()))
+        .collect()
 }
 
 #[test]
@@ -56,11 +64,18 @@ fn history_seeds() {
 #[test]
 fn text_seeds() {
     for (path, data) in seeds("text") {
-        let source = Source::Bytes { name: path.display().to_string(), bytes: data.clone().into() };
+        let source = Source::Bytes {
+            name: path.display().to_string(),
+            bytes: data.clone().into(),
+        };
         let scan = match corpus::scan(source) {
             Ok(scan) => scan,
             Err(e) => {
-                assert!(std::str::from_utf8(&data).is_err() || data.is_empty(), "{}: {e}", path.display());
+                assert!(
+                    std::str::from_utf8(&data).is_err() || data.is_empty(),
+                    "{}: {e}",
+                    path.display()
+                );
                 continue;
             }
         };
@@ -82,10 +97,15 @@ fn text_seeds() {
 fn posts_seeds() {
     let dir = tempfile::tempdir().unwrap();
     for (path, _) in seeds("posts") {
-        let filter = Filter { max_posts: Some(50), min_score: None, tags: vec![] };
+        let filter = Filter {
+            max_posts: Some(50),
+            min_score: None,
+            tags: vec![],
+        };
         let mut out = Vec::new();
         let stop = AtomicBool::new(false);
-        let result = stackexchange::prepare(&path, &mut out, &filter, dir.path(), 64, &|_| {}, &stop);
+        let result =
+            stackexchange::prepare(&path, &mut out, &filter, dir.path(), 64, &|_| {}, &stop);
         if path.extension().is_some_and(|e| e == "xml") {
             assert!(result.is_ok(), "{}: {:?}", path.display(), result.err());
         }

@@ -23,34 +23,54 @@ struct Case {
 
 fn random_model(config: Config, rng: &mut ChaCha8Rng) -> Model<f64> {
     // weights well above the usual init so every term of the gradient matters
-    let params = (0..config.num_params()).map(|_| rng.random_range(-0.6..0.6)).collect();
+    let params = (0..config.num_params())
+        .map(|_| rng.random_range(-0.6..0.6))
+        .collect();
     Model::from_params(config, params)
 }
 
 fn random_state(config: &Config, batch: usize, rng: &mut ChaCha8Rng) -> State<f64> {
     let mut s = State::zeros(config, batch);
-    s.h.iter_mut().chain(s.c.iter_mut()).flatten().for_each(|x| *x = rng.random_range(-0.5..0.5));
+    s.h.iter_mut()
+        .chain(s.c.iter_mut())
+        .flatten()
+        .for_each(|x| *x = rng.random_range(-0.5..0.5));
     s
 }
 
 fn check(case: Case) {
-    let Case { config, batch, seq, dropout } = case;
-    let label = format!("{} L={} E={} B={batch} dropout={dropout}", config.cell, config.layers, config.embedding);
+    let Case {
+        config,
+        batch,
+        seq,
+        dropout,
+    } = case;
+    let label = format!(
+        "{} L={} E={} B={batch} dropout={dropout}",
+        config.cell, config.layers, config.embedding
+    );
     let mut rng = ChaCha8Rng::seed_from_u64(11);
     let mut model = random_model(config, &mut rng);
-    let ids =
-        |rng: &mut ChaCha8Rng| (0..seq * batch).map(|_| rng.random_range(0..config.vocab as u32)).collect::<Vec<_>>();
+    let ids = |rng: &mut ChaCha8Rng| {
+        (0..seq * batch)
+            .map(|_| rng.random_range(0..config.vocab as u32))
+            .collect::<Vec<_>>()
+    };
     let (inputs, targets) = (ids(&mut rng), ids(&mut rng));
     let state0 = random_state(&config, batch, &mut rng);
     let mut ws = Workspace::new(config, seq, batch);
     ws.draw_dropout(dropout, &mut rng); // the same masks for every pass below
 
     let mut grads = vec![0.0; model.params.len()];
-    let objective = model.forward_backward(&inputs, &targets, &mut state0.clone(), &mut grads, &mut ws);
+    let objective =
+        model.forward_backward(&inputs, &targets, &mut state0.clone(), &mut grads, &mut ws);
     let loss = |m: &Model<f64>, ws: &mut Workspace<f64>| {
         m.forward_loss(&inputs, &targets, &mut state0.clone(), ws, 1.0) / batch as f64
     };
-    assert!((loss(&model, &mut ws) - objective).abs() < 1e-12, "{label}: objective differs between passes");
+    assert!(
+        (loss(&model, &mut ws) - objective).abs() < 1e-12,
+        "{label}: objective differs between passes"
+    );
 
     let eps = 1e-5;
     for spec in config.tensors() {
@@ -83,21 +103,52 @@ fn check(case: Case) {
 }
 
 fn config(cell: Cell, layers: usize, embedding: usize) -> Config {
-    Config { cell, vocab: 5, hidden: 4, layers, embedding }
+    Config {
+        cell,
+        vocab: 5,
+        hidden: 4,
+        layers,
+        embedding,
+    }
 }
 
 #[test]
 fn rnn_one_hot_single_stream_as_min_char_rnn() {
-    check(Case { config: config(Cell::Rnn, 1, 0), batch: 1, seq: 6, dropout: 0.0 });
+    check(Case {
+        config: config(Cell::Rnn, 1, 0),
+        batch: 1,
+        seq: 6,
+        dropout: 0.0,
+    });
 }
 
 #[test]
 fn every_cell_with_embedding_two_layers_and_batch() {
     for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
-        check(Case { config: config(cell, 1, 0), batch: 1, seq: 5, dropout: 0.0 });
-        check(Case { config: config(cell, 1, 3), batch: 1, seq: 5, dropout: 0.0 });
-        check(Case { config: config(cell, 2, 0), batch: 3, seq: 4, dropout: 0.0 });
-        check(Case { config: config(cell, 2, 3), batch: 3, seq: 4, dropout: 0.0 });
+        check(Case {
+            config: config(cell, 1, 0),
+            batch: 1,
+            seq: 5,
+            dropout: 0.0,
+        });
+        check(Case {
+            config: config(cell, 1, 3),
+            batch: 1,
+            seq: 5,
+            dropout: 0.0,
+        });
+        check(Case {
+            config: config(cell, 2, 0),
+            batch: 3,
+            seq: 4,
+            dropout: 0.0,
+        });
+        check(Case {
+            config: config(cell, 2, 3),
+            batch: 3,
+            seq: 4,
+            dropout: 0.0,
+        });
     }
 }
 
@@ -106,8 +157,19 @@ fn every_cell_with_embedding_two_layers_and_batch() {
 #[test]
 fn embedding_without_the_lookup_table() {
     for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
-        let config = Config { cell, vocab: 9, hidden: 4, layers: 2, embedding: 3 };
-        check(Case { config, batch: 2, seq: 3, dropout: 0.0 });
+        let config = Config {
+            cell,
+            vocab: 9,
+            hidden: 4,
+            layers: 2,
+            embedding: 3,
+        };
+        check(Case {
+            config,
+            batch: 2,
+            seq: 3,
+            dropout: 0.0,
+        });
     }
 }
 
@@ -117,9 +179,25 @@ fn embedding_without_the_lookup_table() {
 #[test]
 fn the_packed_recurrence_for_one_stream_and_several() {
     for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
-        let config = Config { cell, vocab: 5, hidden: 16, layers: 2, embedding: 3 };
-        check(Case { config, batch: 5, seq: 8, dropout: 0.0 });
-        check(Case { config, batch: 1, seq: 9, dropout: 0.0 });
+        let config = Config {
+            cell,
+            vocab: 5,
+            hidden: 16,
+            layers: 2,
+            embedding: 3,
+        };
+        check(Case {
+            config,
+            batch: 5,
+            seq: 8,
+            dropout: 0.0,
+        });
+        check(Case {
+            config,
+            batch: 1,
+            seq: 9,
+            dropout: 0.0,
+        });
     }
 }
 
@@ -129,15 +207,31 @@ fn the_packed_recurrence_for_one_stream_and_several() {
 #[test]
 fn the_output_layer_step_by_step() {
     for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
-        let config = Config { cell, vocab: 33, hidden: 40, layers: 1, embedding: 0 };
-        check(Case { config, batch: 1, seq: 16, dropout: 0.0 });
+        let config = Config {
+            cell,
+            vocab: 33,
+            hidden: 40,
+            layers: 1,
+            embedding: 0,
+        };
+        check(Case {
+            config,
+            batch: 1,
+            seq: 16,
+            dropout: 0.0,
+        });
     }
 }
 
 #[test]
 fn every_cell_with_dropout() {
     for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
-        check(Case { config: config(cell, 2, 3), batch: 2, seq: 4, dropout: 0.3 });
+        check(Case {
+            config: config(cell, 2, 3),
+            batch: 2,
+            seq: 4,
+            dropout: 0.3,
+        });
     }
 }
 
@@ -150,12 +244,18 @@ fn a_batch_equals_separate_single_stream_passes() {
         let config = config(cell, 2, 3);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
         let model = random_model(config, &mut rng);
-        let streams: Vec<Vec<u32>> = (0..b).map(|_| (0..=seq).map(|_| rng.random_range(0..5)).collect()).collect();
+        let streams: Vec<Vec<u32>> = (0..b)
+            .map(|_| (0..=seq).map(|_| rng.random_range(0..5)).collect())
+            .collect();
         let start = random_state(&config, b, &mut rng);
 
         // time-major batch: row t*B + s is step t of stream s
-        let inputs: Vec<u32> = (0..seq).flat_map(|t| streams.iter().map(move |s| s[t])).collect();
-        let targets: Vec<u32> = (0..seq).flat_map(|t| streams.iter().map(move |s| s[t + 1])).collect();
+        let inputs: Vec<u32> = (0..seq)
+            .flat_map(|t| streams.iter().map(move |s| s[t]))
+            .collect();
+        let targets: Vec<u32> = (0..seq)
+            .flat_map(|t| streams.iter().map(move |s| s[t + 1]))
+            .collect();
         let mut batched_state = start.clone();
         let mut batched = vec![0.0; config.num_params()];
         let loss = model.forward_backward(
@@ -170,21 +270,48 @@ fn a_batch_equals_separate_single_stream_passes() {
         let mut ws = Workspace::new(config, seq, 1);
         for (s, stream) in streams.iter().enumerate() {
             let h = config.hidden;
-            let pick = |v: &Vec<Vec<f64>>| v.iter().map(|layer| layer[s * h..(s + 1) * h].to_vec()).collect();
-            let mut single = State { h: pick(&start.h), c: pick(&start.c) };
+            let pick = |v: &Vec<Vec<f64>>| {
+                v.iter()
+                    .map(|layer| layer[s * h..(s + 1) * h].to_vec())
+                    .collect()
+            };
+            let mut single = State {
+                h: pick(&start.h),
+                c: pick(&start.c),
+            };
             let mut g = vec![0.0; config.num_params()];
-            mean_loss += model.forward_backward(&stream[..seq], &stream[1..], &mut single, &mut g, &mut ws) / b as f64;
-            mean_grad.iter_mut().zip(&g).for_each(|(m, x)| *m += x / b as f64);
+            mean_loss +=
+                model.forward_backward(&stream[..seq], &stream[1..], &mut single, &mut g, &mut ws)
+                    / b as f64;
+            mean_grad
+                .iter_mut()
+                .zip(&g)
+                .for_each(|(m, x)| *m += x / b as f64);
             // equal up to rounding: the batch sums in GEMM order, one stream in matrix-vector order
             let close = |a: &Vec<Vec<f64>>, b: &Vec<Vec<f64>>| {
-                a.iter().flatten().zip(b.iter().flatten()).all(|(x, y)| (x - y).abs() < 1e-13)
+                a.iter()
+                    .flatten()
+                    .zip(b.iter().flatten())
+                    .all(|(x, y)| (x - y).abs() < 1e-13)
             };
-            assert!(close(&single.h, &pick(&batched_state.h)), "{cell}: stream {s} state");
-            assert!(close(&single.c, &pick(&batched_state.c)), "{cell}: stream {s} cell state");
+            assert!(
+                close(&single.h, &pick(&batched_state.h)),
+                "{cell}: stream {s} state"
+            );
+            assert!(
+                close(&single.c, &pick(&batched_state.c)),
+                "{cell}: stream {s} cell state"
+            );
         }
-        assert!((loss - mean_loss).abs() < 1e-12 * loss.abs(), "{cell}: {loss} vs {mean_loss}");
+        assert!(
+            (loss - mean_loss).abs() < 1e-12 * loss.abs(),
+            "{cell}: {loss} vs {mean_loss}"
+        );
         for (a, m) in batched.iter().zip(&mean_grad) {
-            assert!((a - m).abs() < 1e-12 * (1.0 + m.abs()), "{cell}: gradient {a} vs {m}");
+            assert!(
+                (a - m).abs() < 1e-12 * (1.0 + m.abs()),
+                "{cell}: gradient {a} vs {m}"
+            );
         }
     }
 }
@@ -195,13 +322,22 @@ fn a_batch_equals_separate_single_stream_passes() {
 fn chunk_forward_equals_step_by_step_prediction() {
     // small matrices (transposed for sampling), and ones over 512 KB: packed in
     // strips when 16 divides their width (GH = 640, 480, 272), left as they are when not (270)
-    let big = |cell, hidden| Config { cell, vocab: 5, hidden, layers: 2, embedding: 0 };
-    let configs = [Cell::Rnn, Cell::Lstm, Cell::Gru].map(|cell| config(cell, 2, 3)).into_iter().chain([
-        big(Cell::Lstm, 160),
-        big(Cell::Gru, 160),
-        big(Cell::Rnn, 272),
-        big(Cell::Rnn, 270),
-    ]);
+    let big = |cell, hidden| Config {
+        cell,
+        vocab: 5,
+        hidden,
+        layers: 2,
+        embedding: 0,
+    };
+    let configs = [Cell::Rnn, Cell::Lstm, Cell::Gru]
+        .map(|cell| config(cell, 2, 3))
+        .into_iter()
+        .chain([
+            big(Cell::Lstm, 160),
+            big(Cell::Gru, 160),
+            big(Cell::Rnn, 272),
+            big(Cell::Rnn, 270),
+        ]);
     for config in configs {
         let cell = config.cell;
         let mut rng = ChaCha8Rng::seed_from_u64(4);
@@ -214,7 +350,8 @@ fn chunk_forward_equals_step_by_step_prediction() {
             &mut Workspace::new(config, 8, 1),
             1.0,
         );
-        let (mut state, mut ws, mut steps) = (State::zeros(&config, 1), Workspace::new(config, 1, 1), 0.0);
+        let (mut state, mut ws, mut steps) =
+            (State::zeros(&config, 1), Workspace::new(config, 1, 1), 0.0);
         // the sampler's layout of the weights (tables, transposes) computes the same
         ws.prepare_for_sampling(&model);
         for t in 0..8 {
@@ -222,7 +359,10 @@ fn chunk_forward_equals_step_by_step_prediction() {
             let target = logits[ids[t + 1] as usize];
             steps += charrnn::linalg::softmax_in_place(logits) - target;
         }
-        assert!((chunk - steps).abs() < 1e-11 * chunk.abs().max(1.0), "{cell} {config:?}: {chunk} vs {steps}");
+        assert!(
+            (chunk - steps).abs() < 1e-11 * chunk.abs().max(1.0),
+            "{cell} {config:?}: {chunk} vs {steps}"
+        );
     }
 }
 
@@ -277,7 +417,13 @@ fn pair_and_split_recurrence_are_bit_identical_to_one_thread() {
         (Cell::Rnn, 100, 0, 65, 1),
     ];
     for (cell, hidden, embedding, vocab, layers) in configs {
-        let config = Config { cell, vocab, hidden, layers, embedding };
+        let config = Config {
+            cell,
+            vocab,
+            hidden,
+            layers,
+            embedding,
+        };
         let mut rng = ChaCha8Rng::seed_from_u64(9);
         let model = random_model(config, &mut rng);
         let inputs: Vec<u32> = (0..12).map(|_| rng.random_range(0..vocab as u32)).collect();
@@ -290,7 +436,11 @@ fn pair_and_split_recurrence_are_bit_identical_to_one_thread() {
             }
             let (mut state, mut grads) = (start.clone(), vec![0.0; config.num_params()]);
             let loss = model.forward_backward(&inputs, &targets, &mut state, &mut grads, &mut ws);
-            (loss.to_bits(), grads.iter().map(|g| g.to_bits()).collect::<Vec<_>>(), state)
+            (
+                loss.to_bits(),
+                grads.iter().map(|g| g.to_bits()).collect::<Vec<_>>(),
+                state,
+            )
         };
         let one = run(None);
         for split in [false, true] {

@@ -22,7 +22,8 @@ const POSTS: &str = r#"<?xml version="1.0" encoding="utf-8"?>
 </posts>
 "#;
 
-const Q1: &str = "Reading files in Rust\nHow do I read a file & print it?\nfn main() {\n    let x = 1 < 2;\n}";
+const Q1: &str =
+    "Reading files in Rust\nHow do I read a file & print it?\nfn main() {\n    let x = 1 < 2;\n}";
 const A3: &str = "Use std::fs::read_to_string.";
 const A5: &str = "- open it\n- read it";
 const Q2: &str = "Python speed\nIs Python slow?";
@@ -30,12 +31,22 @@ const A4: &str = "It depends.";
 
 fn run(dir: &std::path::Path, extra: &[&str]) -> (String, String) {
     let out = charrnn(dir)
-        .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt", "--force"])
+        .args([
+            "prepare",
+            "stackexchange",
+            "Posts.xml",
+            "-o",
+            "out.txt",
+            "--force",
+        ])
         .args(extra)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    (std::fs::read_to_string(dir.join("out.txt")).unwrap(), stderr(&out))
+    (
+        std::fs::read_to_string(dir.join("out.txt")).unwrap(),
+        stderr(&out),
+    )
 }
 
 #[test]
@@ -52,11 +63,23 @@ fn questions_then_their_answers_as_plain_text() {
 fn filters_by_score_tags_and_count() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Posts.xml", POSTS);
-    assert_eq!(run(dir.path(), &["--min-score", "1"]).0, format!("{Q1}\n\n{A3}\n"));
-    assert_eq!(run(dir.path(), &["--min-score", "-5"]).0, format!("{Q1}\n\n{A3}\n\n{A5}\n\n{Q2}\n\n{A4}\n"));
+    assert_eq!(
+        run(dir.path(), &["--min-score", "1"]).0,
+        format!("{Q1}\n\n{A3}\n")
+    );
+    assert_eq!(
+        run(dir.path(), &["--min-score", "-5"]).0,
+        format!("{Q1}\n\n{A3}\n\n{A5}\n\n{Q2}\n\n{A4}\n")
+    );
     // both tag notations: <rust><io> and |python|performance|
-    assert_eq!(run(dir.path(), &["--tags", "Python,go"]).0, format!("{Q2}\n\n{A4}\n"));
-    assert_eq!(run(dir.path(), &["--tags", "io"]).0, format!("{Q1}\n\n{A3}\n\n{A5}\n"));
+    assert_eq!(
+        run(dir.path(), &["--tags", "Python,go"]).0,
+        format!("{Q2}\n\n{A4}\n")
+    );
+    assert_eq!(
+        run(dir.path(), &["--tags", "io"]).0,
+        format!("{Q1}\n\n{A3}\n\n{A5}\n")
+    );
     let (text, log) = run(dir.path(), &["--max-posts", "1"]);
     assert_eq!(text, format!("{Q1}\n\n{A3}\n\n{A5}\n"));
     assert!(log.contains("left out 1 questions and 1 answers"), "{log}");
@@ -88,13 +111,33 @@ fn spilling_to_temp_files_gives_the_same_text() {
     let posts = write(dir.path(), "Posts.xml", &xml);
     let stop = AtomicBool::new(false);
     let mut in_memory = Vec::new();
-    let s1 = stackexchange::prepare(&posts, &mut in_memory, &Filter::default(), dir.path(), 1 << 30, &|_| {}, &stop)
-        .unwrap();
+    let s1 = stackexchange::prepare(
+        &posts,
+        &mut in_memory,
+        &Filter::default(),
+        dir.path(),
+        1 << 30,
+        &|_| {},
+        &stop,
+    )
+    .unwrap();
     let mut spilled = Vec::new();
-    let s2 = stackexchange::prepare(&posts, &mut spilled, &Filter::default(), dir.path(), 200, &|_| {}, &stop).unwrap();
+    let s2 = stackexchange::prepare(
+        &posts,
+        &mut spilled,
+        &Filter::default(),
+        dir.path(),
+        200,
+        &|_| {},
+        &stop,
+    )
+    .unwrap();
     assert_eq!(s1.spills, 0);
     assert!(s2.spills > 10, "{} spills", s2.spills);
-    assert_eq!(String::from_utf8(spilled).unwrap(), String::from_utf8(in_memory.clone()).unwrap());
+    assert_eq!(
+        String::from_utf8(spilled).unwrap(),
+        String::from_utf8(in_memory.clone()).unwrap()
+    );
     let text = String::from_utf8(in_memory).unwrap();
     // each question is followed by its two answers, lower Id first
     let q7 = text.find("Question 7\nbody 7\n\n").unwrap();
@@ -104,9 +147,15 @@ fn spilling_to_temp_files_gives_the_same_text() {
         1001 + 2 * (n - 7)
     );
     assert!(text[q7..].starts_with(&expect), "{}", &text[q7..q7 + 120]);
-    assert_eq!((s1.questions, s1.answers, s1.bytes_out), (n as u64, 2 * n as u64, text.len() as u64));
+    assert_eq!(
+        (s1.questions, s1.answers, s1.bytes_out),
+        (n as u64, 2 * n as u64, text.len() as u64)
+    );
     // the unlinked temp files left nothing behind
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("Posts.xml")]);
 }
 
@@ -115,30 +164,52 @@ fn malformed_xml_stops_with_line_and_column() {
     let dir = tempfile::tempdir().unwrap();
     let bad = "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<posts>\n  <row Id=\"1\" PostTypeId=\"1\" Title=\"a\" Body=\"b\" />\n  <row Id=\"2\" PostTypeId=\"1\" Title=\"x\" Body=\"y\" </posts>\n";
     write(dir.path(), "Posts.xml", bad);
-    let out = charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap();
+    let out = charrnn(dir.path())
+        .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
     assert!(err.contains("Posts.xml, line 4, column"), "{err}");
     assert!(err.contains("malformed XML"), "{err}");
-    assert!(!dir.path().join("out.txt").exists(), "no half-written output");
+    assert!(
+        !dir.path().join("out.txt").exists(),
+        "no half-written output"
+    );
 
     let mismatched = "<posts>\n<row Id=\"1\" PostTypeId=\"1\" Title=\"a\" Body=\"b\">\n</posts>\n";
     write(dir.path(), "Posts.xml", mismatched);
-    let err =
-        stderr(&charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap());
+    let err = stderr(
+        &charrnn(dir.path())
+            .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("line 3, column"), "{err}");
 
-    let entity = "<posts>\n\n<row Id=\"1\" PostTypeId=\"1\" Title=\"a &nbsp; b\" Body=\"b\" />\n</posts>\n";
+    let entity =
+        "<posts>\n\n<row Id=\"1\" PostTypeId=\"1\" Title=\"a &nbsp; b\" Body=\"b\" />\n</posts>\n";
     write(dir.path(), "Posts.xml", entity);
-    let err =
-        stderr(&charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap());
+    let err = stderr(
+        &charrnn(dir.path())
+            .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"])
+            .output()
+            .unwrap(),
+    );
     assert!(err.contains("line 3, column 1: attribute Title"), "{err}");
 
     let no_id = "<posts>\n<row PostTypeId=\"1\" Title=\"a\" Body=\"b\" />\n</posts>\n";
     write(dir.path(), "Posts.xml", no_id);
-    let err =
-        stderr(&charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap());
-    assert!(err.contains("line 2, column 1: row without an Id attribute"), "{err}");
+    let err = stderr(
+        &charrnn(dir.path())
+            .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"])
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("line 2, column 1: row without an Id attribute"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -146,19 +217,43 @@ fn refuses_to_overwrite_and_reports_a_missing_input() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "Posts.xml", POSTS);
     write(dir.path(), "out.txt", "precious");
-    let out = charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"]).output().unwrap();
+    let out = charrnn(dir.path())
+        .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("out.txt already exists; replace it with --force"), "{}", stderr(&out));
-    assert_eq!(std::fs::read_to_string(dir.path().join("out.txt")).unwrap(), "precious");
+    assert!(
+        stderr(&out).contains("out.txt already exists; replace it with --force"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+        "precious"
+    );
     // a temp file a killed prepare left behind is cleaned up by the next one
     write(dir.path(), ".clean.txt.tmp-4000000000", "half an output");
-    let out = charrnn(dir.path()).args(["prepare", "stackexchange", "Posts.xml", "-o", "clean.txt"]).output().unwrap();
+    let out = charrnn(dir.path())
+        .args(["prepare", "stackexchange", "Posts.xml", "-o", "clean.txt"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("removed 1 temp file(s) left by an earlier prepare"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("removed 1 temp file(s) left by an earlier prepare"),
+        "{}",
+        stderr(&out)
+    );
     assert!(!dir.path().join(".clean.txt.tmp-4000000000").exists());
-    let out = charrnn(dir.path()).args(["prepare", "stackexchange", "nope.xml", "-o", "new.txt"]).output().unwrap();
+    let out = charrnn(dir.path())
+        .args(["prepare", "stackexchange", "nope.xml", "-o", "new.txt"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("cannot read nope.xml"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cannot read nope.xml"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -175,7 +270,15 @@ fn source_tree_concatenates_text_files_and_counts_what_it_skips() {
     write(&tree, "latin1.rs", b"// caf\xe9\n");
     write(&tree, "notes.md", "# notes\n");
     let out = charrnn(dir.path())
-        .args(["prepare", "files", "tree", "--ext", "rs,.py", "-o", "tree/out.rs"])
+        .args([
+            "prepare",
+            "files",
+            "tree",
+            "--ext",
+            "rs,.py",
+            "-o",
+            "tree/out.rs",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
@@ -183,19 +286,33 @@ fn source_tree_concatenates_text_files_and_counts_what_it_skips() {
     assert_eq!(text, "print('a')\nfn b() {}\n// c\n");
     let log = stderr(&out);
     assert!(
-        log.contains("from 3 files; skipped 1 binary, 1 not UTF-8, 0 unreadable, 1 with other extensions"),
+        log.contains(
+            "from 3 files; skipped 1 binary, 1 not UTF-8, 0 unreadable, 1 with other extensions"
+        ),
         "{log}"
     );
 
     // run again over the same tree: the earlier output is not read back in
     let out = charrnn(dir.path())
-        .args(["prepare", "files", "tree", "--ext", "rs,py", "-o", "tree/out.rs", "--force"])
+        .args([
+            "prepare",
+            "files",
+            "tree",
+            "--ext",
+            "rs,py",
+            "-o",
+            "tree/out.rs",
+            "--force",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(std::fs::read_to_string(tree.join("out.rs")).unwrap(), text);
 
-    let out = charrnn(dir.path()).args(["prepare", "files", "tree/b.rs", "-o", "x.txt"]).output().unwrap();
+    let out = charrnn(dir.path())
+        .args(["prepare", "files", "tree/b.rs", "-o", "x.txt"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("not a directory"), "{}", stderr(&out));
 }
@@ -206,22 +323,42 @@ fn ctrl_c_stops_without_leaving_an_output_or_temp_files() {
     let mut xml = String::from("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<posts>\n");
     let body = "&lt;p&gt;".to_string() + &"some words in a paragraph ".repeat(40) + "&lt;/p&gt;";
     for q in 1..=60_000 {
-        xml += &format!("  <row Id=\"{q}\" PostTypeId=\"1\" Score=\"1\" Title=\"Question {q}\" Body=\"{body}\" />\n");
+        xml += &format!(
+            "  <row Id=\"{q}\" PostTypeId=\"1\" Score=\"1\" Title=\"Question {q}\" Body=\"{body}\" />\n"
+        );
     }
     xml += "</posts>\n";
     write(dir.path(), "Posts.xml", &xml);
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_charrnn"))
         .current_dir(dir.path())
-        .args(["prepare", "stackexchange", "Posts.xml", "-o", "out.txt", "--sort-memory", "1"])
+        .args([
+            "prepare",
+            "stackexchange",
+            "Posts.xml",
+            "-o",
+            "out.txt",
+            "--sort-memory",
+            "1",
+        ])
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(300));
-    let kill = std::process::Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(kill.success());
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert!(stderr(&out).contains("interrupted; out.txt was not written"), "{}", stderr(&out));
-    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert!(
+        stderr(&out).contains("interrupted; out.txt was not written"),
+        "{}",
+        stderr(&out)
+    );
+    let left: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("Posts.xml")]);
 }

@@ -20,20 +20,33 @@ use common::*;
 fn reference() -> Option<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/ref/min_char_rnn.py");
     if !script.exists() {
-        eprintln!("skipping the reference comparison: {} not found", script.display());
+        eprintln!(
+            "skipping the reference comparison: {} not found",
+            script.display()
+        );
         return None;
     }
-    match Command::new("python3").args(["-c", "import numpy"]).output() {
+    match Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+    {
         Ok(out) if out.status.success() => Some(script),
         _ => {
-            eprintln!("skipping the reference comparison: python3 with numpy is not available (pip install numpy)");
+            eprintln!(
+                "skipping the reference comparison: python3 with numpy is not available (pip install numpy)"
+            );
             None
         }
     }
 }
 
 fn python(dir: &Path, script: &Path, args: &[&str]) {
-    let out = Command::new("python3").current_dir(dir).arg(script).args(args).output().unwrap();
+    let out = Command::new("python3")
+        .current_dir(dir)
+        .arg(script)
+        .args(args)
+        .output()
+        .unwrap();
     assert!(out.status.success(), "reference failed: {}", stderr(&out));
 }
 
@@ -50,18 +63,27 @@ fn train(dir: &Path, data: &Path, args: &[&str]) {
 
 /// (loss, smooth_loss) per iteration, summed over a chunk as min-char-rnn logs them.
 fn losses(path: &Path) -> Vec<(f64, f64)> {
-    csv_rows(path).iter().map(|r| (r[1].parse().unwrap(), r[2].parse().unwrap())).collect()
+    csv_rows(path)
+        .iter()
+        .map(|r| (r[1].parse().unwrap(), r[2].parse().unwrap()))
+        .collect()
 }
 
 /// charrnn's history holds nats per character: times seq_length (25) for min-char-rnn's sums.
 fn our_losses(path: &Path) -> Vec<(f64, f64)> {
-    losses(path).into_iter().map(|(l, s)| (l * 25.0, s * 25.0)).collect()
+    losses(path)
+        .into_iter()
+        .map(|(l, s)| (l * 25.0, s * 25.0))
+        .collect()
 }
 
 /// Relative difference of the per-iteration losses.
 fn rel(a: &[(f64, f64)], b: &[(f64, f64)]) -> Vec<f64> {
     assert_eq!(a.len(), b.len());
-    a.iter().zip(b).map(|(x, y)| (x.0 - y.0).abs() / x.0.abs()).collect()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x.0 - y.0).abs() / x.0.abs())
+        .collect()
 }
 
 fn max(v: &[f64]) -> f64 {
@@ -79,21 +101,58 @@ fn matches_min_char_rnn_from_its_own_initial_weights_on_tinyshakespeare() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let data = data.to_str().unwrap();
-    python(d, &script, &["--data", data, "--seed", "0", "--iters", "0", "--save-npz", "init.npz"]);
     python(
         d,
         &script,
-        &["--data", data, "--init-npz", "init.npz", "--iters", "50", "--log", "ref.csv", "--save-npz", "ref.npz"],
+        &[
+            "--data",
+            data,
+            "--seed",
+            "0",
+            "--iters",
+            "0",
+            "--save-npz",
+            "init.npz",
+        ],
+    );
+    python(
+        d,
+        &script,
+        &[
+            "--data",
+            data,
+            "--init-npz",
+            "init.npz",
+            "--iters",
+            "50",
+            "--log",
+            "ref.csv",
+            "--save-npz",
+            "ref.npz",
+        ],
     );
     train(
         d,
         Path::new(data),
-        &["--init-npz", "init.npz", "--iters", "50", "--log-every", "1", "--loss-csv", "ours.csv"],
+        &[
+            "--init-npz",
+            "init.npz",
+            "--iters",
+            "50",
+            "--log-every",
+            "1",
+            "--loss-csv",
+            "ours.csv",
+        ],
     );
 
     let (ours, theirs) = (our_losses(&d.join("ours.csv")), losses(&d.join("ref.csv")));
     let diff = rel(&theirs, &ours);
-    let smooth = ours.iter().zip(&theirs).map(|(a, b)| (a.1 - b.1).abs() / b.1).fold(0.0, f64::max);
+    let smooth = ours
+        .iter()
+        .zip(&theirs)
+        .map(|(a, b)| (a.1 - b.1).abs() / b.1)
+        .fold(0.0, f64::max);
     eprintln!(
         "tinyshakespeare, reference seed-0 weights: max relative loss difference over 50 iterations {:.3e} (smooth loss {smooth:.3e})",
         max(&diff)
@@ -102,9 +161,13 @@ fn matches_min_char_rnn_from_its_own_initial_weights_on_tinyshakespeare() {
     assert!(max(&diff) <= 1e-4, "per-iteration losses: {diff:?}");
 
     // and the weights after 50 iterations agree with the reference's
-    let out = charrnn(d).args(["export", "--out", "ours.npz"]).output().unwrap();
+    let out = charrnn(d)
+        .args(["export", "--out", "ours.npz"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let open = |p: &str| ndarray_npy::NpzReader::new(std::fs::File::open(d.join(p)).unwrap()).unwrap();
+    let open =
+        |p: &str| ndarray_npy::NpzReader::new(std::fs::File::open(d.join(p)).unwrap()).unwrap();
     let (mut a, mut b) = (open("ours.npz"), open("ref.npz"));
     for name in ["Wxh", "Whh", "Why", "bh", "by"] {
         let x: ndarray::Array2<f64> = a.by_name(name).unwrap();
@@ -121,18 +184,58 @@ fn tracks_min_char_rnn_as_closely_as_its_own_fast_form_on_the_built_in_corpus() 
     let d = dir.path();
     let data = write(d, "builtin.txt", charrnn::data::BUILTIN_TEXT);
     // start from charrnn's own initial weights, exported for NumPy
-    train(d, &data, &["--iters", "0", "--rng-seed", "3", "--log-every", "0", "--checkpoint", "init.ckpt"]);
-    let out = charrnn(d).args(["export", "--checkpoint", "init.ckpt", "--out", "init.npz"]).output().unwrap();
+    train(
+        d,
+        &data,
+        &[
+            "--iters",
+            "0",
+            "--rng-seed",
+            "3",
+            "--log-every",
+            "0",
+            "--checkpoint",
+            "init.ckpt",
+        ],
+    );
+    let out = charrnn(d)
+        .args(["export", "--checkpoint", "init.ckpt", "--out", "init.npz"])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     for form in ["naive", "fast"] {
         let log = format!("{form}.csv");
         python(
             d,
             &script,
-            &["--data", "builtin.txt", "--init-npz", "init.npz", "--iters", "50", "--impl", form, "--log", &log],
+            &[
+                "--data",
+                "builtin.txt",
+                "--init-npz",
+                "init.npz",
+                "--iters",
+                "50",
+                "--impl",
+                form,
+                "--log",
+                &log,
+            ],
         );
     }
-    train(d, &data, &["--init-npz", "init.npz", "--iters", "50", "--log-every", "1", "--loss-csv", "ours.csv"]);
+    train(
+        d,
+        &data,
+        &[
+            "--init-npz",
+            "init.npz",
+            "--iters",
+            "50",
+            "--log-every",
+            "1",
+            "--loss-csv",
+            "ours.csv",
+        ],
+    );
 
     let naive = losses(&d.join("naive.csv"));
     let ours = rel(&naive, &our_losses(&d.join("ours.csv")));
@@ -148,7 +251,13 @@ fn tracks_min_char_rnn_as_closely_as_its_own_fast_form_on_the_built_in_corpus() 
     // margin for the chaos that turns equal rounding into unequal drift)
     for t in 0..ours.len() {
         let bound = (10.0 * max(&fast[..=t])).max(1e-4);
-        assert!(max(&ours[..=t]) <= bound, "iteration {}: charrnn {:?} vs fast {:?}", t + 1, &ours[..=t], &fast[..=t]);
+        assert!(
+            max(&ours[..=t]) <= bound,
+            "iteration {}: charrnn {:?} vs fast {:?}",
+            t + 1,
+            &ours[..=t],
+            &fast[..=t]
+        );
     }
 }
 
@@ -165,9 +274,25 @@ fn smooth_loss_after_5000_iterations_is_in_the_reference_range() {
     let dir = tempfile::tempdir().unwrap();
     for seed in ["1", "2", "3"] {
         let ckpt = format!("{seed}.ckpt");
-        train(dir.path(), &data, &["--iters", "5000", "--rng-seed", seed, "--checkpoint", &ckpt, "--log-every", "0"]);
+        train(
+            dir.path(),
+            &data,
+            &[
+                "--iters",
+                "5000",
+                "--rng-seed",
+                seed,
+                "--checkpoint",
+                &ckpt,
+                "--log-every",
+                "0",
+            ],
+        );
         let smooth = load_f64(&dir.path().join(&ckpt)).smooth_loss;
         eprintln!("seed {seed}: smooth loss after 5000 iterations {smooth:.3}");
-        assert!((54.0..=62.0).contains(&smooth), "seed {seed}: smooth loss {smooth}");
+        assert!(
+            (54.0..=62.0).contains(&smooth),
+            "seed {seed}: smooth loss {smooth}"
+        );
     }
 }

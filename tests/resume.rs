@@ -10,11 +10,28 @@ use charrnn::linalg::Real;
 use charrnn::train::TrainState;
 use common::*;
 
-const FLAGS: &[&str] = &["--data", "t.txt", "--rng-seed", "5", "--log-every", "1", "--checkpoint-every", "100"];
+const FLAGS: &[&str] = &[
+    "--data",
+    "t.txt",
+    "--rng-seed",
+    "5",
+    "--log-every",
+    "1",
+    "--checkpoint-every",
+    "100",
+];
 
 fn train(dir: &Path, ckpt: &str, csv: &str, iters: u64, extra: &[&str]) -> String {
     let out = charrnn(dir)
-        .args(["train", "--checkpoint", ckpt, "--loss-csv", csv, "--iters", &iters.to_string()])
+        .args([
+            "train",
+            "--checkpoint",
+            ckpt,
+            "--loss-csv",
+            csv,
+            "--iters",
+            &iters.to_string(),
+        ])
         .args(FLAGS)
         .args(extra)
         .output()
@@ -25,12 +42,21 @@ fn train(dir: &Path, ckpt: &str, csv: &str, iters: u64, extra: &[&str]) -> Strin
 
 /// The deterministic columns: iteration, loss, smooth_loss, val_loss (not speed or time).
 fn loss_rows(path: &Path) -> Vec<Vec<String>> {
-    csv_rows(path).into_iter().map(|r| [&r[..3], &r[5..]].concat()).collect()
+    csv_rows(path)
+        .into_iter()
+        .map(|r| [&r[..3], &r[5..]].concat())
+        .collect()
 }
 
 fn same_run<T: Real>(a: &TrainState<T>, b: &TrainState<T>) {
     // bit-for-bit (f32 -> f64 is exact, so comparing the f64 bits is exact too)
-    let bits = |s: &TrainState<T>| s.model.params.iter().map(|x| x.as_f64().to_bits()).collect::<Vec<_>>();
+    let bits = |s: &TrainState<T>| {
+        s.model
+            .params
+            .iter()
+            .map(|x| x.as_f64().to_bits())
+            .collect::<Vec<_>>()
+    };
     assert!(bits(a) == bits(b), "weights differ");
     let (mut a, mut b) = (a.clone(), b.clone());
     a.elapsed_s = 0.0;
@@ -49,12 +75,23 @@ fn straight_vs_resumed(precision: &str, flags: &[&str], eval_every: &str) {
 
     let straight = train(d, "a.ckpt", "a.csv", 600, &flags);
     let first = train(d, "b.ckpt", "b.csv", 300, &flags);
-    let second = train(d, "b.ckpt", "b.csv", 600, &[&["--resume"][..], &session].concat());
+    let second = train(
+        d,
+        "b.ckpt",
+        "b.csv",
+        600,
+        &[&["--resume"][..], &session].concat(),
+    );
 
     let (a, b) = (loss_rows(&d.join("a.csv")), loss_rows(&d.join("b.csv")));
     assert!(a.len() >= 600);
     if let Some(i) = (0..a.len().max(b.len())).find(|&i| a.get(i) != b.get(i)) {
-        panic!("{flags:?}: loss histories differ first at row {}: {:?} vs {:?}", i + 1, a.get(i), b.get(i));
+        panic!(
+            "{flags:?}: loss histories differ first at row {}: {:?} vs {:?}",
+            i + 1,
+            a.get(i),
+            b.get(i)
+        );
     }
     // the samples printed along the way are the same too (the sample RNG is restored)
     assert_eq!(straight, format!("{first}{second}"), "{flags:?}");
@@ -129,7 +166,11 @@ fn resume_is_bit_exact_for_gru_rmsprop_norm_clipping_and_lr_decay() {
     train(dir.path(), "g.ckpt", "g.csv", 600, &gru);
     let s = load_f32(&dir.path().join("g.ckpt")); // GRU defaults to f32
     assert_eq!(s.epoch, 5, "600 iterations of 113 per epoch");
-    assert!((s.learning_rate - 2e-3 * 0.9f64.powi(5)).abs() < 1e-15, "decayed after epochs 1-5: {}", s.learning_rate);
+    assert!(
+        (s.learning_rate - 2e-3 * 0.9f64.powi(5)).abs() < 1e-15,
+        "decayed after epochs 1-5: {}",
+        s.learning_rate
+    );
 }
 
 /// A run killed after it logged rows past its last checkpoint: resuming drops
@@ -152,12 +193,25 @@ fn resume_after_rows_logged_past_the_checkpoint_leaves_no_duplicates() {
     std::fs::write(d.join("b.csv"), csv).unwrap();
 
     let out = charrnn(d)
-        .args(["train", "--checkpoint", "b.ckpt", "--loss-csv", "b.csv", "--iters", "400", "--resume"])
+        .args([
+            "train",
+            "--checkpoint",
+            "b.ckpt",
+            "--loss-csv",
+            "b.csv",
+            "--iters",
+            "400",
+            "--resume",
+        ])
         .args(FLAGS)
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("dropped 101 row(s) of b.csv logged after iteration 200"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("dropped 101 row(s) of b.csv logged after iteration 200"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(loss_rows(&d.join("a.csv")), loss_rows(&d.join("b.csv")));
     same_run(&load_f64(&d.join("a.ckpt")), &load_f64(&d.join("b.ckpt")));
 }
@@ -169,10 +223,32 @@ fn resume_on_another_thread_count_is_bit_exact() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "t.txt", small_text());
-    let lstm =
-        ["--cell", "lstm", "--hidden-size", "16", "--batch-size", "4", "--optimizer", "adam", "--dropout", "0.1"];
-    let straight = train(d, "a.ckpt", "a.csv", 400, &[&lstm[..], &["--threads", "2"]].concat());
-    let first = train(d, "b.ckpt", "b.csv", 200, &[&lstm[..], &["--threads", "2"]].concat());
+    let lstm = [
+        "--cell",
+        "lstm",
+        "--hidden-size",
+        "16",
+        "--batch-size",
+        "4",
+        "--optimizer",
+        "adam",
+        "--dropout",
+        "0.1",
+    ];
+    let straight = train(
+        d,
+        "a.ckpt",
+        "a.csv",
+        400,
+        &[&lstm[..], &["--threads", "2"]].concat(),
+    );
+    let first = train(
+        d,
+        "b.ckpt",
+        "b.csv",
+        200,
+        &[&lstm[..], &["--threads", "2"]].concat(),
+    );
     let second = train(d, "b.ckpt", "b.csv", 400, &["--resume", "--threads", "1"]);
     assert_eq!(load_f32(&d.join("a.ckpt")).hyper.parts, 2);
     assert_eq!(loss_rows(&d.join("a.csv")), loss_rows(&d.join("b.csv")));
@@ -191,10 +267,34 @@ fn two_threads_train_exactly_as_one() {
         let d = dir.path();
         write(d, "t.txt", small_text());
         let rnn = ["--hidden-size", hidden, "--sample-every", "10"];
-        let two = train(d, "a.ckpt", "a.csv", 30, &[&rnn[..], &["--threads", "2"]].concat());
-        let one = train(d, "b.ckpt", "b.csv", 30, &[&rnn[..], &["--threads", "1"]].concat());
-        let first = train(d, "c.ckpt", "c.csv", 15, &[&rnn[..], &["--threads", "2"]].concat());
-        let second = train(d, "c.ckpt", "c.csv", 30, &["--resume", "--threads", "1", "--sample-every", "10"]);
+        let two = train(
+            d,
+            "a.ckpt",
+            "a.csv",
+            30,
+            &[&rnn[..], &["--threads", "2"]].concat(),
+        );
+        let one = train(
+            d,
+            "b.ckpt",
+            "b.csv",
+            30,
+            &[&rnn[..], &["--threads", "1"]].concat(),
+        );
+        let first = train(
+            d,
+            "c.ckpt",
+            "c.csv",
+            15,
+            &[&rnn[..], &["--threads", "2"]].concat(),
+        );
+        let second = train(
+            d,
+            "c.ckpt",
+            "c.csv",
+            30,
+            &["--resume", "--threads", "1", "--sample-every", "10"],
+        );
         assert_eq!(two, one, "hidden {hidden}");
         assert_eq!(two, format!("{first}{second}"), "hidden {hidden}");
         same_run(&load_f64(&d.join("a.ckpt")), &load_f64(&d.join("b.ckpt")));

@@ -36,12 +36,39 @@ fn pearson(a: &[f64], b: &[f64]) -> f64 {
 fn train_and_visualize(dir: &Path) -> String {
     write(dir, "in.txt", text());
     charrnn(dir)
-        .args(["train", "--data", "in.txt", "--iters", "300", "--hidden-size", "24", "--cell", "lstm", "--layers", "2"])
+        .args([
+            "train",
+            "--data",
+            "in.txt",
+            "--iters",
+            "300",
+            "--hidden-size",
+            "24",
+            "--cell",
+            "lstm",
+            "--layers",
+            "2",
+        ])
         .assert()
         .success();
-    let out = charrnn(dir).args(["visualize", "--data", "in.txt", "--chars", "500", "-o", "n.html"]).output().unwrap();
+    let out = charrnn(dir)
+        .args([
+            "visualize",
+            "--data",
+            "in.txt",
+            "--chars",
+            "500",
+            "-o",
+            "n.html",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("wrote n.html (500 characters, 24 units of layer 2)"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("wrote n.html (500 characters, 24 units of layer 2)"),
+        "{}",
+        stderr(&out)
+    );
     std::fs::read_to_string(dir.join("n.html")).unwrap()
 }
 
@@ -50,24 +77,44 @@ fn page_is_self_contained_and_its_numbers_match_the_text() {
     let dir = tempfile::tempdir().unwrap();
     let html = train_and_visualize(dir.path());
     for external in ["http://", "https://", "<link", "<script src", "<img"] {
-        assert!(!html.contains(external), "page refers to something outside it: {external}");
+        assert!(
+            !html.contains(external),
+            "page refers to something outside it: {external}"
+        );
     }
     let d = page_data(&html);
     let chars: Vec<char> = d["chars"].as_str().unwrap().chars().collect();
     assert_eq!(chars, text().chars().take(500).collect::<Vec<_>>());
     let acts = d["acts"].as_array().unwrap();
     assert_eq!(acts.len(), 24);
-    let acts: Vec<Vec<f64>> =
-        acts.iter().map(|u| u.as_array().unwrap().iter().map(|a| a.as_f64().unwrap() / 1000.0).collect()).collect();
-    assert!(acts.iter().all(|u| u.len() == 500 && u.iter().all(|a| a.abs() <= 1.0)));
-    assert!(acts.iter().any(|u| u.iter().any(|a| a.abs() > 0.05)), "activations are not all zero");
+    let acts: Vec<Vec<f64>> = acts
+        .iter()
+        .map(|u| {
+            u.as_array()
+                .unwrap()
+                .iter()
+                .map(|a| a.as_f64().unwrap() / 1000.0)
+                .collect()
+        })
+        .collect();
+    assert!(
+        acts.iter()
+            .all(|u| u.len() == 500 && u.iter().all(|a| a.abs() <= 1.0))
+    );
+    assert!(
+        acts.iter().any(|u| u.iter().any(|a| a.abs() > 0.05)),
+        "activations are not all zero"
+    );
 
     // top-5 predictions: distinct ids, likeliest first, a probability distribution's head
     for t in d["top"].as_array().unwrap() {
         let t = t.as_array().unwrap();
         assert_eq!(t.len(), 5);
         let p: Vec<u64> = t.iter().map(|e| e[1].as_u64().unwrap()).collect();
-        assert!(p.windows(2).all(|w| w[0] >= w[1]) && p.iter().sum::<u64>() <= 1003, "{p:?}");
+        assert!(
+            p.windows(2).all(|w| w[0] >= w[1]) && p.iter().sum::<u64>() <= 1003,
+            "{p:?}"
+        );
     }
 
     // the listed units really are the most correlated with each feature
@@ -83,12 +130,26 @@ fn page_is_self_contained_and_its_numbers_match_the_text() {
         })
         .collect();
     let features = d["features"].as_array().unwrap();
-    let names: Vec<&str> = features.iter().map(|f| f["name"].as_str().unwrap()).collect();
-    assert_eq!(names, ["quotes", "brackets", "line starts", "line position"]);
+    let names: Vec<&str> = features
+        .iter()
+        .map(|f| f["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        ["quotes", "brackets", "line starts", "line position"]
+    );
     let listed = features[1]["units"].as_array().unwrap();
-    let (unit, r) = (listed[0][0].as_u64().unwrap() as usize, listed[0][1].as_f64().unwrap());
-    assert!((pearson(&acts[unit], &inside_brackets) - r).abs() < 0.02, "unit {unit}: r {r}");
-    let best = (0..24).map(|u| pearson(&acts[u], &inside_brackets).abs()).fold(0.0, f64::max);
+    let (unit, r) = (
+        listed[0][0].as_u64().unwrap() as usize,
+        listed[0][1].as_f64().unwrap(),
+    );
+    assert!(
+        (pearson(&acts[unit], &inside_brackets) - r).abs() < 0.02,
+        "unit {unit}: r {r}"
+    );
+    let best = (0..24)
+        .map(|u| pearson(&acts[u], &inside_brackets).abs())
+        .fold(0.0, f64::max);
     assert!((best - r.abs()).abs() < 0.02, "best |r| {best}, listed {r}");
 }
 
@@ -97,11 +158,27 @@ fn lstm_cell_states_can_be_shown_instead() {
     let dir = tempfile::tempdir().unwrap();
     let h = page_data(&train_and_visualize(dir.path()));
     let out = charrnn(dir.path())
-        .args(["visualize", "--data", "in.txt", "--chars", "500", "--state", "c", "--layer", "1", "-o", "c.html"])
+        .args([
+            "visualize",
+            "--data",
+            "in.txt",
+            "--chars",
+            "500",
+            "--state",
+            "c",
+            "--layer",
+            "1",
+            "-o",
+            "c.html",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("500 characters, 24 cell states of layer 1"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("500 characters, 24 cell states of layer 1"),
+        "{}",
+        stderr(&out)
+    );
     let c = page_data(&std::fs::read_to_string(dir.path().join("c.html")).unwrap());
     assert!(c["model"].as_str().unwrap().contains("tanh(cell state)"));
     assert_eq!(c["acts"].as_array().unwrap().len(), 24);
@@ -114,19 +191,53 @@ fn lstm_cell_states_can_be_shown_instead() {
 fn bad_layer_and_unknown_text_are_usage_errors() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "in.txt", "abcabcabc abc abc\n".repeat(20));
-    charrnn(dir.path()).args(["train", "--data", "in.txt", "--iters", "5", "--hidden-size", "8"]).assert().success();
-    let out = charrnn(dir.path()).args(["visualize", "--data", "in.txt", "--layer", "2"]).output().unwrap();
+    charrnn(dir.path())
+        .args([
+            "train",
+            "--data",
+            "in.txt",
+            "--iters",
+            "5",
+            "--hidden-size",
+            "8",
+        ])
+        .assert()
+        .success();
+    let out = charrnn(dir.path())
+        .args(["visualize", "--data", "in.txt", "--layer", "2"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--layer 2 does not exist: the model has 1 layer(s)"), "{}", stderr(&out));
-    let out = charrnn(dir.path()).args(["visualize", "--data", "in.txt", "--state", "c"]).output().unwrap();
+    assert!(
+        stderr(&out).contains("--layer 2 does not exist: the model has 1 layer(s)"),
+        "{}",
+        stderr(&out)
+    );
+    let out = charrnn(dir.path())
+        .args(["visualize", "--data", "in.txt", "--state", "c"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("--state c needs an LSTM; this model's rnn cell has only h"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("--state c needs an LSTM; this model's rnn cell has only h"),
+        "{}",
+        stderr(&out)
+    );
     write(dir.path(), "greek.txt", "αβγδ");
-    let out = charrnn(dir.path()).args(["visualize", "--data", "greek.txt"]).output().unwrap();
+    let out = charrnn(dir.path())
+        .args(["visualize", "--data", "greek.txt"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("none of the first characters"), "{}", stderr(&out));
-    let out =
-        charrnn(dir.path()).args(["visualize", "--data", "in.txt", "--checkpoint", "nope.ckpt"]).output().unwrap();
+    assert!(
+        stderr(&out).contains("none of the first characters"),
+        "{}",
+        stderr(&out)
+    );
+    let out = charrnn(dir.path())
+        .args(["visualize", "--data", "in.txt", "--checkpoint", "nope.ckpt"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("nope.ckpt"), "{}", stderr(&out));
 }
@@ -151,7 +262,10 @@ fn page_works_in_headless_chromium() {
     let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     if let Some(why) = browser_missing(&scripts) {
         // CI sets CHARRNN_REQUIRE_BROWSER so that a broken install fails instead of skipping
-        assert!(std::env::var_os("CHARRNN_REQUIRE_BROWSER").is_none(), "browser test required: {why}");
+        assert!(
+            std::env::var_os("CHARRNN_REQUIRE_BROWSER").is_none(),
+            "browser test required: {why}"
+        );
         eprintln!("skipping the browser test: {why}");
         return;
     }
@@ -166,13 +280,24 @@ fn page_works_in_headless_chromium() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(r["errors"], serde_json::json!([]), "console errors: {}", r["errors"]);
+    assert_eq!(
+        r["errors"],
+        serde_json::json!([]),
+        "console errors: {}",
+        r["errors"]
+    );
     assert_eq!(r["options"], 24);
     assert_ne!(r["before"]["unit"], r["after"]["unit"]);
-    let (before, after) = (r["before"]["colours"].as_array().unwrap(), r["after"]["colours"].as_array().unwrap());
+    let (before, after) = (
+        r["before"]["colours"].as_array().unwrap(),
+        r["after"]["colours"].as_array().unwrap(),
+    );
     assert_eq!(before.len(), 300);
     let changed = before.iter().zip(after).filter(|(a, b)| a != b).count();
-    assert!(changed > 100, "choosing another unit recoloured only {changed} of 300 characters");
+    assert!(
+        changed > 100,
+        "choosing another unit recoloured only {changed} of 300 characters"
+    );
     assert_eq!(r["clicked"]["selected"], r["clicked"]["unit"]);
     assert_eq!(r["clicked"]["on"], true);
     assert_eq!(r["tip"]["visible"], true);
@@ -189,5 +314,9 @@ fn page_works_in_headless_chromium() {
     let mut colours: Vec<&[u8]> = pixels[..info.buffer_size()].chunks(bpp).collect();
     colours.sort();
     colours.dedup();
-    assert!(colours.len() > 50, "screenshot has only {} colours", colours.len());
+    assert!(
+        colours.len() > 50,
+        "screenshot has only {} colours",
+        colours.len()
+    );
 }

@@ -38,10 +38,16 @@ fn report<T: Real>(s: &TrainState<T>, text: &Text) -> Result<()> {
     let h = &s.hyper;
     let (loss, count) = train::evaluate(&s.model, (&ids).into(), h.batch_size, h.seq_length);
     if count == 0 {
-        anyhow::bail!("{} has too few known characters to evaluate (need at least 2)", text.name);
+        anyhow::bail!(
+            "{} has too few known characters to evaluate (need at least 2)",
+            text.name
+        );
     }
     let nats = loss / count as f64;
-    println!("text           {} ({count} characters predicted)", text.name);
+    println!(
+        "text           {} ({count} characters predicted)",
+        text.name
+    );
     println!("loss           {nats:.6} nats/char");
     println!("bits/char      {:.6}", nats / std::f64::consts::LN_2);
     println!("perplexity     {:.4}", nats.exp());

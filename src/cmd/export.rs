@@ -39,7 +39,10 @@ pub fn run(args: Args) -> Result<()> {
     };
     let format = args.format.unwrap_or(by_extension);
     if format == Format::Npz && sidecar_path(&args.out) == args.out {
-        return Err(super::usage(format!("{}: an .npz export needs a name not ending in .json", args.out.display())));
+        return Err(super::usage(format!(
+            "{}: an .npz export needs a name not ending in .json",
+            args.out.display()
+        )));
     }
     let (iteration, extra) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
         let extra = match format {
@@ -56,6 +59,9 @@ pub fn run(args: Args) -> Result<()> {
         };
         (s.iteration, extra)
     });
-    eprintln!("wrote {}{extra} (iteration {iteration})", args.out.display());
+    eprintln!(
+        "wrote {}{extra} (iteration {iteration})",
+        args.out.display()
+    );
     Ok(())
 }

@@ -40,11 +40,23 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
     } else {
         String::new()
     };
-    let opt_line = format!("{opt}, learning_rate {:?} (now {:?}){decay}, {clip}", h.learning_rate, s.learning_rate);
+    let opt_line = format!(
+        "{opt}, learning_rate {:?} (now {:?}){decay}, {clip}",
+        h.learning_rate, s.learning_rate
+    );
     let val = |v: Option<f64>| {
-        v.map_or("-".to_string(), |v| format!("{v:.6} nats/char ({:.4} bits/char)", v / std::f64::consts::LN_2))
+        v.map_or("-".to_string(), |v| {
+            format!(
+                "{v:.6} nats/char ({:.4} bits/char)",
+                v / std::f64::consts::LN_2
+            )
+        })
     };
-    println!("checkpoint     {} (format v{}, {bytes} bytes)", path.display(), checkpoint::VERSION);
+    println!(
+        "checkpoint     {} (format v{}, {bytes} bytes)",
+        path.display(),
+        checkpoint::VERSION
+    );
     println!("model          {}, {}", s.config().describe(), T::NAME);
     println!("parameters     {}", s.model.params.len());
     println!(
@@ -53,7 +65,11 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
     );
     println!("optimizer      {opt_line}");
     println!("iteration      {} (epoch {})", s.iteration, s.epoch);
-    println!("smooth_loss    {:.6} ({:.6} nats/char)", s.smooth_loss, s.smooth_loss / h.seq_length as f64);
+    println!(
+        "smooth_loss    {:.6} ({:.6} nats/char)",
+        s.smooth_loss,
+        s.smooth_loss / h.seq_length as f64
+    );
     println!("last_loss      {:.6}", s.last_loss);
     if h.val_fraction > 0.0 {
         println!(

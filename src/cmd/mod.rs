@@ -101,7 +101,9 @@ pub fn optimizer(s: &str) -> Result<&'static str, String> {
 pub fn unit_interval(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {
         Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
-        _ => Err(format!("must be a number from 0 up to (not including) 1, got {s:?}")),
+        _ => Err(format!(
+            "must be a number from 0 up to (not including) 1, got {s:?}"
+        )),
     }
 }
 

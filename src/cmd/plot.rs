@@ -13,7 +13,12 @@ pub struct Args {
     #[arg(value_name = "CSV", default_value = "loss_history.csv")]
     history: PathBuf,
     /// Image to write; the extension picks the format (.png or .svg)
-    #[arg(long, short = 'o', value_name = "PATH", required_unless_present = "terminal")]
+    #[arg(
+        long,
+        short = 'o',
+        value_name = "PATH",
+        required_unless_present = "terminal"
+    )]
     out: Option<PathBuf>,
     /// Draw the smooth and validation loss as text in the terminal instead
     #[arg(long, conflicts_with = "out")]
@@ -29,14 +34,21 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let (rows, torn) = history::read_live(&args.history)?;
     if torn {
-        eprintln!("note: {}: last line is incomplete (a run is writing it?); left out", args.history.display());
+        eprintln!(
+            "note: {}: last line is incomplete (a run is writing it?); left out",
+            args.history.display()
+        );
     }
     match args.out {
         Some(out) => {
             plot::ImageFormat::of(&out).map_err(|e| super::usage(e.to_string()))?;
             let (width, height) = (args.width.unwrap_or(1000), args.height.unwrap_or(600));
             plot::render(&rows, &args.history, &out, width, height)?;
-            eprintln!("wrote {} ({width}x{height}, {} rows)", out.display(), rows.len());
+            eprintln!(
+                "wrote {} ({width}x{height}, {} rows)",
+                out.display(),
+                rows.len()
+            );
         }
         None => {
             let width = args.width.unwrap_or(72) as usize;

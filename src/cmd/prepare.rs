@@ -74,7 +74,10 @@ pub fn run(args: Args) -> Result<()> {
 
 fn open_output(out: &Path, force: bool) -> Result<AtomicFile> {
     if out.exists() && !force {
-        return Err(super::usage(format!("{} already exists; replace it with --force", out.display())));
+        return Err(super::usage(format!(
+            "{} already exists; replace it with --force",
+            out.display()
+        )));
     }
     fsutil::check_writable(out).with_context(|| format!("cannot write {}", out.display()))?;
     let stale = fsutil::remove_dead_temps(out);
@@ -88,7 +91,8 @@ fn open_output(out: &Path, force: bool) -> Result<AtomicFile> {
 fn install_ctrlc() -> Result<Arc<AtomicBool>> {
     let stop = Arc::new(AtomicBool::new(false));
     let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst)).context("installing the Ctrl+C handler")?;
+    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
+        .context("installing the Ctrl+C handler")?;
     Ok(stop)
 }
 
@@ -102,7 +106,9 @@ fn interrupted(err: PrepareError, out: &Path) -> anyhow::Error {
 }
 
 fn stack_exchange(a: StackExchange) -> Result<()> {
-    let size = std::fs::metadata(&a.posts).with_context(|| format!("cannot read {}", a.posts.display()))?.len();
+    let size = std::fs::metadata(&a.posts)
+        .with_context(|| format!("cannot read {}", a.posts.display()))?
+        .len();
     let mut out = open_output(&a.out, a.force)?;
     let stop = install_ctrlc()?;
     let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr_with_hz(5));
@@ -115,14 +121,28 @@ fn stack_exchange(a: StackExchange) -> Result<()> {
     let filter = Filter {
         max_posts: a.max_posts,
         min_score: a.min_score,
-        tags: a.tags.iter().map(|t| t.trim().to_lowercase()).filter(|t| !t.is_empty()).collect(),
+        tags: a
+            .tags
+            .iter()
+            .map(|t| t.trim().to_lowercase())
+            .filter(|t| !t.is_empty())
+            .collect(),
     };
     let temp_dir = fsutil::parent_dir(&a.out);
     let progress = |bytes| bar.set_position(bytes);
-    let summary = stackexchange::prepare(&a.posts, &mut out, &filter, &temp_dir, a.sort_memory << 20, &progress, &stop)
-        .map_err(|e| interrupted(e, &a.out))?;
+    let summary = stackexchange::prepare(
+        &a.posts,
+        &mut out,
+        &filter,
+        &temp_dir,
+        a.sort_memory << 20,
+        &progress,
+        &stop,
+    )
+    .map_err(|e| interrupted(e, &a.out))?;
     bar.finish_and_clear();
-    out.commit().with_context(|| format!("cannot write {}", a.out.display()))?;
+    out.commit()
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
     let s = summary;
     eprintln!(
         "wrote {} ({} bytes): {} questions, {} answers from {} rows; left out {} questions and {} answers (filters, \
@@ -137,26 +157,40 @@ fn stack_exchange(a: StackExchange) -> Result<()> {
         s.other_rows
     );
     if s.questions == 0 {
-        eprintln!("warning: no question passed the filters; {} is empty", a.out.display());
+        eprintln!(
+            "warning: no question passed the filters; {} is empty",
+            a.out.display()
+        );
     }
     Ok(())
 }
 
 fn source_tree(a: Files) -> Result<()> {
-    let exts: Vec<String> =
-        a.ext.iter().map(|e| e.trim().trim_start_matches('.').to_lowercase()).filter(|e| !e.is_empty()).collect();
+    let exts: Vec<String> = a
+        .ext
+        .iter()
+        .map(|e| e.trim().trim_start_matches('.').to_lowercase())
+        .filter(|e| !e.is_empty())
+        .collect();
     if !a.dir.is_dir() {
-        bail!("{}: not a directory; give the top of a source tree", a.dir.display());
+        bail!(
+            "{}: not a directory; give the top of a source tree",
+            a.dir.display()
+        );
     }
     let mut out = open_output(&a.out, a.force)?;
     let stop = install_ctrlc()?;
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5));
-    bar.set_style(ProgressStyle::with_template("{spinner} {pos} files [{elapsed_precise}]").expect("valid template"));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos} files [{elapsed_precise}]")
+            .expect("valid template"),
+    );
     let progress = |n| bar.set_position(n);
-    let s =
-        files::prepare(&a.dir, &exts, Some(&a.out), &mut out, &progress, &stop).map_err(|e| interrupted(e, &a.out))?;
+    let s = files::prepare(&a.dir, &exts, Some(&a.out), &mut out, &progress, &stop)
+        .map_err(|e| interrupted(e, &a.out))?;
     bar.finish_and_clear();
-    out.commit().with_context(|| format!("cannot write {}", a.out.display()))?;
+    out.commit()
+        .with_context(|| format!("cannot write {}", a.out.display()))?;
     eprintln!(
         "wrote {} ({} bytes) from {} files; skipped {} binary, {} not UTF-8, {} unreadable, {} with other extensions",
         a.out.display(),

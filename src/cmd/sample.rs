@@ -47,14 +47,22 @@ fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {
     let mut rng = ChaCha8Rng::seed_from_u64(args.rng_seed.unwrap_or_else(|| rand::rng().random()));
     let vocab = &state.vocab;
     let prime = match &args.seed {
-        Some(seed) if !seed.is_empty() => sample::encode_seed(vocab, seed).map_err(|e| match e {
-            SampleError::UnknownSeedChar { .. } => usage(e.to_string()),
-            other => other.into(),
-        })?,
+        Some(seed) if !seed.is_empty() => {
+            sample::encode_seed(vocab, seed).map_err(|e| match e {
+                SampleError::UnknownSeedChar { .. } => usage(e.to_string()),
+                other => other.into(),
+            })?
+        }
         _ => vec![rng.random_range(0..vocab.len() as u32)],
     };
-    let draw =
-        if args.argmax { Draw::Argmax } else { Draw::Sample { temperature: args.temperature, top_k: args.top_k } };
+    let draw = if args.argmax {
+        Draw::Argmax
+    } else {
+        Draw::Sample {
+            temperature: args.temperature,
+            top_k: args.top_k,
+        }
+    };
     let mut sampler = Sampler::new(&state.model, draw)?;
 
     let mut out = io::BufWriter::new(io::stdout().lock());

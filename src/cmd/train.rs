@@ -15,10 +15,14 @@ use charrnn::fsutil::{self, Lock};
 use charrnn::history::LossLog;
 use charrnn::linalg::{Precision, Real};
 use charrnn::model::Cell;
-use charrnn::train::{self, Clip, HyperFlags, Observer, Record, Schedule, Stop, TrainState, Trainer};
+use charrnn::train::{
+    self, Clip, HyperFlags, Observer, Record, Schedule, Stop, TrainState, Trainer,
+};
 use charrnn::{checkpoint, npz, with_state};
 
-use super::{cell, decay_factor, optimizer, positive_float, positive_int, precision, unit_interval, usage};
+use super::{
+    cell, decay_factor, optimizer, positive_float, positive_int, precision, unit_interval, usage,
+};
 
 /// Train a model on a text file (or the built-in corpus). Defaults are min-char-rnn's.
 #[derive(clap::Args)]
@@ -164,21 +168,29 @@ impl Args {
 pub fn run(args: Args) -> Result<()> {
     let ckpt = args.checkpoint.as_path();
     if args.max_vocab.is_some_and(|n| n < 2) {
-        return Err(usage("--max-vocab must be at least 2 (one character and the unknown symbol)"));
+        return Err(usage(
+            "--max-vocab must be at least 2 (one character and the unknown symbol)",
+        ));
     }
     checkpoint::check_writable(ckpt)?;
     // one run per checkpoint and loss history; held until this process exits
     let mut locks = vec![Lock::acquire(ckpt)?];
     if let Some(csv) = args.loss_csv() {
-        fsutil::check_writable(csv).with_context(|| format!("cannot write the loss history {}", csv.display()))?;
+        fsutil::check_writable(csv)
+            .with_context(|| format!("cannot write the loss history {}", csv.display()))?;
         locks.push(Lock::acquire(csv)?);
     }
     // holding the locks, any temp file beside these is a killed writer's leftover
     let best = best_path(ckpt);
-    let stale: usize =
-        [Some(ckpt), Some(best.as_path()), args.loss_csv()].into_iter().flatten().map(fsutil::remove_stale_temps).sum();
+    let stale: usize = [Some(ckpt), Some(best.as_path()), args.loss_csv()]
+        .into_iter()
+        .flatten()
+        .map(fsutil::remove_stale_temps)
+        .sum();
     if stale > 0 {
-        eprintln!("note: removed {stale} temp file(s) left by an earlier run that was killed while saving");
+        eprintln!(
+            "note: removed {stale} temp file(s) left by an earlier run that was killed while saving"
+        );
     }
     if !args.resume && !args.force {
         refuse_overwrite(ckpt, args.loss_csv())?;
@@ -191,7 +203,10 @@ pub fn run(args: Args) -> Result<()> {
     }
     let source = match &args.data {
         Some(path) => Source::File(path.clone()),
-        None => Source::Bytes { name: BUILTIN_NAME.into(), bytes: BUILTIN_TEXT.as_bytes().into() },
+        None => Source::Bytes {
+            name: BUILTIN_NAME.into(),
+            bytes: BUILTIN_TEXT.as_bytes().into(),
+        },
     };
     // first pass over the text: UTF-8 check, character counts, fingerprint
     let scan = corpus::scan(source)?;
@@ -207,7 +222,8 @@ pub fn run(args: Args) -> Result<()> {
 
 impl Args {
     fn threads(&self) -> usize {
-        self.threads.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        self.threads
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
     fn loss_csv(&self) -> Option<&Path> {
@@ -271,7 +287,9 @@ fn start<T: Real>(args: &Args, scan: Scan) -> Result<()> {
 
 fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<()> {
     let ckpt = &args.checkpoint;
-    let conflicts = args.hyper_flags().conflicts(&state.hyper, state.config(), T::PRECISION);
+    let conflicts = args
+        .hyper_flags()
+        .conflicts(&state.hyper, state.config(), T::PRECISION);
     if !conflicts.is_empty() {
         return Err(usage(format!(
             "these flags conflict with the run saved in {}: {}; drop them to resume, \
@@ -293,12 +311,17 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<
                 info.chars
             )));
         }
-        eprintln!("note: continuing on a different text ({}), as --allow-data-change asks", info.name);
+        eprintln!(
+            "note: continuing on a different text ({}), as --allow-data-change asks",
+            info.name
+        );
         state.text = info.clone();
     }
     // a run started with --max-vocab folds characters it never kept into U+FFFD
     let fold = state.vocab.id(corpus::UNKNOWN).is_some();
-    let ids = scan.encode(&state.vocab, fold).context("the text must use only the checkpoint's characters")?;
+    let ids = scan
+        .encode(&state.vocab, fold)
+        .context("the text must use only the checkpoint's characters")?;
     train(args, state, ids, info.name)
 }
 
@@ -392,19 +415,32 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String
         );
         if let (Some(path), Some(b)) = (&best, trainer.state.best_val) {
             // the best is tracked at the --eval-every evaluations only
-            let note = if val < b { "; the final checkpoint above is better" } else { "" };
-            eprintln!("best of the periodic evaluations: {b:.4} nats/char, kept in {}{note}", path.display());
+            let note = if val < b {
+                "; the final checkpoint above is better"
+            } else {
+                ""
+            };
+            eprintln!(
+                "best of the periodic evaluations: {b:.4} nats/char, kept in {}{note}",
+                path.display()
+            );
         }
     }
     if reason != Stop::Iterations {
-        eprintln!("continue with: charrnn train --resume --checkpoint {}", ckpt.display());
+        eprintln!(
+            "continue with: charrnn train --resume --checkpoint {}",
+            ckpt.display()
+        );
     }
     Ok(())
 }
 
 /// charrnn.ckpt -> charrnn.best.ckpt
 fn best_path(ckpt: &Path) -> PathBuf {
-    let stem = ckpt.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+    let stem = ckpt
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = match ckpt.extension() {
         Some(ext) => format!("{stem}.best.{}", ext.to_string_lossy()),
         None => format!("{stem}.best"),
@@ -415,7 +451,11 @@ fn best_path(ckpt: &Path) -> PathBuf {
 fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, train_len: usize, val_len: usize) {
     let h = &s.hyper;
     let verb = if resumed { "resuming" } else { "training" };
-    let val = if val_len > 0 { format!(", {val_len} held out for validation") } else { String::new() };
+    let val = if val_len > 0 {
+        format!(", {val_len} held out for validation")
+    } else {
+        String::new()
+    };
     let clip = match h.clip {
         Clip::Value(c) => format!("clip {c:?}"),
         Clip::Norm(c) => format!("clip norm {c:?}"),
@@ -437,7 +477,10 @@ fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, train_len: usize, val
         h.rng_seed
     );
     if resumed {
-        eprintln!("resuming at iteration {} (epoch {}), smooth loss {:.4}", s.iteration, s.epoch, s.smooth_loss);
+        eprintln!(
+            "resuming at iteration {} (epoch {}), smooth loss {:.4}",
+            s.iteration, s.epoch, s.smooth_loss
+        );
     }
 }
 
@@ -469,7 +512,10 @@ impl Ui {
                 ProgressBar::with_draw_target(Some(n), target),
                 "{spinner} iter {pos}/{len} {wide_bar} {msg} [{elapsed_precise}<{eta}]",
             ),
-            None => (ProgressBar::with_draw_target(None, target), "{spinner} iter {pos} {msg} [{elapsed_precise}]"),
+            None => (
+                ProgressBar::with_draw_target(None, target),
+                "{spinner} iter {pos} {msg} [{elapsed_precise}]",
+            ),
         };
         bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
         bar.set_position(start);
@@ -480,7 +526,9 @@ impl Ui {
 impl Observer for Ui {
     fn progress(&mut self, iteration: u64, smooth_loss_per_char: f64, chars_per_sec: f64) {
         self.bar.set_position(iteration);
-        self.bar.set_message(format!("loss {smooth_loss_per_char:.4} nats/char  {chars_per_sec:.0} chars/s"));
+        self.bar.set_message(format!(
+            "loss {smooth_loss_per_char:.4} nats/char  {chars_per_sec:.0} chars/s"
+        ));
     }
 
     fn report(&mut self, iteration: u64, smooth_loss: f64, per_char: f64, sample: &str) {

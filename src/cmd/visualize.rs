@@ -40,15 +40,26 @@ enum State {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let unit = if args.state == State::C { visualize::Unit::Cell } else { visualize::Unit::Hidden };
+    let unit = if args.state == State::C {
+        visualize::Unit::Cell
+    } else {
+        visualize::Unit::Hidden
+    };
     let text = match &args.data {
         Some(path) => Text::read(path)?,
         None => Text::builtin(),
     };
-    let start = text.content.char_indices().nth(args.skip).map_or(text.content.len(), |(i, _)| i);
+    let start = text
+        .content
+        .char_indices()
+        .nth(args.skip)
+        .map_or(text.content.len(), |(i, _)| i);
     let shown = &text.content[start..];
     if shown.is_empty() {
-        return Err(super::usage(format!("--skip {} is past the end of {} ", args.skip, text.name)));
+        return Err(super::usage(format!(
+            "--skip {} is past the end of {} ",
+            args.skip, text.name
+        )));
     }
     let (page, summary) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
         let config = *s.config();
@@ -68,7 +79,8 @@ pub fn run(args: Args) -> Result<()> {
         }
         (page, summary)
     });
-    fsutil::write_atomic(&args.out, page.as_bytes()).with_context(|| format!("cannot write {}", args.out.display()))?;
+    fsutil::write_atomic(&args.out, page.as_bytes())
+        .with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!("wrote {} ({summary})", args.out.display());
     Ok(())
 }

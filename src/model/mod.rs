@@ -140,7 +140,13 @@ pub struct Layout {
 impl Config {
     /// min-char-rnn's model: one tanh layer over one-hot input.
     pub fn min_char_rnn(vocab: usize, hidden: usize) -> Config {
-        Config { cell: Cell::Rnn, vocab, hidden, layers: 1, embedding: 0 }
+        Config {
+            cell: Cell::Rnn,
+            vocab,
+            hidden,
+            layers: 1,
+            embedding: 0,
+        }
     }
 
     /// Width of layer `l`'s input.
@@ -165,8 +171,10 @@ impl Config {
         }
         let mut total: usize = 0;
         for t in self.tensors() {
-            total =
-                t.shape[0].checked_mul(t.shape[1]).and_then(|n| total.checked_add(n)).ok_or("model size overflows")?;
+            total = t.shape[0]
+                .checked_mul(t.shape[1])
+                .and_then(|n| total.checked_add(n))
+                .ok_or("model size overflows")?;
         }
         Ok(())
     }
@@ -181,20 +189,36 @@ impl Config {
         let (weight, bias) = if rnn {
             (Init::Normal(0.01), Init::Zero)
         } else {
-            (Init::Uniform(1.0 / (h as f64).sqrt()), Init::Uniform(1.0 / (h as f64).sqrt()))
+            (
+                Init::Uniform(1.0 / (h as f64).sqrt()),
+                Init::Uniform(1.0 / (h as f64).sqrt()),
+            )
         };
         let mut specs = Vec::new();
         let mut offset = 0;
         let mut push = |name: String, shape: [usize; 2], init: Init| {
-            specs.push(TensorSpec { name, shape, offset, init });
+            specs.push(TensorSpec {
+                name,
+                shape,
+                offset,
+                init,
+            });
             offset += shape[0] * shape[1];
         };
         if self.embedding > 0 {
             push("embed".into(), [v, self.embedding], Init::Normal(1.0));
         }
         for l in 0..self.layers {
-            let suffix = if l == 0 { String::new() } else { format!("_{l}") };
-            let (wx, wh, b) = if rnn { ("Wxh", "Whh", "bh") } else { ("Wx", "Wh", "b") };
+            let suffix = if l == 0 {
+                String::new()
+            } else {
+                format!("_{l}")
+            };
+            let (wx, wh, b) = if rnn {
+                ("Wxh", "Whh", "bh")
+            } else {
+                ("Wx", "Wh", "b")
+            };
             push(format!("{wx}{suffix}"), [g * h, self.input_size(l)], weight);
             push(format!("{wh}{suffix}"), [g * h, h], weight);
             push(format!("{b}{suffix}"), [g * h, 1], bias);
@@ -225,17 +249,30 @@ impl Config {
             .collect();
         let why = it.next().expect("Why").range();
         let by = it.next().expect("by").range();
-        Layout { embed, layers, why, total: by.end, by }
+        Layout {
+            embed,
+            layers,
+            why,
+            total: by.end,
+            by,
+        }
     }
 
     pub fn describe(&self) -> String {
-        let input = if self.embedding > 0 { format!("embedding {}", self.embedding) } else { "one-hot input".into() };
+        let input = if self.embedding > 0 {
+            format!("embedding {}", self.embedding)
+        } else {
+            "one-hot input".into()
+        };
         let cell = match self.cell {
             Cell::Rnn => "vanilla RNN (tanh)",
             Cell::Lstm => "LSTM",
             Cell::Gru => "GRU",
         };
-        format!("{cell}, {} layer(s) of {}, {input}, vocabulary of {} characters", self.layers, self.hidden, self.vocab)
+        format!(
+            "{cell}, {} layer(s) of {}, {input}, vocabulary of {} characters",
+            self.layers, self.hidden, self.vocab
+        )
     }
 }
 
@@ -254,8 +291,12 @@ impl<T: Real> Model<T> {
         for spec in config.tensors() {
             let values = &mut params[spec.range()];
             match spec.init {
-                Init::Normal(scale) => values.iter_mut().for_each(|w| *w = T::randn(rng) * T::c(scale)),
-                Init::Uniform(bound) => values.iter_mut().for_each(|w| *w = T::c(rng.random_range(-bound..bound))),
+                Init::Normal(scale) => values
+                    .iter_mut()
+                    .for_each(|w| *w = T::randn(rng) * T::c(scale)),
+                Init::Uniform(bound) => values
+                    .iter_mut()
+                    .for_each(|w| *w = T::c(rng.random_range(-bound..bound))),
                 Init::Zero => {}
             }
         }
@@ -263,7 +304,11 @@ impl<T: Real> Model<T> {
     }
 
     pub fn from_params(config: Config, params: Vec<T>) -> Self {
-        assert_eq!(params.len(), config.num_params(), "parameter count does not match the architecture");
+        assert_eq!(
+            params.len(),
+            config.num_params(),
+            "parameter count does not match the architecture"
+        );
         Model { config, params }
     }
 
@@ -286,23 +331,43 @@ pub struct State<T> {
 impl<T: Real> State<T> {
     pub fn zeros(config: &Config, batch: usize) -> Self {
         let layer = vec![T::zero(); batch * config.hidden];
-        let c = if config.cell == Cell::Lstm { vec![layer.clone(); config.layers] } else { Vec::new() };
-        State { h: vec![layer; config.layers], c }
+        let c = if config.cell == Cell::Lstm {
+            vec![layer.clone(); config.layers]
+        } else {
+            Vec::new()
+        };
+        State {
+            h: vec![layer; config.layers],
+            c,
+        }
     }
 
     pub fn reset(&mut self) {
-        self.h.iter_mut().chain(self.c.iter_mut()).for_each(|v| v.fill(T::zero()));
+        self.h
+            .iter_mut()
+            .chain(self.c.iter_mut())
+            .for_each(|v| v.fill(T::zero()));
     }
 
     /// Checks the shape against an architecture and a batch size.
     pub fn fits(&self, config: &Config, batch: usize) -> bool {
         let n = batch * config.hidden;
-        let cs = if config.cell == Cell::Lstm { config.layers } else { 0 };
-        self.h.len() == config.layers && self.c.len() == cs && self.h.iter().chain(&self.c).all(|v| v.len() == n)
+        let cs = if config.cell == Cell::Lstm {
+            config.layers
+        } else {
+            0
+        };
+        self.h.len() == config.layers
+            && self.c.len() == cs
+            && self.h.iter().chain(&self.c).all(|v| v.len() == n)
     }
 
     pub fn is_finite(&self) -> bool {
-        self.h.iter().chain(&self.c).flatten().all(|x| x.is_finite())
+        self.h
+            .iter()
+            .chain(&self.c)
+            .flatten()
+            .all(|x| x.is_finite())
     }
 }
 
@@ -313,7 +378,11 @@ mod tests {
     #[test]
     fn default_layout_is_min_char_rnn() {
         let c = Config::min_char_rnn(65, 100);
-        let names: Vec<_> = c.tensors().iter().map(|t| (t.name.clone(), t.shape)).collect();
+        let names: Vec<_> = c
+            .tensors()
+            .iter()
+            .map(|t| (t.name.clone(), t.shape))
+            .collect();
         assert_eq!(
             names,
             [
@@ -330,7 +399,13 @@ mod tests {
     #[test]
     fn layout_covers_the_buffer_without_gaps() {
         for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
-            let c = Config { cell, vocab: 7, hidden: 5, layers: 3, embedding: 4 };
+            let c = Config {
+                cell,
+                vocab: 7,
+                hidden: 5,
+                layers: 3,
+                embedding: 4,
+            };
             let specs = c.tensors();
             let mut end = 0;
             for t in &specs {

@@ -158,14 +158,22 @@ struct LayerWork<T> {
 
 impl<T: Real> Workspace<T> {
     pub fn new(config: Config, seq: usize, batch: usize) -> Self {
-        let (v, h, gh) = (config.vocab, config.hidden, config.cell.gates() * config.hidden);
+        let (v, h, gh) = (
+            config.vocab,
+            config.hidden,
+            config.cell.gates() * config.hidden,
+        );
         let tb = seq * batch;
         let z = |n: usize| vec![T::zero(); n];
         let layers = (0..config.layers)
             .map(|_| LayerWork {
                 xp: z(tb * gh),
                 hs: z((seq + 1) * batch * h),
-                cs: z(if config.cell == Cell::Lstm { (seq + 1) * batch * h } else { 0 }),
+                cs: z(if config.cell == Cell::Lstm {
+                    (seq + 1) * batch * h
+                } else {
+                    0
+                }),
                 cache: z(tb * config.cell.cache() * h),
                 out: Vec::new(),
                 dxp: z(tb * gh),
@@ -196,8 +204,16 @@ impl<T: Real> Workspace<T> {
             inference: None,
             pair: None,
             split: false,
-            whyt: z(if head_by_step(&config, seq, batch) { v * h } else { 0 }),
-            whyb: z(if head_by_step(&config, seq, batch) { v * h } else { 0 }),
+            whyt: z(if head_by_step(&config, seq, batch) {
+                v * h
+            } else {
+                0
+            }),
+            whyb: z(if head_by_step(&config, seq, batch) {
+                v * h
+            } else {
+                0
+            }),
             head_done: false,
         }
     }
@@ -221,21 +237,35 @@ impl<T: Real> Workspace<T> {
     /// stream with a pair that does not split steps, no dropout, and
     /// [`head_by_step`]. The trainer gives each thread the weights it reads then.
     pub fn runs_head_beside(&self, dropout: bool) -> bool {
-        !dropout && self.pair.is_some() && !self.split && head_by_step(&self.config, self.seq, self.batch)
+        !dropout
+            && self.pair.is_some()
+            && !self.split
+            && head_by_step(&self.config, self.seq, self.batch)
     }
 
     /// Rearranges `model`'s weights for one-character steps (a single stream):
     /// the sampler does this once and then feeds thousands of characters. The
     /// workspace must then only be used with this model, unchanged.
     pub fn prepare_for_sampling(&mut self, model: &Model<T>) {
-        assert_eq!(model.config, self.config, "workspace was made for another model");
+        assert_eq!(
+            model.config, self.config,
+            "workspace was made for another model"
+        );
         let c = self.config;
         let (p, gh) = (&model.params, c.cell.gates() * c.hidden);
         let l0 = &self.layout.layers[0];
         let table = match &self.layout.embed {
             Some(embed) => {
                 let mut table = vec![T::zero(); c.vocab * gh];
-                linalg::a_bt(&p[embed.clone()], &p[l0.wx.clone()], &mut table, c.vocab, c.embedding, gh, T::zero());
+                linalg::a_bt(
+                    &p[embed.clone()],
+                    &p[l0.wx.clone()],
+                    &mut table,
+                    c.vocab,
+                    c.embedding,
+                    gh,
+                    T::zero(),
+                );
                 table
             }
             None => {
@@ -247,8 +277,15 @@ impl<T: Real> Workspace<T> {
         let layers = &self.layout.layers;
         self.inference = Some(Inference {
             table,
-            wxt: layers.iter().skip(1).map(|lp| Packed::of(&p[lp.wx.clone()], gh, c.hidden)).collect(),
-            wht: layers.iter().map(|lp| Packed::of(&p[lp.wh.clone()], gh, c.hidden)).collect(),
+            wxt: layers
+                .iter()
+                .skip(1)
+                .map(|lp| Packed::of(&p[lp.wx.clone()], gh, c.hidden))
+                .collect(),
+            wht: layers
+                .iter()
+                .map(|lp| Packed::of(&p[lp.wh.clone()], gh, c.hidden))
+                .collect(),
             whyt: Packed::of(&p[self.layout.why.clone()], c.vocab, c.hidden),
         });
     }
@@ -262,10 +299,15 @@ impl<T: Real> Workspace<T> {
         }
         let n = self.seq * self.batch * self.config.hidden;
         let keep = T::c(1.0 / (1.0 - p));
-        self.masks.resize_with(self.config.layers, || vec![T::zero(); n]);
+        self.masks
+            .resize_with(self.config.layers, || vec![T::zero(); n]);
         for mask in &mut self.masks {
             for m in mask.iter_mut() {
-                *m = if rng.random::<f64>() < p { T::zero() } else { keep };
+                *m = if rng.random::<f64>() < p {
+                    T::zero()
+                } else {
+                    keep
+                };
             }
         }
         for lw in &mut self.layers {
@@ -308,7 +350,10 @@ impl<T: Real> Model<T> {
         let c = self.config;
         let (b, hd, gh) = (ws.batch, c.hidden, c.cell.gates() * c.hidden);
         let tb = inputs.len();
-        assert!(tb.is_multiple_of(b) && tb / b <= ws.seq, "chunk does not fit the workspace");
+        assert!(
+            tb.is_multiple_of(b) && tb / b <= ws.seq,
+            "chunk does not fit the workspace"
+        );
         assert_eq!(c, ws.config, "workspace was made for another model");
         let p = &self.params;
         for l in 0..c.layers {
@@ -348,7 +393,15 @@ impl<T: Real> Model<T> {
             } else if l == 0 && uses_table(&c, tb) {
                 // XP row r = (embed Wx^T)[x_r]
                 let embed = &p[ws.layout.embed.clone().expect("embedding")];
-                linalg::a_bt(embed, &p[lp.wx.clone()], &mut ws.table, c.vocab, c.embedding, gh, T::zero());
+                linalg::a_bt(
+                    embed,
+                    &p[lp.wx.clone()],
+                    &mut ws.table,
+                    c.vocab,
+                    c.embedding,
+                    gh,
+                    T::zero(),
+                );
                 for (row, &x) in xp.chunks_exact_mut(gh).zip(inputs) {
                     row.copy_from_slice(&ws.table[x as usize * gh..(x as usize + 1) * gh]);
                 }
@@ -366,7 +419,15 @@ impl<T: Real> Model<T> {
                 };
                 let (i, wx) = (c.input_size(l), &p[lp.wx.clone()]);
                 by_rows(pair, xp, gh, |rows, xp| {
-                    linalg::a_bt(&x[rows.start * i..rows.end * i], wx, xp, rows.len(), i, gh, T::zero());
+                    linalg::a_bt(
+                        &x[rows.start * i..rows.end * i],
+                        wx,
+                        xp,
+                        rows.len(),
+                        i,
+                        gh,
+                        T::zero(),
+                    );
                     linalg::add_row(xp, bias);
                 });
             }
@@ -379,10 +440,14 @@ impl<T: Real> Model<T> {
             let steps = tb / b;
             let width = strip_width(gh);
             let transposed = steps >= TRANSPOSE_FROM && (b == 1 || width.is_some());
-            let split =
-                (ws.split && pair.is_some() && c.cell == Cell::Rnn && b == 1 && inference.is_none() && transposed)
-                    .then(|| split_column(gh, width.is_some()))
-                    .flatten();
+            let split = (ws.split
+                && pair.is_some()
+                && c.cell == Cell::Rnn
+                && b == 1
+                && inference.is_none()
+                && transposed)
+                .then(|| split_column(gh, width.is_some()))
+                .flatten();
             ws.wht_layer = None;
             match width.filter(|_| transposed) {
                 Some(_) => {
@@ -392,10 +457,15 @@ impl<T: Real> Model<T> {
                 // blocks: each thread of a split recurrence lays out the part it reads
                 None if transposed => {
                     let mid = split.unwrap_or(gh);
-                    let ([w0, w1], [p0, p1]) = (split_rows(&mut ws.wht, hd, mid), [&wh[..mid * hd], &wh[mid * hd..]]);
-                    pair::each(pair.filter(|_| split.is_some()), [(p0, w0), (p1, w1)], |_, (wh, out)| {
-                        linalg::pack_blocks_of_transpose(wh, wh.len() / hd, hd, out)
-                    });
+                    let ([w0, w1], [p0, p1]) = (
+                        split_rows(&mut ws.wht, hd, mid),
+                        [&wh[..mid * hd], &wh[mid * hd..]],
+                    );
+                    pair::each(
+                        pair.filter(|_| split.is_some()),
+                        [(p0, w0), (p1, w1)],
+                        |_, (wh, out)| linalg::pack_blocks_of_transpose(wh, wh.len() / hd, hd, out),
+                    );
                 }
                 None => {}
             }
@@ -415,8 +485,11 @@ impl<T: Real> Model<T> {
                 // then h_t[R] = tanh(xp_t[R] + HP[R]). It takes the part over its own
                 // units of h_{t-1} first, then waits for the other's units: the other
                 // thread can run up to one part behind without holding it up
-                let (hs_p, hp_p, parts_p) =
-                    (Shared(hs.as_mut_ptr()), Shared(ws.hp.as_mut_ptr()), Shared(ws.parts.as_mut_ptr()));
+                let (hs_p, hp_p, parts_p) = (
+                    Shared(hs.as_mut_ptr()),
+                    Shared(ws.hp.as_mut_ptr()),
+                    Shared(ws.parts.as_mut_ptr()),
+                );
                 let (wht, xp) = (&ws.wht[..], &*xp);
                 // per thread: steps whose h_t is written (each counter on its own lines)
                 let written = [Padded(AtomicUsize::new(0)), Padded(AtomicUsize::new(0))];
@@ -425,12 +498,22 @@ impl<T: Real> Model<T> {
                     // SAFETY: each thread writes only its own units of hp, parts and of
                     // hs's rows 1.., and reads the other's units of row t of hs once the
                     // other has published them
-                    let at = |p: Shared<T>, start: usize, len: usize| unsafe { p.slice(start, len) };
-                    let (hp, part) = (at(hp_p, own.start, own.len()), at(parts_p, own.start, own.len()));
+                    let at =
+                        |p: Shared<T>, start: usize, len: usize| unsafe { p.slice(start, len) };
+                    let (hp, part) = (
+                        at(hp_p, own.start, own.len()),
+                        at(parts_p, own.start, own.len()),
+                    );
                     for t in 0..steps {
                         // odd steps walk the strips backwards (see strip_vecmat_rows)
                         let back = t % 2 == 1;
-                        linalg::strip_vecmat_rows(at(hs_p, t * hd + own.start, own.len()), w, own.start, hp, back);
+                        linalg::strip_vecmat_rows(
+                            at(hs_p, t * hd + own.start, own.len()),
+                            w,
+                            own.start,
+                            hp,
+                            back,
+                        );
                         pair::wait_until(|| written[1 - i].load(Ordering::Acquire) >= t);
                         let h_other = at(hs_p, t * hd + other.start, other.len());
                         linalg::strip_vecmat_rows(h_other, w, other.start, part, back);
@@ -449,13 +532,22 @@ impl<T: Real> Model<T> {
                 let (hs_p, hp_p) = (Shared(hs.as_mut_ptr()), Shared(ws.hp.as_mut_ptr()));
                 let (wht, xp) = (&ws.wht[..], &*xp);
                 let step = |t: usize, i: usize| {
-                    let (w, cols) = if i == 0 { (&wht[..mid * hd], 0..mid) } else { (&wht[mid * hd..], mid..gh) };
+                    let (w, cols) = if i == 0 {
+                        (&wht[..mid * hd], 0..mid)
+                    } else {
+                        (&wht[mid * hd..], mid..gh)
+                    };
                     // SAFETY: both threads read all of row t of hs (complete since the last
                     // barrier) and write only their own columns of hp and of row t + 1
                     let h_prev = unsafe { std::slice::from_raw_parts(hs_p.ptr().add(t * hd), hd) };
-                    let hp = unsafe { std::slice::from_raw_parts_mut(hp_p.ptr().add(cols.start), cols.len()) };
+                    let hp = unsafe {
+                        std::slice::from_raw_parts_mut(hp_p.ptr().add(cols.start), cols.len())
+                    };
                     let h = unsafe {
-                        std::slice::from_raw_parts_mut(hs_p.ptr().add((t + 1) * hd + cols.start), cols.len())
+                        std::slice::from_raw_parts_mut(
+                            hs_p.ptr().add((t + 1) * hd + cols.start),
+                            cols.len(),
+                        )
                     };
                     linalg::block_vecmat(h_prev, w, hp, false);
                     rnn::forward(&xp[t * gh + cols.start..t * gh + cols.end], hp, h);
@@ -463,7 +555,10 @@ impl<T: Real> Model<T> {
                 lockstep(pair, 0..steps, &step, &|_, _| {});
             }
             assert!(hs.len() >= (steps + 1) * bh);
-            let (hs_p, publish) = (Shared(hs.as_mut_ptr()), progress.filter(|_| l == c.layers - 1));
+            let (hs_p, publish) = (
+                Shared(hs.as_mut_ptr()),
+                progress.filter(|_| l == c.layers - 1),
+            );
             for t in (0..tb / b).filter(|_| split.is_none()) {
                 // SAFETY: rows t and t + 1 are in bounds (asserted above); while this
                 // loop runs, the head beside it reads only rows published in `progress`
@@ -487,7 +582,10 @@ impl<T: Real> Model<T> {
                         linalg::strip_vecmat_rows(&h_prev[..mid], &ws.wht, 0, hp, false);
                         linalg::strip_vecmat_rows(&h_prev[mid..], &ws.wht, mid, part, false);
                     }
-                    ws.hp.iter_mut().zip(&ws.parts).for_each(|(a, &b)| *a = *a + b);
+                    ws.hp
+                        .iter_mut()
+                        .zip(&ws.parts)
+                        .for_each(|(a, &b)| *a = *a + b);
                 } else {
                     linalg::strip_vecmat(h_prev, &ws.wht, &mut ws.hp, b, false);
                 }
@@ -496,8 +594,17 @@ impl<T: Real> Model<T> {
                     Cell::Rnn => rnn::forward(xp_t, &ws.hp, h),
                     Cell::Lstm => {
                         let (c_done, c_next) = cs.split_at_mut((t + 1) * bh);
-                        let cache = &mut lw.cache[t * b * lstm::CACHE * hd..(t + 1) * b * lstm::CACHE * hd];
-                        lstm::forward(hd, xp_t, &ws.hp, &c_done[t * bh..], h, &mut c_next[..bh], cache);
+                        let cache =
+                            &mut lw.cache[t * b * lstm::CACHE * hd..(t + 1) * b * lstm::CACHE * hd];
+                        lstm::forward(
+                            hd,
+                            xp_t,
+                            &ws.hp,
+                            &c_done[t * bh..],
+                            h,
+                            &mut c_next[..bh],
+                            cache,
+                        );
                     }
                     Cell::Gru => {
                         let bhn = &p[lp.bhn.clone().expect("GRU has bhn")];
@@ -506,7 +613,8 @@ impl<T: Real> Model<T> {
                                 *a = *a + bias;
                             }
                         }
-                        let cache = &mut lw.cache[t * b * gru::CACHE * hd..(t + 1) * b * gru::CACHE * hd];
+                        let cache =
+                            &mut lw.cache[t * b * gru::CACHE * hd..(t + 1) * b * gru::CACHE * hd];
                         gru::forward(hd, xp_t, &ws.hp, h_prev, h, cache);
                     }
                 }
@@ -530,17 +638,41 @@ impl<T: Real> Model<T> {
     /// Y = top Why^T + by for the rows of the last `forward`.
     fn logits(&self, rows: usize, ws: &mut Workspace<T>) {
         let (c, b) = (self.config, ws.batch);
-        let top = layer_output(&ws.layers[c.layers - 1], !ws.masks.is_empty(), b, c.hidden, rows);
+        let top = layer_output(
+            &ws.layers[c.layers - 1],
+            !ws.masks.is_empty(),
+            b,
+            c.hidden,
+            rows,
+        );
         let ys = &mut ws.ys[..rows * c.vocab];
-        match ws.inference.as_ref().filter(|_| rows == 1).and_then(|inf| inf.whyt.as_ref()) {
+        match ws
+            .inference
+            .as_ref()
+            .filter(|_| rows == 1)
+            .and_then(|inf| inf.whyt.as_ref())
+        {
             Some(whyt) => whyt.apply(top, ys),
-            None => linalg::a_bt(top, &self.params[ws.layout.why.clone()], ys, rows, c.hidden, c.vocab, T::zero()),
+            None => linalg::a_bt(
+                top,
+                &self.params[ws.layout.why.clone()],
+                ys,
+                rows,
+                c.hidden,
+                c.vocab,
+                T::zero(),
+            ),
         }
         linalg::add_row(ys, &self.params[ws.layout.by.clone()]);
     }
 
     /// Logits of the next character after each input (for sampling): (rows, V).
-    pub fn predict<'w>(&self, inputs: &[u32], state: &mut State<T>, ws: &'w mut Workspace<T>) -> &'w mut [T] {
+    pub fn predict<'w>(
+        &self,
+        inputs: &[u32],
+        state: &mut State<T>,
+        ws: &'w mut Workspace<T>,
+    ) -> &'w mut [T] {
         ws.no_dropout();
         self.forward(inputs, state, ws);
         self.logits(inputs.len(), ws);
@@ -564,12 +696,29 @@ impl<T: Real> Model<T> {
         self.forward(inputs, state, ws);
         let (c, rows) = (self.config, inputs.len());
         let (v, hd) = (c.vocab, c.hidden);
-        let top = layer_output(&ws.layers[c.layers - 1], !ws.masks.is_empty(), ws.batch, hd, rows);
-        let (why, by) = (&self.params[ws.layout.why.clone()], &self.params[ws.layout.by.clone()]);
+        let top = layer_output(
+            &ws.layers[c.layers - 1],
+            !ws.masks.is_empty(),
+            ws.batch,
+            hd,
+            rows,
+        );
+        let (why, by) = (
+            &self.params[ws.layout.why.clone()],
+            &self.params[ws.layout.by.clone()],
+        );
         let (ys, losses) = (&mut ws.ys[..rows * v], &mut ws.losses[..rows]);
         // Y = top Why^T + by, P = softmax(Y), loss_r = -ln P[r, target_r], dY = P - onehot
         let rows_of = |r: Range<usize>, ys: &mut [T], losses: &mut [f64]| {
-            linalg::a_bt(&top[r.start * hd..r.end * hd], why, ys, r.len(), hd, v, T::zero());
+            linalg::a_bt(
+                &top[r.start * hd..r.end * hd],
+                why,
+                ys,
+                r.len(),
+                hd,
+                v,
+                T::zero(),
+            );
             linalg::add_row(ys, by);
             for ((row, &target), loss) in ys.chunks_exact_mut(v).zip(&targets[r]).zip(losses) {
                 *loss = softmax_loss(row, target as usize, scale);
@@ -578,7 +727,10 @@ impl<T: Real> Model<T> {
         match halves(ws.pair.as_deref(), rows) {
             Some((pair, mid)) => {
                 let ([y0, y1], [l0, l1]) = (split_rows(ys, v, mid), split_rows(losses, 1, mid));
-                pair.each([(0..mid, y0, l0), (mid..rows, y1, l1)], |_, (r, ys, losses)| rows_of(r, ys, losses));
+                pair.each(
+                    [(0..mid, y0, l0), (mid..rows, y1, l1)],
+                    |_, (r, ys, losses)| rows_of(r, ys, losses),
+                );
             }
             None => rows_of(0..rows, ys, losses),
         }
@@ -603,7 +755,10 @@ impl<T: Real> Model<T> {
         let beside = pair.as_deref().filter(|_| !ws.split);
         let rows = inputs.len();
         let top = Shared(ws.layers[self.config.layers - 1].hs.as_mut_ptr());
-        let output = (&self.params[ws.layout.why.clone()], &self.params[ws.layout.by.clone()]);
+        let output = (
+            &self.params[ws.layout.why.clone()],
+            &self.params[ws.layout.by.clone()],
+        );
         let mut head = Head {
             ys: std::mem::take(&mut ws.ys),
             losses: std::mem::take(&mut ws.losses),
@@ -617,7 +772,9 @@ impl<T: Real> Model<T> {
             Some(_) => {
                 let jobs = [ByStep::Forward(&mut *ws, state), ByStep::Head(&mut head)];
                 pair::each(beside, jobs, |_, job| match job {
-                    ByStep::Forward(ws, state) => self.forward_on(inputs, state, ws, None, progress),
+                    ByStep::Forward(ws, state) => {
+                        self.forward_on(inputs, state, ws, None, progress)
+                    }
                     ByStep::Head(head) => self.head(targets, top, progress, scale, output, head),
                 });
             }
@@ -628,7 +785,8 @@ impl<T: Real> Model<T> {
             }
         }
         let loss = head.losses[..rows].iter().sum();
-        (ws.ys, ws.losses, ws.dcur, ws.whyt, ws.whyb) = (head.ys, head.losses, head.dtop, head.whyt, head.whyb);
+        (ws.ys, ws.losses, ws.dcur, ws.whyt, ws.whyb) =
+            (head.ys, head.losses, head.dtop, head.whyt, head.whyb);
         ws.head_done = true;
         loss
     }
@@ -664,8 +822,14 @@ impl<T: Real> Model<T> {
             };
             // SAFETY: rows t + 1 ..= ready are written (and published when another
             // thread writes them) and nothing writes them until this pass is over
-            let h = unsafe { std::slice::from_raw_parts(top.ptr().add((t + 1) * hd), (ready - t) * hd) };
-            let out = (&mut head.ys[t * v..ready * v], &mut head.losses[t..ready], &mut head.dtop[t * hd..ready * hd]);
+            let h = unsafe {
+                std::slice::from_raw_parts(top.ptr().add((t + 1) * hd), (ready - t) * hd)
+            };
+            let out = (
+                &mut head.ys[t * v..ready * v],
+                &mut head.losses[t..ready],
+                &mut head.dtop[t * hd..ready * hd],
+            );
             head_steps(h, &targets[t..ready], scale, (whyt, whyb, by), out);
             t = ready;
         }
@@ -699,11 +863,16 @@ impl<T: Real> Model<T> {
         let (losses0, losses1) = head.losses[..steps].split_at_mut(mid);
         let (dtop0, dtop1) = head.dtop[..steps * hd].split_at_mut(mid * hd);
         let layouts = (&head.whyt[..], &head.whyb[..], by);
-        let halves = [(0..mid, ys0, losses0, dtop0), (mid..steps, ys1, losses1, dtop1)];
+        let halves = [
+            (0..mid, ys0, losses0, dtop0),
+            (mid..steps, ys1, losses1, dtop1),
+        ];
         pair.each(halves, |_, (rows, ys, losses, dtop)| {
             // SAFETY: the recurrence is over; rows 1..=T of the top layer's hs are
             // only read until this pass is over
-            let h = unsafe { std::slice::from_raw_parts(top.ptr().add((rows.start + 1) * hd), rows.len() * hd) };
+            let h = unsafe {
+                std::slice::from_raw_parts(top.ptr().add((rows.start + 1) * hd), rows.len() * hd)
+            };
             head_steps(h, &targets[rows], scale, layouts, (ys, losses, dtop));
         });
     }
@@ -721,16 +890,22 @@ impl<T: Real> Model<T> {
             linalg::at_b_rows(dy, top, gwhy, v, tb, hd, r.clone(), T::zero());
             gby.fill(T::zero());
             for row in dy.chunks_exact(v) {
-                gby.iter_mut().zip(&row[r.clone()]).for_each(|(a, &d)| *a = *a + d);
+                gby.iter_mut()
+                    .zip(&row[r.clone()])
+                    .for_each(|(a, &d)| *a = *a + d);
             }
         };
-        let dwhy = |dy: &[T], top: &[T], gwhy: &mut [T], gby: &mut [T]| dwhy_rows(0..v, dy, top, gwhy, gby);
+        let dwhy = |dy: &[T], top: &[T], gwhy: &mut [T], gby: &mut [T]| {
+            dwhy_rows(0..v, dy, top, gwhy, gby)
+        };
 
         let head_done = std::mem::take(&mut ws.head_done);
         if head_done && ws.split {
             // dtop is there (see `head`) and the pair splits the steps: both threads
             // take half of dWhy's rows, then go back through the layers together
-            let [gwhy, gby] = grads.get_disjoint_mut([why.clone(), by]).expect("disjoint tensors");
+            let [gwhy, gby] = grads
+                .get_disjoint_mut([why.clone(), by])
+                .expect("disjoint tensors");
             let top = &ws.layers[c.layers - 1].hs[hd..(tb + 1) * hd];
             let dy = &ws.ys[..tb * v];
             match halves(pair, v) {
@@ -753,7 +928,10 @@ impl<T: Real> Model<T> {
             let (gwhy, gby) = rest.split_at_mut(why.len());
             let ys = std::mem::take(&mut ws.ys);
             let top = Shared(ws.layers[c.layers - 1].hs.as_mut_ptr());
-            let jobs = [ByStepBack::Layers(&mut *ws, grads), ByStepBack::Dwhy(gwhy, gby)];
+            let jobs = [
+                ByStepBack::Layers(&mut *ws, grads),
+                ByStepBack::Dwhy(gwhy, gby),
+            ];
             pair::each(pair, jobs, |_, job| match job {
                 ByStepBack::Layers(ws, grads) => self.backward_layers(inputs, grads, ws, None),
                 ByStepBack::Dwhy(gwhy, gby) => {
@@ -771,9 +949,14 @@ impl<T: Real> Model<T> {
         // the same amount of work) dWhy = dY^T top, dby = sum_rows dY
         let dy = &ws.ys[..tb * v];
         let top = layer_output(&ws.layers[c.layers - 1], !ws.masks.is_empty(), b, hd, tb);
-        let [gwhy, gby] = grads.get_disjoint_mut([why.clone(), by]).expect("disjoint tensors");
+        let [gwhy, gby] = grads
+            .get_disjoint_mut([why.clone(), by])
+            .expect("disjoint tensors");
         let why = &self.params[why];
-        let output = [OutputGrad::Dtop(&mut ws.dcur[..tb * hd]), OutputGrad::Dwhy(gwhy, gby)];
+        let output = [
+            OutputGrad::Dtop(&mut ws.dcur[..tb * hd]),
+            OutputGrad::Dwhy(gwhy, gby),
+        ];
         pair::each(pair, output, |_, out| match out {
             OutputGrad::Dtop(dtop) => linalg::a_b(dy, why, dtop, tb, v, hd, T::zero()),
             OutputGrad::Dwhy(gwhy, gby) => dwhy(dy, top, gwhy, gby),
@@ -783,7 +966,13 @@ impl<T: Real> Model<T> {
 
     /// The backward pass from dtop (in `dcur`) down through the layers: every
     /// gradient but dWhy and dby, into `grads` (the buffer, or its part before Why).
-    fn backward_layers(&self, inputs: &[u32], grads: &mut [T], ws: &mut Workspace<T>, pair: Option<&Pair>) {
+    fn backward_layers(
+        &self,
+        inputs: &[u32],
+        grads: &mut [T],
+        ws: &mut Workspace<T>,
+        pair: Option<&Pair>,
+    ) {
         let c = self.config;
         let (b, hd, gh, v) = (ws.batch, c.hidden, c.cell.gates() * c.hidden, c.vocab);
         let tb = inputs.len();
@@ -806,7 +995,11 @@ impl<T: Real> Model<T> {
             let blocks = width.is_none() && b == 1 && steps >= TRANSPOSE_FROM;
             // one stream of a tanh RNN goes back through the forward's strips of Wh^T
             let through_wht = c.cell == Cell::Rnn && b == 1 && width.is_some();
-            let split = (ws.split && pair.is_some() && c.cell == Cell::Rnn && (width.is_some() || blocks) && b == 1)
+            let split = (ws.split
+                && pair.is_some()
+                && c.cell == Cell::Rnn
+                && (width.is_some() || blocks)
+                && b == 1)
                 .then(|| split_column(hd, width.is_some()))
                 .flatten();
             if through_wht {
@@ -816,14 +1009,18 @@ impl<T: Real> Model<T> {
                 }
             } else if let Some(w) = width {
                 // strip s is columns 16s.. of Wh; each thread lays out the strips it reads
-                by_rows(pair, &mut ws.whp, w * gh, |strips, out| linalg::pack_strips_of(wh, gh, hd, strips.start, out));
+                by_rows(pair, &mut ws.whp, w * gh, |strips, out| {
+                    linalg::pack_strips_of(wh, gh, hd, strips.start, out)
+                });
             } else if blocks {
                 // each thread of a split recurrence lays out the columns it reads
                 let mid = split.unwrap_or(hd);
                 let [w0, w1] = split_rows(&mut ws.whp, gh, mid);
-                pair::each(pair.filter(|_| split.is_some()), [(0..mid, w0), (mid..hd, w1)], |_, (cols, out)| {
-                    linalg::pack_blocks_of(wh, gh, hd, cols, out)
-                });
+                pair::each(
+                    pair.filter(|_| split.is_some()),
+                    [(0..mid, w0), (mid..hd, w1)],
+                    |_, (cols, out)| linalg::pack_blocks_of(wh, gh, hd, cols, out),
+                );
             }
             ws.dh_next.fill(T::zero());
             ws.dc.fill(T::zero());
@@ -833,8 +1030,11 @@ impl<T: Real> Model<T> {
                 // on R, then its partial sum dXP_t[R] Wh[R, :] of dh_{t-1}, the other's
                 // units first; it publishes those and the other thread adds them to its
                 // own for the next step. Steps of each parity have their own buffers
-                let (dxp_p, parts_p, dh_p) =
-                    (Shared(lw.dxp.as_mut_ptr()), Shared(ws.parts.as_mut_ptr()), Shared(ws.dh.as_mut_ptr()));
+                let (dxp_p, parts_p, dh_p) = (
+                    Shared(lw.dxp.as_mut_ptr()),
+                    Shared(ws.parts.as_mut_ptr()),
+                    Shared(ws.dh.as_mut_ptr()),
+                );
                 let (wht, hs) = (&ws.wht[..], &lw.hs[..]);
                 // per thread: steps whose partial sum for the other's units is written
                 // (each counter on its own lines)
@@ -846,18 +1046,23 @@ impl<T: Real> Model<T> {
                     // the other's partial sum of step t + 1 on its units once published;
                     // the other writes that buffer again only for step t - 1, after
                     // waiting for this thread's partial sum of step t, published later
-                    let at = |p: Shared<T>, start: usize, len: usize| unsafe { p.slice(start, len) };
+                    let at =
+                        |p: Shared<T>, start: usize, len: usize| unsafe { p.slice(start, len) };
                     let dh = at(dh_p, own.start, own.len());
                     for t in (0..steps).rev() {
                         let dcur_t = &dcur[t * hd + own.start..t * hd + own.end];
                         if t + 1 < steps {
-                            pair::wait_until(|| written[1 - i].load(Ordering::Acquire) >= steps - t - 1);
+                            pair::wait_until(|| {
+                                written[1 - i].load(Ordering::Acquire) >= steps - t - 1
+                            });
                             let next = (t + 1) % 2 * 2 * hd;
                             let (p0, p1) = (
                                 at(parts_p, next + own.start, own.len()),
                                 at(parts_p, next + hd + own.start, own.len()),
                             );
-                            for (((d, &a), &p0), &p1) in dh.iter_mut().zip(dcur_t).zip(&*p0).zip(&*p1) {
+                            for (((d, &a), &p0), &p1) in
+                                dh.iter_mut().zip(dcur_t).zip(&*p0).zip(&*p1)
+                            {
                                 *d = a + (p0 + p1);
                             }
                         } else {
@@ -866,7 +1071,11 @@ impl<T: Real> Model<T> {
                             }
                         }
                         let dxp_t = at(dxp_p, t * gh + own.start, own.len());
-                        rnn::backward(dh, &hs[(t + 1) * hd + own.start..(t + 1) * hd + own.end], dxp_t);
+                        rnn::backward(
+                            dh,
+                            &hs[(t + 1) * hd + own.start..(t + 1) * hd + own.end],
+                            dxp_t,
+                        );
                         if t > 0 {
                             // truncated BPTT: nothing flows into the previous chunk
                             // (odd steps walk the rows backwards, see strip_matvec)
@@ -874,7 +1083,13 @@ impl<T: Real> Model<T> {
                             let theirs = at(parts_p, mine + other.start, other.len());
                             linalg::strip_matvec(w, dxp_t, other.start, theirs, back);
                             written[i].store(steps - t, Ordering::Release);
-                            linalg::strip_matvec(w, dxp_t, own.start, at(parts_p, mine + own.start, own.len()), back);
+                            linalg::strip_matvec(
+                                w,
+                                dxp_t,
+                                own.start,
+                                at(parts_p, mine + own.start, own.len()),
+                                back,
+                            );
                         }
                     }
                 });
@@ -882,7 +1097,8 @@ impl<T: Real> Model<T> {
                 // each thread owns part of the columns (gh = hd for this cell): it takes
                 // dh = dcur + dh_next and dXP_t = (1 - h_t^2) dh on them, then, once both
                 // parts of dXP_t are there, its part of dh_{t-1} = dXP_t Wh (in blocks)
-                let (dxp_p, next_p) = (Shared(lw.dxp.as_mut_ptr()), Shared(ws.dh_next.as_mut_ptr()));
+                let (dxp_p, next_p) =
+                    (Shared(lw.dxp.as_mut_ptr()), Shared(ws.dh_next.as_mut_ptr()));
                 let dh_p = Shared(ws.dh.as_mut_ptr());
                 let (whp, hs) = (&ws.whp[..], &lw.hs[..]);
                 let cols = |i: usize| if i == 0 { 0..mid } else { mid..hd };
@@ -894,48 +1110,80 @@ impl<T: Real> Model<T> {
                         std::slice::from_raw_parts_mut(p.ptr().add(row + cols.start), cols.len())
                     };
                     let (dh, dh_next, dxp_t) = (at(dh_p, 0), at(next_p, 0), at(dxp_p, t * gh));
-                    for ((d, &a), n) in dh.iter_mut().zip(&dcur[t * hd + cols.start..t * hd + cols.end]).zip(dh_next) {
+                    for ((d, &a), n) in dh
+                        .iter_mut()
+                        .zip(&dcur[t * hd + cols.start..t * hd + cols.end])
+                        .zip(dh_next)
+                    {
                         *d = a + *n;
                         *n = T::zero();
                     }
-                    rnn::backward(dh, &hs[(t + 1) * hd + cols.start..(t + 1) * hd + cols.end], dxp_t);
+                    rnn::backward(
+                        dh,
+                        &hs[(t + 1) * hd + cols.start..(t + 1) * hd + cols.end],
+                        dxp_t,
+                    );
                 };
                 let product = |t: usize, i: usize| {
                     if t == 0 {
                         return; // truncated BPTT: nothing flows into the previous chunk
                     }
                     let cols = cols(i);
-                    let w = if i == 0 { &whp[..mid * gh] } else { &whp[mid * gh..] };
+                    let w = if i == 0 {
+                        &whp[..mid * gh]
+                    } else {
+                        &whp[mid * gh..]
+                    };
                     // SAFETY: both threads read all of row t of dxp (complete since the
                     // barrier) and add into their own columns of dh_next
                     let dxp_t = unsafe { std::slice::from_raw_parts(dxp_p.ptr().add(t * gh), gh) };
-                    let y = unsafe { std::slice::from_raw_parts_mut(next_p.ptr().add(cols.start), cols.len()) };
+                    let y = unsafe {
+                        std::slice::from_raw_parts_mut(next_p.ptr().add(cols.start), cols.len())
+                    };
                     linalg::block_vecmat(dxp_t, w, y, true);
                 };
                 lockstep(pair, (0..steps).rev(), &local, &product);
             }
             for t in (0..steps).rev().filter(|_| split.is_none()) {
                 // dh = dL/dh_t from above (this step's output) and from step t+1
-                for ((d, &a), &n) in ws.dh.iter_mut().zip(&dcur[t * bh..(t + 1) * bh]).zip(&ws.dh_next) {
+                for ((d, &a), &n) in ws
+                    .dh
+                    .iter_mut()
+                    .zip(&dcur[t * bh..(t + 1) * bh])
+                    .zip(&ws.dh_next)
+                {
                     *d = a + n;
                 }
                 let rows = t * b * gh..(t + 1) * b * gh;
                 let h_prev = &lw.hs[t * bh..(t + 1) * bh];
                 let dhp_t: &[T] = match c.cell {
                     Cell::Rnn => {
-                        rnn::backward(&ws.dh, &lw.hs[(t + 1) * bh..(t + 2) * bh], &mut lw.dxp[rows.clone()]);
+                        rnn::backward(
+                            &ws.dh,
+                            &lw.hs[(t + 1) * bh..(t + 2) * bh],
+                            &mut lw.dxp[rows.clone()],
+                        );
                         ws.dh_next.fill(T::zero());
                         &lw.dxp[rows]
                     }
                     Cell::Lstm => {
-                        let cache = &lw.cache[t * b * lstm::CACHE * hd..(t + 1) * b * lstm::CACHE * hd];
+                        let cache =
+                            &lw.cache[t * b * lstm::CACHE * hd..(t + 1) * b * lstm::CACHE * hd];
                         let c_prev = &lw.cs[t * bh..(t + 1) * bh];
-                        lstm::backward(hd, &ws.dh, &mut ws.dc, c_prev, cache, &mut lw.dxp[rows.clone()]);
+                        lstm::backward(
+                            hd,
+                            &ws.dh,
+                            &mut ws.dc,
+                            c_prev,
+                            cache,
+                            &mut lw.dxp[rows.clone()],
+                        );
                         ws.dh_next.fill(T::zero());
                         &lw.dxp[rows]
                     }
                     Cell::Gru => {
-                        let cache = &lw.cache[t * b * gru::CACHE * hd..(t + 1) * b * gru::CACHE * hd];
+                        let cache =
+                            &lw.cache[t * b * gru::CACHE * hd..(t + 1) * b * gru::CACHE * hd];
                         let (dxp, dhp) = (&mut lw.dxp[rows.clone()], &mut lw.dhp[rows.clone()]);
                         gru::backward(hd, &ws.dh, h_prev, cache, dxp, dhp, &mut ws.dh_next);
                         &lw.dhp[rows]
@@ -945,30 +1193,43 @@ impl<T: Real> Model<T> {
                 if t > 0 {
                     // Wh (GH, H) is already the row-major M of dh = dHP Wh
                     match width {
-                        Some(_) if through_wht => {
-                            back_through_strips(&ws.wht, dhp_t, &mut ws.parts, &mut ws.dh_next, t % 2 == 1)
-                        }
+                        Some(_) if through_wht => back_through_strips(
+                            &ws.wht,
+                            dhp_t,
+                            &mut ws.parts,
+                            &mut ws.dh_next,
+                            t % 2 == 1,
+                        ),
                         Some(_) => linalg::strip_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, b, true),
-                        None if blocks => linalg::block_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, true),
+                        None if blocks => {
+                            linalg::block_vecmat(dhp_t, &ws.whp, &mut ws.dh_next, true)
+                        }
                         None if b == 1 => linalg::vecmat(dhp_t, wh, &mut ws.dh_next, true),
                         None => linalg::a_b(dhp_t, wh, &mut ws.dh_next, b, gh, hd, T::one()),
                     }
                 }
             }
             let dxp = &lw.dxp[..tb * gh];
-            let dhp = if c.cell == Cell::Gru { &lw.dhp[..tb * gh] } else { dxp };
+            let dhp = if c.cell == Cell::Gru {
+                &lw.dhp[..tb * gh]
+            } else {
+                dxp
+            };
             let one_hot = l == 0 && c.embedding == 0;
             // dWh = dHP^T H_prev, db = sum_rows dXP, and for a one-hot input
             // dWx[:, x_r] += dXP[r]: each thread takes rows r of dWh and of dWx
             // and entries r of db (r: pre-activations)
             let h_prev = &lw.hs[..tb * hd];
-            let [gwh, gb, gwx] =
-                grads.get_disjoint_mut([lp.wh.clone(), lp.b.clone(), lp.wx.clone()]).expect("disjoint tensors");
+            let [gwh, gb, gwx] = grads
+                .get_disjoint_mut([lp.wh.clone(), lp.b.clone(), lp.wx.clone()])
+                .expect("disjoint tensors");
             let rows_of = |r: Range<usize>, (gwh, gb, gwx): (&mut [T], &mut [T], &mut [T])| {
                 linalg::at_b_rows(dhp, h_prev, gwh, gh, tb, hd, r.clone(), T::zero());
                 gb.fill(T::zero());
                 for row in dxp.chunks_exact(gh) {
-                    gb.iter_mut().zip(&row[r.clone()]).for_each(|(a, &d)| *a = *a + d);
+                    gb.iter_mut()
+                        .zip(&row[r.clone()])
+                        .for_each(|(a, &d)| *a = *a + d);
                 }
                 if one_hot {
                     // dWx written row by row, as the forward pass reads Wx (a column
@@ -985,8 +1246,15 @@ impl<T: Real> Model<T> {
             match halves(pair, gh) {
                 Some((pair, mid)) => {
                     let ([h0, h1], [b0, b1]) = (split_rows(gwh, hd, mid), split_rows(gb, 1, mid));
-                    let [x0, x1] = if one_hot { split_rows(gwx, v, mid) } else { [&mut [][..], &mut [][..]] };
-                    pair.each([(0..mid, (h0, b0, x0)), (mid..gh, (h1, b1, x1))], |_, (r, out)| rows_of(r, out));
+                    let [x0, x1] = if one_hot {
+                        split_rows(gwx, v, mid)
+                    } else {
+                        [&mut [][..], &mut [][..]]
+                    };
+                    pair.each(
+                        [(0..mid, (h0, b0, x0)), (mid..gh, (h1, b1, x1))],
+                        |_, (r, out)| rows_of(r, out),
+                    );
                 }
                 None => rows_of(0..gh, (gwh, gb, gwx)),
             }
@@ -994,7 +1262,9 @@ impl<T: Real> Model<T> {
                 let gbhn = &mut grads[bhn];
                 gbhn.fill(T::zero());
                 for row in dhp.chunks_exact(gh) {
-                    gbhn.iter_mut().zip(&row[2 * hd..]).for_each(|(a, &d)| *a = *a + d);
+                    gbhn.iter_mut()
+                        .zip(&row[2 * hd..])
+                        .for_each(|(a, &d)| *a = *a + d);
                 }
             }
             // input side
@@ -1009,21 +1279,54 @@ impl<T: Real> Model<T> {
                     t.iter_mut().zip(row).for_each(|(a, &d)| *a = *a + d);
                 }
                 let embed_range = layout.embed.clone().expect("embedding");
-                linalg::at_b(table, &p[embed_range.clone()], &mut grads[lp.wx.clone()], gh, v, e, T::zero());
-                linalg::a_b(table, &p[lp.wx.clone()], &mut grads[embed_range], v, gh, e, T::zero());
+                linalg::at_b(
+                    table,
+                    &p[embed_range.clone()],
+                    &mut grads[lp.wx.clone()],
+                    gh,
+                    v,
+                    e,
+                    T::zero(),
+                );
+                linalg::a_b(
+                    table,
+                    &p[lp.wx.clone()],
+                    &mut grads[embed_range],
+                    v,
+                    gh,
+                    e,
+                    T::zero(),
+                );
             } else {
                 let i = c.input_size(l);
-                let x: &[T] = if l == 0 { &ws.emb[..tb * i] } else { layer_output(&below[l - 1], dropout, b, hd, tb) };
+                let x: &[T] = if l == 0 {
+                    &ws.emb[..tb * i]
+                } else {
+                    layer_output(&below[l - 1], dropout, b, hd, tb)
+                };
                 // dWx = dXP^T X, dX = dXP Wx; with a pair each thread takes half of
                 // the rows of both
-                let (gwx, wx, dx) = (&mut grads[lp.wx.clone()], &p[lp.wx.clone()], &mut ws.dx[..tb * i]);
+                let (gwx, wx, dx) = (
+                    &mut grads[lp.wx.clone()],
+                    &p[lp.wx.clone()],
+                    &mut ws.dx[..tb * i],
+                );
                 let rows_of = |r: Range<usize>, gwx: &mut [T], q: Range<usize>, dx: &mut [T]| {
                     linalg::at_b_rows(dxp, x, gwx, gh, tb, i, r, T::zero());
-                    linalg::a_b(&dxp[q.start * gh..q.end * gh], wx, dx, q.len(), gh, i, T::zero());
+                    linalg::a_b(
+                        &dxp[q.start * gh..q.end * gh],
+                        wx,
+                        dx,
+                        q.len(),
+                        gh,
+                        i,
+                        T::zero(),
+                    );
                 };
                 match halves(pair, gh).zip(halves(pair, tb)) {
                     Some(((pair, mid), (_, half))) => {
-                        let ([w0, w1], [d0, d1]) = (split_rows(gwx, i, mid), split_rows(dx, i, half));
+                        let ([w0, w1], [d0, d1]) =
+                            (split_rows(gwx, i, mid), split_rows(dx, i, half));
                         let jobs = [(0..mid, w0, 0..half, d0), (mid..gh, w1, half..tb, d1)];
                         pair.each(jobs, |_, (r, gwx, q, dx)| rows_of(r, gwx, q, dx));
                     }
@@ -1081,7 +1384,11 @@ impl<T: Real> Model<T> {
 /// The gradient scale of an objective averaged over `streams` streams (1 exactly
 /// for one stream, so the default model computes min-char-rnn's numbers).
 pub fn stream_scale<T: Real>(streams: usize) -> T {
-    if streams == 1 { T::one() } else { T::c(1.0 / streams as f64) }
+    if streams == 1 {
+        T::one()
+    } else {
+        T::c(1.0 / streams as f64)
+    }
 }
 
 /// Chunks at least this long lay Wh out once (strips or a transpose) for the
@@ -1114,9 +1421,22 @@ impl<T> Shared<T> {
 
 /// Thread i's units in a recurrence split at `mid` of `hd`, the other thread's,
 /// and thread i's strips of Wh^T (its units' rows of Wh).
-fn owned_units<T>(wht: &[T], mid: usize, hd: usize, i: usize) -> (Range<usize>, Range<usize>, &[T]) {
+fn owned_units<T>(
+    wht: &[T],
+    mid: usize,
+    hd: usize,
+    i: usize,
+) -> (Range<usize>, Range<usize>, &[T]) {
     let units = |i: usize| if i == 0 { 0..mid } else { mid..hd };
-    (units(i), units(1 - i), if i == 0 { &wht[..mid * hd] } else { &wht[mid * hd..] })
+    (
+        units(i),
+        units(1 - i),
+        if i == 0 {
+            &wht[..mid * hd]
+        } else {
+            &wht[mid * hd..]
+        },
+    )
 }
 
 /// Runs the steps of a recurrence on the pair's two threads (i = 0 here, 1 the
@@ -1157,7 +1477,12 @@ fn split_rows<T>(buf: &mut [T], width: usize, mid: usize) -> [&mut [T]; 2] {
 
 /// Runs `f(rows, out)` over the row-major `out`, `width` values per row: in one
 /// call, or in two halves of the rows at once on the pair (see [`halves`]).
-fn by_rows<T: Send>(pair: Option<&Pair>, out: &mut [T], width: usize, f: impl Fn(Range<usize>, &mut [T]) + Sync) {
+fn by_rows<T: Send>(
+    pair: Option<&Pair>,
+    out: &mut [T],
+    width: usize,
+    f: impl Fn(Range<usize>, &mut [T]) + Sync,
+) {
     let rows = out.len() / width;
     match halves(pair, rows) {
         Some((pair, mid)) => {
@@ -1277,13 +1602,23 @@ fn pack_wht_strips<T: Real>(pair: Option<&Pair>, wht: &mut [T], wh: &[T], hd: us
 /// of Wh's rows that a split recurrence takes on two threads, added the same way,
 /// so one thread computes the same bits. `parts` holds the partial sums.
 /// `descending` walks Wh's rows from the last (see `linalg::strip_matvec`).
-fn back_through_strips<T: Real>(wht: &[T], dxp_t: &[T], parts: &mut [T], dh_next: &mut [T], descending: bool) {
+fn back_through_strips<T: Real>(
+    wht: &[T],
+    dxp_t: &[T],
+    parts: &mut [T],
+    dh_next: &mut [T],
+    descending: bool,
+) {
     let hd = dh_next.len();
     match split_column(hd, true) {
         Some(mid) => {
             let (p0, p1) = parts[..2 * hd].split_at_mut(hd);
-            let first = |p0: &mut [T]| linalg::strip_matvec(&wht[..mid * hd], &dxp_t[..mid], 0, p0, descending);
-            let second = |p1: &mut [T]| linalg::strip_matvec(&wht[mid * hd..], &dxp_t[mid..], 0, p1, descending);
+            let first = |p0: &mut [T]| {
+                linalg::strip_matvec(&wht[..mid * hd], &dxp_t[..mid], 0, p0, descending)
+            };
+            let second = |p1: &mut [T]| {
+                linalg::strip_matvec(&wht[mid * hd..], &dxp_t[mid..], 0, p1, descending)
+            };
             if descending {
                 second(p1);
                 first(p0);
@@ -1303,7 +1638,8 @@ fn back_through_strips<T: Real>(wht: &[T], dxp_t: &[T], parts: &mut [T], dh_next
 /// columns do not divide into strips (then the row-major kernels run). Measured
 /// on one stream at H = 512, 32-wide strips were no faster than 16.
 fn strip_width(cols: usize) -> Option<usize> {
-    cols.is_multiple_of(linalg::TILE_COLS).then_some(linalg::TILE_COLS)
+    cols.is_multiple_of(linalg::TILE_COLS)
+        .then_some(linalg::TILE_COLS)
 }
 
 /// Whether the first layer reads its embedding through the (V, GH) table.
@@ -1312,6 +1648,16 @@ fn uses_table(c: &Config, rows: usize) -> bool {
 }
 
 /// A layer's output rows h_1 .. h_T, after dropout when it is on.
-fn layer_output<T: Real>(lw: &LayerWork<T>, dropout: bool, b: usize, hd: usize, rows: usize) -> &[T] {
-    if dropout { &lw.out[..rows * hd] } else { &lw.hs[b * hd..b * hd + rows * hd] }
+fn layer_output<T: Real>(
+    lw: &LayerWork<T>,
+    dropout: bool,
+    b: usize,
+    hd: usize,
+    rows: usize,
+) -> &[T] {
+    if dropout {
+        &lw.out[..rows * hd]
+    } else {
+        &lw.hs[b * hd..b * hd + rows * hd]
+    }
 }

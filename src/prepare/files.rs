@@ -34,11 +34,23 @@ pub fn prepare(
     progress: &dyn Fn(u64),
     stop: &AtomicBool,
 ) -> Result<Summary, PrepareError> {
-    let out_err = |cause| PrepareError::Io { path: PathBuf::from("output"), cause };
-    let meta = std::fs::metadata(root).map_err(|cause| PrepareError::Io { path: root.to_path_buf(), cause })?;
+    let out_err = |cause| PrepareError::Io {
+        path: PathBuf::from("output"),
+        cause,
+    };
+    let meta = std::fs::metadata(root).map_err(|cause| PrepareError::Io {
+        path: root.to_path_buf(),
+        cause,
+    })?;
     if !meta.is_dir() {
-        let cause = io::Error::new(io::ErrorKind::NotADirectory, "not a directory; give the top of a source tree");
-        return Err(PrepareError::Io { path: root.to_path_buf(), cause });
+        let cause = io::Error::new(
+            io::ErrorKind::NotADirectory,
+            "not a directory; give the top of a source tree",
+        );
+        return Err(PrepareError::Io {
+            path: root.to_path_buf(),
+            cause,
+        });
     }
     let skip = skip.and_then(|p| p.canonicalize().ok());
     let mut summary = Summary::default();
@@ -62,12 +74,18 @@ pub fn prepare(
             continue;
         }
         let path = entry.path();
-        let ext = path.extension().map(|e| e.to_string_lossy().to_lowercase()).unwrap_or_default();
+        let ext = path
+            .extension()
+            .map(|e| e.to_string_lossy().to_lowercase())
+            .unwrap_or_default();
         if !exts.is_empty() && !exts.contains(&ext) {
             summary.other_extension += 1;
             continue;
         }
-        if skip.as_deref().is_some_and(|s| path.canonicalize().is_ok_and(|p| p == s)) {
+        if skip
+            .as_deref()
+            .is_some_and(|s| path.canonicalize().is_ok_and(|p| p == s))
+        {
             continue;
         }
         let bytes = match std::fs::read(path) {

@@ -53,7 +53,11 @@ pub fn to_text(html: &str) -> String {
             .take_while(|c| c.is_ascii_alphanumeric())
             .map(|c| c.to_ascii_lowercase())
             .collect();
-        if name.is_empty() || !tag.trim_start_matches('/').starts_with(|c: char| c.is_ascii_alphabetic()) {
+        if name.is_empty()
+            || !tag
+                .trim_start_matches('/')
+                .starts_with(|c: char| c.is_ascii_alphabetic())
+        {
             // not a tag after all ("<3", "a < b"): the '<' is text
             out.push("<", pre > 0);
             rest = &rest[1..];
@@ -61,7 +65,11 @@ pub fn to_text(html: &str) -> String {
         }
         rest = &rest[gt + 1..];
         if name == "pre" {
-            pre = if closing { pre.saturating_sub(1) } else { pre + 1 };
+            pre = if closing {
+                pre.saturating_sub(1)
+            } else {
+                pre + 1
+            };
         }
         if BLOCKS.contains(&name.as_str()) {
             out.line_break(name == "br");
@@ -86,7 +94,8 @@ impl Text {
         let decoded = html_escape::decode_html_entities(raw);
         if pre {
             self.space = false;
-            self.s.push_str(&decoded.replace("\r\n", "\n").replace('\u{a0}', " "));
+            self.s
+                .push_str(&decoded.replace("\r\n", "\n").replace('\u{a0}', " "));
             return;
         }
         for (i, word) in decoded.split(|c: char| c.is_whitespace()).enumerate() {
@@ -140,18 +149,27 @@ mod tests {
     fn paragraphs_lists_and_inline_markup() {
         let html = "<p>Hello <b>bold</b>\n  world &amp; <a href=\"x?a=1&amp;b=2\">link</a>.</p>\n\n\
                     <ul>\n<li>one</li>\n<li>two &lt;3</li>\n</ul><p>caf&eacute; &#8212; &#x27;q&#x27;&nbsp;end</p>";
-        assert_eq!(to_text(html), "Hello bold world & link.\n- one\n- two <3\ncafé — 'q' end");
+        assert_eq!(
+            to_text(html),
+            "Hello bold world & link.\n- one\n- two <3\ncafé — 'q' end"
+        );
     }
 
     #[test]
     fn code_blocks_keep_line_breaks_and_indentation() {
         let html = "<p>Try:</p>\n\n<pre><code>fn main() {\n    if a &lt; b {\n\n        x();\n    }\n}\n</code></pre>\n\n<p>Done <code>inline  code</code>.</p>";
-        assert_eq!(to_text(html), "Try:\nfn main() {\n    if a < b {\n\n        x();\n    }\n}\nDone inline code.");
+        assert_eq!(
+            to_text(html),
+            "Try:\nfn main() {\n    if a < b {\n\n        x();\n    }\n}\nDone inline code."
+        );
     }
 
     #[test]
     fn stray_angle_brackets_and_comments() {
-        assert_eq!(to_text("<p>a < b and c <3 d</p><!-- hidden -->e"), "a < b and c <3 d\ne");
+        assert_eq!(
+            to_text("<p>a < b and c <3 d</p><!-- hidden -->e"),
+            "a < b and c <3 d\ne"
+        );
         assert_eq!(to_text("x <"), "x <");
         assert_eq!(to_text("line<br>next<br/><br>after"), "line\nnext\n\nafter");
     }

@@ -23,9 +23,19 @@ use super::html;
 #[derive(Debug, Error)]
 pub enum PrepareError {
     #[error("{path}, line {line}, column {column}: malformed XML: {message}")]
-    Xml { path: PathBuf, line: u64, column: u64, message: String },
+    Xml {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     #[error("{path}, line {line}, column {column}: {message}")]
-    Row { path: PathBuf, line: u64, column: u64, message: String },
+    Row {
+        path: PathBuf,
+        line: u64,
+        column: u64,
+        message: String,
+    },
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: io::Error },
     #[error("temp files for sorting posts (in {dir}): {cause}")]
@@ -81,7 +91,10 @@ pub fn prepare(
     progress: &dyn Fn(u64),
     stop: &AtomicBool,
 ) -> Result<Summary, PrepareError> {
-    let io_in = |cause| PrepareError::Io { path: input.to_path_buf(), cause };
+    let io_in = |cause| PrepareError::Io {
+        path: input.to_path_buf(),
+        cause,
+    };
     let file = File::open(input).map_err(io_in)?;
     let mut reader = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, file));
     let mut sorter = Sorter::new(temp_dir, buffer_bytes);
@@ -93,11 +106,21 @@ pub fn prepare(
         let event = reader.read_event_into(&mut buf).map_err(|e| {
             let message = e.to_string();
             let (line, column) = line_column(input, reader.error_position());
-            PrepareError::Xml { path: input.to_path_buf(), line, column, message }
+            PrepareError::Xml {
+                path: input.to_path_buf(),
+                line,
+                column,
+                message,
+            }
         })?;
         let row_error = |(offset, message): (u64, String)| {
             let (line, column) = line_column(input, at + offset);
-            PrepareError::Row { path: input.to_path_buf(), line, column, message }
+            PrepareError::Row {
+                path: input.to_path_buf(),
+                line,
+                column,
+                message,
+            }
         };
         match event {
             Event::Eof => break,
@@ -115,10 +138,15 @@ pub fn prepare(
                         let body = html::to_text(&post.body);
                         kept.insert(post.id);
                         summary.questions += 1;
-                        sorter.push((post.id, QUESTION, post.id), format!("{title}\n{body}").trim().to_string())?;
+                        sorter.push(
+                            (post.id, QUESTION, post.id),
+                            format!("{title}\n{body}").trim().to_string(),
+                        )?;
                     }
                     2 => {
-                        let parent = post.parent.ok_or_else(|| row_error((0, "answer without a ParentId".into())))?;
+                        let parent = post
+                            .parent
+                            .ok_or_else(|| row_error((0, "answer without a ParentId".into())))?;
                         if !kept.contains(parent) || !post.passes(filter, false) {
                             summary.answers_filtered += 1;
                             continue;
@@ -170,27 +198,37 @@ impl Post {
         };
         let mut has_id = false;
         for attr in e.attributes() {
-            let attr =
-                attr.map_err(|e| {
-                    use quick_xml::events::attributes::AttrError::*;
-                    let (ExpectedEq(at)
-                    | ExpectedValue(at)
-                    | UnquotedValue(at)
-                    | ExpectedQuote(at, _)
-                    | Duplicated(at, _)) = e;
-                    // positions count from the tag name, one byte after the '<'
-                    (at as u64 + 1, format!("malformed XML: {e}"))
-                })?;
+            let attr = attr.map_err(|e| {
+                use quick_xml::events::attributes::AttrError::*;
+                let (ExpectedEq(at)
+                | ExpectedValue(at)
+                | UnquotedValue(at)
+                | ExpectedQuote(at, _)
+                | Duplicated(at, _)) = e;
+                // positions count from the tag name, one byte after the '<'
+                (at as u64 + 1, format!("malformed XML: {e}"))
+            })?;
             let key = attr.key.as_ref();
-            if !matches!(key, b"Id" | b"PostTypeId" | b"ParentId" | b"Score" | b"Title" | b"Body" | b"Tags") {
+            if !matches!(
+                key,
+                b"Id" | b"PostTypeId" | b"ParentId" | b"Score" | b"Title" | b"Body" | b"Tags"
+            ) {
                 continue;
             }
             let name = String::from_utf8_lossy(key).into_owned();
-            let value = attr.unescape_value().map_err(|e| (0, format!("attribute {name}: {e}")))?;
-            let number =
-                |v: &str| v.trim().parse::<i64>().map_err(|_| (0, format!("attribute {name}={v:?} is not a number")));
-            let id =
-                |v: &str| v.trim().parse::<u64>().map_err(|_| (0, format!("attribute {name}={v:?} is not a post Id")));
+            let value = attr
+                .unescape_value()
+                .map_err(|e| (0, format!("attribute {name}: {e}")))?;
+            let number = |v: &str| {
+                v.trim()
+                    .parse::<i64>()
+                    .map_err(|_| (0, format!("attribute {name}={v:?} is not a number")))
+            };
+            let id = |v: &str| {
+                v.trim()
+                    .parse::<u64>()
+                    .map_err(|_| (0, format!("attribute {name}={v:?} is not a post Id")))
+            };
             match key {
                 b"Id" => (post.id, has_id) = (id(&value)?, true),
                 b"PostTypeId" => post.kind = id(&value)?.try_into().unwrap_or(u32::MAX),
@@ -202,7 +240,10 @@ impl Post {
             }
         }
         if !has_id {
-            return Err((0, "row without an Id attribute; is this a Stack Exchange Posts.xml?".into()));
+            return Err((
+                0,
+                "row without an Id attribute; is this a Stack Exchange Posts.xml?".into(),
+            ));
         }
         Ok(post)
     }
@@ -245,7 +286,9 @@ impl IdSet {
 
     fn contains(&self, id: u64) -> bool {
         if id < Self::DENSE {
-            self.bits.get((id / 64) as usize).is_some_and(|w| w & (1 << (id % 64)) != 0)
+            self.bits
+                .get((id / 64) as usize)
+                .is_some_and(|w| w & (1 << (id % 64)) != 0)
         } else {
             self.far.contains(&id)
         }
@@ -263,17 +306,30 @@ struct Sorter {
 
 impl Sorter {
     fn new(dir: &Path, limit: usize) -> Sorter {
-        Sorter { dir: dir.to_path_buf(), limit, held: Vec::new(), held_bytes: 0, runs: Vec::new() }
+        Sorter {
+            dir: dir.to_path_buf(),
+            limit,
+            held: Vec::new(),
+            held_bytes: 0,
+            runs: Vec::new(),
+        }
     }
 
     fn temp_error(&self, cause: io::Error) -> PrepareError {
-        PrepareError::Temp { dir: self.dir.clone(), cause }
+        PrepareError::Temp {
+            dir: self.dir.clone(),
+            cause,
+        }
     }
 
     fn push(&mut self, key: Key, text: String) -> Result<(), PrepareError> {
         self.held_bytes += text.len() + 32;
         self.held.push((key, text));
-        if self.held_bytes >= self.limit { self.spill() } else { Ok(()) }
+        if self.held_bytes >= self.limit {
+            self.spill()
+        } else {
+            Ok(())
+        }
     }
 
     /// Writes the held records, sorted, to a new run file.
@@ -303,7 +359,10 @@ impl Sorter {
     /// Writes every record in key order, one blank line between posts; returns
     /// the bytes written.
     fn finish(mut self, out: &mut dyn Write, stop: &AtomicBool) -> Result<u64, PrepareError> {
-        let out_err = |cause| PrepareError::Io { path: PathBuf::from("output"), cause };
+        let out_err = |cause| PrepareError::Io {
+            path: PathBuf::from("output"),
+            cause,
+        };
         let mut written = 0u64;
         let mut emit = |text: &str| -> Result<(), PrepareError> {
             if text.is_empty() {
@@ -329,9 +388,15 @@ impl Sorter {
             self.spill()?;
         }
         let dir = self.dir.clone();
-        let temp_err = |cause| PrepareError::Temp { dir: dir.clone(), cause };
-        let mut readers: Vec<BufReader<File>> =
-            self.runs.into_iter().map(|f| BufReader::with_capacity(1 << 16, f)).collect();
+        let temp_err = |cause| PrepareError::Temp {
+            dir: dir.clone(),
+            cause,
+        };
+        let mut readers: Vec<BufReader<File>> = self
+            .runs
+            .into_iter()
+            .map(|f| BufReader::with_capacity(1 << 16, f))
+            .collect();
         let mut heads: Vec<Option<String>> = vec![None; readers.len()];
         let mut heap = BinaryHeap::new();
         for (i, r) in readers.iter_mut().enumerate() {
@@ -369,7 +434,8 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(Key, String)>> {
     let key = (word(0), head[8], word(9));
     let mut text = vec![0u8; word(17) as usize];
     r.read_exact(&mut text)?;
-    let text = String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+    let text =
+        String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
     Ok(Some((key, text)))
 }
 

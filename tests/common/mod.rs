@@ -43,7 +43,10 @@ pub fn load_f32(path: &Path) -> TrainState<f32> {
 /// Data rows of a CSV file, each split on commas (the header is skipped).
 pub fn csv_rows(path: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(path).unwrap();
-    text.lines().skip(1).map(|l| l.split(',').map(str::to_string).collect()).collect()
+    text.lines()
+        .skip(1)
+        .map(|l| l.split(',').map(str::to_string).collect())
+        .collect()
 }
 
 pub fn stderr(out: &std::process::Output) -> String {
