@@ -320,6 +320,11 @@ impl<T: Real> Workspace<T> {
         self.masks.clear();
     }
 
+    /// The masks of the next pass, one (T*B, H) per layer (empty: dropout off).
+    pub fn dropout_masks(&self) -> &[Vec<T>] {
+        &self.masks
+    }
+
     /// Probabilities of the last `forward_loss`, or logits after `logits`; (rows, V).
     pub fn outputs(&self) -> &[T] {
         &self.ys
