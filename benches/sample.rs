@@ -8,6 +8,10 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
+/// The binary's allocator, so the benches measure what `charrnn` runs.
+#[global_allocator]
+static ALLOCATOR: charrnn::parallel::LineAligned = charrnn::parallel::LineAligned;
+
 const CHARS: usize = 1000;
 
 fn bench<T: Real>(c: &mut Criterion, name: &str, config: Config) {

@@ -11,6 +11,10 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+/// The binary's allocator, so the benches measure what `charrnn` runs.
+#[global_allocator]
+static ALLOCATOR: charrnn::parallel::LineAligned = charrnn::parallel::LineAligned;
+
 const V: usize = 65;
 
 fn trainer<T: Real>(config: Config, hyper: Hyper, threads: usize) -> (Trainer<T>, Vec<u32>) {

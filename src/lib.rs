@@ -4,7 +4,6 @@
 //! loss and gradients -> [`optim`] updates -> [`checkpoint`] and [`history`] record.
 //! [`sample`] writes text from a model; [`npz`] exchanges weights with NumPy.
 
-mod alloc;
 pub mod checkpoint;
 pub mod corpus;
 pub mod data;
@@ -15,7 +14,7 @@ pub mod linalg;
 pub mod model;
 pub mod npz;
 pub mod optim;
-pub mod pair;
+pub mod parallel;
 pub mod plot;
 pub mod prepare;
 pub mod sample;

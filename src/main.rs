@@ -5,6 +5,11 @@ mod cmd;
 
 use clap::{Parser, Subcommand};
 
+/// Buffers that the two threads of a pair write halves of start on a cache line
+/// (see `charrnn::parallel::alloc`).
+#[global_allocator]
+static ALLOCATOR: charrnn::parallel::LineAligned = charrnn::parallel::LineAligned;
+
 /// Train character-level recurrent language models (min-char-rnn, fast) and write text with them.
 #[derive(Parser)]
 #[command(name = "charrnn", version, propagate_version = true)]

@@ -5,7 +5,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::{Real, dispatch};
-use crate::pair::Pair;
+use crate::parallel::Pair;
 
 dispatch! {
     /// Clips every gradient element to [-limit, limit] (min-char-rnn's np.clip).

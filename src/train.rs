@@ -19,7 +19,7 @@ use crate::history::{HistoryError, LossLog, Row};
 use crate::linalg::{Precision, Real};
 use crate::model::{Cell, Config, Model, State, Workspace, stream_scale};
 use crate::optim::{self, Kind, Optimizer};
-use crate::pair::Pair;
+use crate::parallel::Pair;
 use crate::sample::{self, Sampler};
 
 /// How gradients are clipped before each update.

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use charrnn::model::{Cell, Config, Model, State, Workspace};
-use charrnn::pair::Pair;
+use charrnn::parallel::Pair;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

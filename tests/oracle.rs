@@ -18,7 +18,7 @@ mod plain;
 use std::sync::Arc;
 
 use charrnn::model::{Cell, Config, Model, State, Workspace, stream_scale};
-use charrnn::pair::Pair;
+use charrnn::parallel::Pair;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

@@ -6,17 +6,63 @@
 //! n = tanh(Wx_n x_t + b_n + r * (Wh_n h_{t-1} + bhn))
 //! h_t = (1 - z) * n + z * h_{t-1}
 //! ```
-//! The network hands the cell `xp` = Wx x_t + b and `hp` = Wh h_{t-1} with bhn
-//! already added to its n part. Slices hold one row per stream: xp, hp, dxp, dhp
+//! The network hands the cell `xp` = Wx x_t + b and `hp` = Wh h_{t-1}; the cell
+//! adds bhn to hp's n part. Slices hold one row per stream: xp, hp, dxp, dhp
 //! (B, 3H); h, dh (B, H); cache (B, 4H).
 
+use super::Init;
+use super::cell::{Backward, CellKind, Forward};
 use crate::linalg::{Real, dispatch, sigmoid};
 
-/// Values kept per step and stream for the backward pass: r, z, n, Wh_n h_{t-1} + bhn.
-pub const CACHE: usize = 4;
+pub struct Gru;
+
+impl CellKind for Gru {
+    const NAME: &'static str = "gru";
+    const TITLE: &'static str = "GRU";
+    const GATE_ORDER: &'static str = "PyTorch nn.GRU: reset, update, new; bhn is b_hn";
+    const GATES: usize = 3;
+    /// r, z, n, Wh_n h_{t-1} + bhn
+    const CACHE: usize = 4;
+    const OWN_HIDDEN_GRADIENT: bool = true;
+    const EXTRA_BIAS: Option<&'static str> = Some("bhn");
+
+    /// PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for weights and biases.
+    fn init(hidden: usize) -> (Init, Init) {
+        let bound = Init::Uniform(1.0 / (hidden as f64).sqrt());
+        (bound, bound)
+    }
+
+    fn forward<T: Real>(hidden: usize, s: Forward<'_, T>) {
+        forward(hidden, s.xp, s.hp, s.extra, s.h_prev, s.h, s.cache);
+    }
+
+    fn backward<T: Real>(hidden: usize, s: Backward<'_, T>) {
+        backward(hidden, s.dh, s.h_prev, s.cache, s.dxp, s.dhp, s.dh_prev);
+    }
+
+    /// dbhn = the sum over rows of dhp's n part (bhn sits inside r * (.)).
+    fn extra_bias_gradient<T: Real>(hidden: usize, dhp: &[T], grad: &mut [T]) {
+        grad.fill(T::zero());
+        for row in dhp.chunks_exact(3 * hidden) {
+            grad.iter_mut()
+                .zip(&row[2 * hidden..])
+                .for_each(|(a, &d)| *a = *a + d);
+        }
+    }
+}
+
+const CACHE: usize = Gru::CACHE;
 
 dispatch! {
-    pub fn forward<T: Real>(hd: usize, xp: &[T], hp: &[T], h_prev: &[T], h: &mut [T], cache: &mut [T]) {
+    pub fn forward<T: Real>(
+        hd: usize,
+        xp: &[T],
+        hp: &[T],
+        bhn: &[T],
+        h_prev: &[T],
+        h: &mut [T],
+        cache: &mut [T],
+    ) {
         let rows = (xp.chunks_exact(3 * hd).zip(hp.chunks_exact(3 * hd)))
             .zip(h_prev.chunks_exact(hd).zip(h.chunks_exact_mut(hd)))
             .zip(cache.chunks_exact_mut(CACHE * hd));
@@ -27,7 +73,7 @@ dispatch! {
             for j in 0..hd {
                 r[j] = sigmoid(xp[j] + hp[j]);
                 z[j] = sigmoid(xp[hd + j] + hp[hd + j]);
-                hpn[j] = hp[2 * hd + j];
+                hpn[j] = hp[2 * hd + j] + bhn[j];
                 n[j] = (xp[2 * hd + j] + r[j] * hpn[j]).tanh_act();
                 h[j] = (T::one() - z[j]) * n[j] + z[j] * h_prev[j];
             }

@@ -9,10 +9,38 @@
 //! The network hands the cell `xp` = Wx x_t + b and `hp` = Wh h_{t-1}. Slices hold
 //! one row per stream: xp, hp, dpre (B, 4H); h, c, dh, dc (B, H); cache (B, 5H).
 
+use super::Init;
+use super::cell::{Backward, CellKind, Forward};
 use crate::linalg::{Real, dispatch, sigmoid};
 
-/// Values kept per step and stream for the backward pass: i, f, g, o, tanh(c_t).
-pub const CACHE: usize = 5;
+pub struct Lstm;
+
+impl CellKind for Lstm {
+    const NAME: &'static str = "lstm";
+    const TITLE: &'static str = "LSTM";
+    const GATE_ORDER: &'static str = "PyTorch nn.LSTM: input, forget, cell, output";
+    const GATES: usize = 4;
+    /// i, f, g, o, tanh(c_t)
+    const CACHE: usize = 5;
+    const CELL_STATE: bool = true;
+
+    /// PyTorch's U(-1/sqrt(H), 1/sqrt(H)) for weights and biases.
+    fn init(hidden: usize) -> (Init, Init) {
+        let bound = Init::Uniform(1.0 / (hidden as f64).sqrt());
+        (bound, bound)
+    }
+
+    fn forward<T: Real>(hidden: usize, s: Forward<'_, T>) {
+        forward(hidden, s.xp, s.hp, s.c_prev, s.h, s.c, s.cache);
+    }
+
+    fn backward<T: Real>(hidden: usize, s: Backward<'_, T>) {
+        backward(hidden, s.dh, s.dc, s.c_prev, s.cache, s.dxp);
+        s.dh_prev.fill(T::zero());
+    }
+}
+
+const CACHE: usize = Lstm::CACHE;
 
 dispatch! {
     pub fn forward<T: Real>(hd: usize, xp: &[T], hp: &[T], c_prev: &[T], h: &mut [T], c: &mut [T], cache: &mut [T]) {

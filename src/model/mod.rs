@@ -6,12 +6,17 @@
 //! which tensor sits where. Gradients and optimizer state use the same layout, so
 //! clipping and the optimizers are single loops.
 
+pub mod cell;
 pub mod gru;
+mod head;
 pub mod lstm;
 mod network;
+mod recurrence;
 pub mod rnn;
+mod sampling;
+mod split;
+mod workspace;
 
-use std::fmt;
 use std::ops::Range;
 
 use rand::Rng;
@@ -19,49 +24,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::linalg::Real;
 
-pub use network::{Workspace, stream_scale};
-
-/// The recurrent cell of every layer.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Cell {
-    Rnn,
-    Lstm,
-    Gru,
-}
-
-impl Cell {
-    /// Pre-activation blocks per hidden unit (G): tanh 1, LSTM 4 (i f g o), GRU 3 (r z n).
-    pub fn gates(self) -> usize {
-        match self {
-            Cell::Rnn => 1,
-            Cell::Lstm => 4,
-            Cell::Gru => 3,
-        }
-    }
-
-    /// Values cached per step, stream and hidden unit for the backward pass.
-    fn cache(self) -> usize {
-        match self {
-            Cell::Rnn => 0,
-            Cell::Lstm => lstm::CACHE,
-            Cell::Gru => gru::CACHE,
-        }
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Cell::Rnn => "rnn",
-            Cell::Lstm => "lstm",
-            Cell::Gru => "gru",
-        }
-    }
-}
-
-impl fmt::Display for Cell {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
+pub use cell::{Cell, CellKind};
+pub use network::stream_scale;
+pub use workspace::Workspace;
 
 /// The architecture: everything that fixes the parameter layout.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -120,8 +85,9 @@ pub struct LayerParams {
     pub wh: Range<usize>,
     /// (GH): input-side bias
     pub b: Range<usize>,
-    /// (H): GRU only, the bias inside r * (Wh_n h + bhn)
-    pub bhn: Option<Range<usize>>,
+    /// (H): the cell's extra bias, if it has one (the GRU's bhn, inside
+    /// r * (Wh_n h + bhn))
+    pub extra: Option<Range<usize>>,
 }
 
 /// Where every tensor sits in the flat buffer.
@@ -180,20 +146,11 @@ impl Config {
     }
 
     /// Every parameter tensor in buffer order: [embed], per layer Wx, Wh, b
-    /// [, bhn], then Why, by. The default model's tensors are min-char-rnn's
+    /// [, the cell's extra bias], then Why, by. The default model's tensors are min-char-rnn's
     /// Wxh (H, V), Whh (H, H), bh (H), Why (V, H), by (V).
     pub fn tensors(&self) -> Vec<TensorSpec> {
         let (v, h, g) = (self.vocab, self.hidden, self.cell.gates());
-        let rnn = self.cell == Cell::Rnn;
-        // min-char-rnn's N(0, 0.01^2) for the tanh RNN; PyTorch's U(+-1/sqrt(H)) for LSTM and GRU
-        let (weight, bias) = if rnn {
-            (Init::Normal(0.01), Init::Zero)
-        } else {
-            (
-                Init::Uniform(1.0 / (h as f64).sqrt()),
-                Init::Uniform(1.0 / (h as f64).sqrt()),
-            )
-        };
+        let (weight, bias) = self.cell.init(h);
         let mut specs = Vec::new();
         let mut offset = 0;
         let mut push = |name: String, shape: [usize; 2], init: Init| {
@@ -214,16 +171,12 @@ impl Config {
             } else {
                 format!("_{l}")
             };
-            let (wx, wh, b) = if rnn {
-                ("Wxh", "Whh", "bh")
-            } else {
-                ("Wx", "Wh", "b")
-            };
+            let [wx, wh, b] = self.cell.names();
             push(format!("{wx}{suffix}"), [g * h, self.input_size(l)], weight);
             push(format!("{wh}{suffix}"), [g * h, h], weight);
             push(format!("{b}{suffix}"), [g * h, 1], bias);
-            if self.cell == Cell::Gru {
-                push(format!("bhn{suffix}"), [h, 1], bias);
+            if let Some(extra) = self.cell.extra_bias() {
+                push(format!("{extra}{suffix}"), [h, 1], bias);
             }
         }
         push("Why".into(), [v, h], weight);
@@ -244,7 +197,10 @@ impl Config {
                 wx: it.next().expect("Wx").range(),
                 wh: it.next().expect("Wh").range(),
                 b: it.next().expect("b").range(),
-                bhn: (self.cell == Cell::Gru).then(|| it.next().expect("bhn").range()),
+                extra: self
+                    .cell
+                    .extra_bias()
+                    .map(|name| it.next().expect(name).range()),
             })
             .collect();
         let why = it.next().expect("Why").range();
@@ -264,11 +220,7 @@ impl Config {
         } else {
             "one-hot input".into()
         };
-        let cell = match self.cell {
-            Cell::Rnn => "vanilla RNN (tanh)",
-            Cell::Lstm => "LSTM",
-            Cell::Gru => "GRU",
-        };
+        let cell = self.cell.title();
         format!(
             "{cell}, {} layer(s) of {}, {input}, vocabulary of {} characters",
             self.layers, self.hidden, self.vocab
@@ -331,7 +283,7 @@ pub struct State<T> {
 impl<T: Real> State<T> {
     pub fn zeros(config: &Config, batch: usize) -> Self {
         let layer = vec![T::zero(); batch * config.hidden];
-        let c = if config.cell == Cell::Lstm {
+        let c = if config.cell.has_cell_state() {
             vec![layer.clone(); config.layers]
         } else {
             Vec::new()
@@ -352,7 +304,7 @@ impl<T: Real> State<T> {
     /// Checks the shape against an architecture and a batch size.
     pub fn fits(&self, config: &Config, batch: usize) -> bool {
         let n = batch * config.hidden;
-        let cs = if config.cell == Cell::Lstm {
+        let cs = if config.cell.has_cell_state() {
             config.layers
         } else {
             0
@@ -398,7 +350,7 @@ mod tests {
 
     #[test]
     fn layout_covers_the_buffer_without_gaps() {
-        for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        for &cell in Cell::ALL {
             let c = Config {
                 cell,
                 vocab: 7,
@@ -418,7 +370,7 @@ mod tests {
             assert_eq!(l.layers[1].wx.len(), cell.gates() * 5 * 5);
             assert_eq!(l.layers[0].wx.len(), cell.gates() * 5 * 4);
             assert_eq!(l.embed.as_ref().map(|r| r.len()), Some(7 * 4));
-            assert_eq!(l.layers[2].bhn.is_some(), cell == Cell::Gru);
+            assert_eq!(l.layers[2].extra.is_some(), cell == Cell::Gru);
         }
     }
 }

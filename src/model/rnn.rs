@@ -4,9 +4,37 @@
 //! h_t = tanh(Wxh x_t + Whh h_{t-1} + bh)
 //! ```
 //! The network hands the cell `xp` = Wxh x_t + bh and `hp` = Whh h_{t-1}, one row
-//! per stream; every slice here is (B, H), row-major.
+//! per stream; every slice here is (B, H), row-major. The two-thread recurrence
+//! (`model::split`) runs these loops on each thread's share of the units.
 
+use super::Init;
+use super::cell::{Backward, CellKind, Forward};
 use crate::linalg::{Real, dispatch};
+
+pub struct Rnn;
+
+impl CellKind for Rnn {
+    const NAME: &'static str = "rnn";
+    const TITLE: &'static str = "vanilla RNN (tanh)";
+    const GATE_ORDER: &'static str = "h = tanh(Wxh x + Whh h + bh)";
+    const GATES: usize = 1;
+    const CACHE: usize = 0;
+    const NAMES: [&'static str; 3] = ["Wxh", "Whh", "bh"];
+
+    /// min-char-rnn's N(0, 0.01^2) weights and zero biases.
+    fn init(_hidden: usize) -> (Init, Init) {
+        (Init::Normal(0.01), Init::Zero)
+    }
+
+    fn forward<T: Real>(_hidden: usize, s: Forward<'_, T>) {
+        forward(s.xp, s.hp, s.h);
+    }
+
+    fn backward<T: Real>(_hidden: usize, s: Backward<'_, T>) {
+        backward(s.dh, s.h, s.dxp);
+        s.dh_prev.fill(T::zero());
+    }
+}
 
 dispatch! {
     /// h_t = tanh(xp + hp)

@@ -162,7 +162,7 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
                     (gates, c, h)
                 }
                 Cell::Gru => {
-                    let bhn = p(lp.bhn.as_ref().unwrap());
+                    let bhn = p(lp.extra.as_ref().unwrap());
                     let r_: Vec<f64> = (0..hd).map(|j| sigmoid(pre(j))).collect();
                     let z: Vec<f64> = (0..hd).map(|j| sigmoid(pre(hd + j))).collect();
                     let hpn: Vec<f64> = (0..hd).map(|j| ph[2 * hd + j] + bhn[j]).collect();
@@ -283,7 +283,7 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
                         (dpx[j], dpx[hd + j], dpx[2 * hd + j]) = (dr, dz, dn);
                         (dph[j], dph[hd + j], dph[2 * hd + j]) = (dr, dz, dn * r_[j]);
                     }
-                    let gbhn = &mut grads[lp.bhn.clone().unwrap()];
+                    let gbhn = &mut grads[lp.extra.clone().unwrap()];
                     gbhn.iter_mut()
                         .zip(&dph[2 * hd..])
                         .for_each(|(g, d)| *g += d);

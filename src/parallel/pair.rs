@@ -5,18 +5,20 @@
 //! A single stream's training iteration is a dozen phases of a few microseconds
 //! each (the output layer's products, the weight gradients, the update); the pair
 //! runs each phase's two halves at once, or two different jobs side by side (the
-//! recurrence here, the output layer on the helper). After a few hundred microseconds
-//! without work (a checkpoint save, an evaluation) the helper sleeps until the
-//! next job. When the helper has not started its half by the time the caller has
-//! finished its own (it is asleep, or another program has its core), the caller
-//! takes that half back and runs it too: each half is computed the same way on
-//! either thread, and a busy second core costs little instead of stalling every
-//! phase.
+//! recurrence here, the output layer on the helper). After a few hundred
+//! microseconds without work (a checkpoint save, an evaluation) the helper sleeps
+//! until the next job. When the helper has not started its half by the time the
+//! caller has finished its own (it is asleep, or another program has its core),
+//! the caller takes that half back and runs it too: each half is computed the
+//! same way on either thread, and a busy second core costs little instead of
+//! stalling every phase.
+//!
+//! A pair runs one job at a time: a second `run` or `each` while one is running
+//! (from another thread, or from inside the job) panics before it touches the
+//! job. The hand-over is model-checked with loom (`parallel::loom_tests`).
 
-use std::cell::UnsafeCell;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::thread::{self, JoinHandle};
+use super::steps::Padded;
+use super::sync::{Arc, AtomicBool, AtomicUsize, Ordering, SPINS, UnsafeCell, pause, thread};
 
 /// A job both threads run, with its lifetime erased (see [`Pair::run`]).
 type Job = *const (dyn Fn(usize) + Sync + 'static);
@@ -27,8 +29,11 @@ type Job = *const (dyn Fn(usize) + Sync + 'static);
 /// write (this once cost training half its speed).
 #[repr(align(128))]
 struct Inner {
-    /// Jobs posted (the caller writes, the helper polls), with what the helper
-    /// reads once it sees a new one.
+    /// Twice the jobs posted (the caller adds 2 per job, the helper polls), plus
+    /// [`ASLEEP`] while the helper sleeps or is about to. One word for both, so
+    /// that posting and going to sleep are read-modify-writes of one location,
+    /// ordered with each other: either the helper's move to sleep sees the new
+    /// job, or the caller's post sees the helper asleep and wakes it.
     posted: Padded<AtomicUsize>,
     /// The last job taken: by the helper, to run its part, or by the caller of
     /// [`Pair::each`], to run both items itself when the helper has not started
@@ -39,40 +44,32 @@ struct Inner {
     /// taken back, `posted` not yet n), read by the helper only once it has taken
     /// job n and until it reports it done.
     job: UnsafeCell<Option<Job>>,
-    /// The helper is parked (or about to park) and needs an unpark.
-    sleeping: AtomicBool,
+    /// A job is running: set by `run` before it posts, cleared once both parts
+    /// are done. A second caller finds it set and panics.
+    busy: AtomicBool,
     quit: AtomicBool,
     /// Jobs the helper has finished (the helper writes, the caller polls).
     done: Padded<AtomicUsize>,
 }
 
-/// A value alone in its pair of cache lines (adjacent-line prefetch pairs them).
-#[repr(align(128))]
-#[derive(Default)]
-pub(crate) struct Padded<T>(pub(crate) T);
-
-impl<T> std::ops::Deref for Padded<T> {
-    type Target = T;
-    fn deref(&self) -> &T {
-        &self.0
-    }
-}
-
-// SAFETY: `job` is handed over through `posted` and `done` (release/acquire), so the
-// two threads never access it at the same time; the job itself is Sync.
+// SAFETY: `job` is written only by the one caller `busy` admits, while the helper
+// is idle, and handed over through `posted`, `taken` and `done` (release/acquire),
+// so the two threads never access it at the same time; the job itself is Sync.
 unsafe impl Sync for Inner {}
+// SAFETY: as for Sync; the raw job pointer is only dereferenced as described there
 unsafe impl Send for Inner {}
 
 /// The calling thread plus one helper thread.
 pub struct Pair {
     inner: Arc<Inner>,
-    helper: Option<JoinHandle<()>>,
+    helper: Option<thread::JoinHandle<()>>,
 }
 
-/// Spins this many times (a few hundred microseconds) before yielding, then
-/// yields this many times before sleeping.
-const SPINS: u32 = 1 << 14;
-const YIELDS: u32 = 1 << 10;
+/// The bit of `Inner::posted` that says the helper sleeps.
+const ASLEEP: usize = 1;
+
+/// Turns of the helper's idle loop that yield, after it has spun, before it sleeps.
+const YIELDS: u32 = if cfg!(loom) { 1 } else { 1 << 10 };
 
 impl Pair {
     /// Starts the helper thread (an error only if the system refuses a thread).
@@ -82,7 +79,7 @@ impl Pair {
             posted: Padded(AtomicUsize::new(0)),
             taken: Padded(AtomicUsize::new(0)),
             done: Padded(AtomicUsize::new(0)),
-            sleeping: AtomicBool::new(false),
+            busy: AtomicBool::new(false),
             quit: AtomicBool::new(false),
         });
         let shared = Arc::clone(&inner);
@@ -98,6 +95,10 @@ impl Pair {
     /// Runs `job(0)` on this thread and `job(1)` on the helper, and returns when
     /// both have finished. A panic in either aborts the process: the other thread
     /// may still be using data on this thread's stack, so unwinding is not safe.
+    ///
+    /// # Panics
+    /// When a job is already running on this pair: called from another thread at
+    /// the same time, or from inside a job (there, the panic aborts).
     pub fn run(&self, job: &(dyn Fn(usize) + Sync)) {
         self.run_or_take_back(job, false);
     }
@@ -106,21 +107,30 @@ impl Pair {
     /// too if the helper has not started it (for a job whose parts do not wait
     /// for each other).
     fn run_or_take_back(&self, job: &(dyn Fn(usize) + Sync), take_back: bool) {
-        let abort = AbortOnUnwind;
         let inner = &*self.inner;
-        let n = inner.posted.load(Ordering::Relaxed) + 1;
-        // SAFETY: the helper is idle (job n - 1 is done, which the previous run
-        // waited for, or was taken back and never started), and it calls the job
-        // only after taking it and before `done` reaches n, which this function
-        // then waits for before `job`'s borrow ends.
-        unsafe {
-            let erased: &'static (dyn Fn(usize) + Sync) = std::mem::transmute(job);
-            *inner.job.get() = Some(erased as Job);
+        // before anything is touched, so that a refused caller unwinds safely
+        if inner.busy.swap(true, Ordering::Acquire) {
+            panic!(
+                "charrnn: a job is already running on this thread pair (two callers at once, \
+                 or a job that starts another); a pair runs one job at a time"
+            );
         }
-        inner.posted.store(n, Ordering::SeqCst);
+        let abort = AbortOnUnwind;
+        let n = (inner.posted.load(Ordering::Relaxed) >> 1) + 1;
+        // SAFETY: the lifetime is erased only for the helper's copy, which it calls
+        // after taking job n and before `done` reaches n; this function waits for
+        // that (or takes the job back) before `job`'s borrow ends
+        let erased: &'static (dyn Fn(usize) + Sync) = unsafe { std::mem::transmute(job) };
+        // SAFETY: `busy` admits one caller; the helper is idle (job n - 1 is done,
+        // which the previous run waited for, or was taken back and never started)
+        // and reads `job` only after it sees job n posted, below
+        inner
+            .job
+            .with_mut(|slot| unsafe { *slot = Some(erased as Job) });
+        let before = inner.posted.fetch_add(2, Ordering::AcqRel);
         // wake a sleeping helper even for a job this thread may take back: else it
         // would sleep through every later `each` and the pair would stay one thread
-        if inner.sleeping.load(Ordering::SeqCst)
+        if before & ASLEEP != 0
             && let Some(helper) = &self.helper
         {
             helper.thread().unpark();
@@ -134,22 +144,31 @@ impl Pair {
         {
             job(1);
         } else {
-            wait_until(|| inner.done.load(Ordering::Acquire) == n);
+            let mut turn = 0u32;
+            while inner.done.load(Ordering::Acquire) != n {
+                pause(turn);
+                turn = turn.saturating_add(1);
+            }
         }
         std::mem::forget(abort);
+        inner.busy.store(false, Ordering::Release);
     }
 
     /// Moves `items[i]` to thread i and runs `f(i, items[i])` on both at once: two
     /// disjoint `&mut` halves of a buffer, say. When the helper has not started
     /// by the time `f(0, ..)` returns, this thread runs `f(1, ..)` as well, so a
     /// helper that is asleep or kept off its core costs nothing here.
+    ///
+    /// # Panics
+    /// As [`Pair::run`].
     pub fn each<A: Send>(&self, items: [A; 2], f: impl Fn(usize, A) + Sync) {
         let slots = items.map(|a| Slot(UnsafeCell::new(Some(a))));
         self.run_or_take_back(
             &|i| {
-                // SAFETY: part i, run once by whichever thread has it, takes only slot i
-                let item = unsafe { (*slots[i].0.get()).take() }.expect("each slot is taken once");
-                f(i, item);
+                // SAFETY: part i, run once by whichever thread owns it (see `taken`),
+                // takes only slot i
+                let item = slots[i].0.with_mut(|slot| unsafe { (*slot).take() });
+                f(i, item.expect("each slot is taken once"));
             },
             true,
         );
@@ -169,7 +188,7 @@ pub fn each<A: Send>(pair: Option<&Pair>, items: [A; 2], f: impl Fn(usize, A) + 
 }
 
 struct Slot<A>(UnsafeCell<Option<A>>);
-// SAFETY: see `each`: each slot is touched by one thread only
+// SAFETY: see `each`: each slot is touched by one thread only, and A moves to it
 unsafe impl<A: Send> Sync for Slot<A> {}
 
 impl Drop for Pair {
@@ -185,34 +204,39 @@ impl Drop for Pair {
 fn helper_loop(inner: &Inner) {
     let mut seen = 0;
     loop {
-        let mut spins = 0u32;
+        let mut turns = 0u32;
         loop {
-            if inner.posted.load(Ordering::Acquire) != seen {
+            if inner.posted.load(Ordering::Acquire) >> 1 != seen {
                 break;
             }
             if inner.quit.load(Ordering::Acquire) {
                 return;
             }
-            spins += 1;
-            if spins < SPINS {
-                std::hint::spin_loop();
-            } else if spins < SPINS + YIELDS {
-                thread::yield_now();
+            turns += 1;
+            if turns < SPINS + YIELDS {
+                pause(turns);
             } else {
-                // announce the sleep, then look once more: `run` posts before it
-                // checks `sleeping` (both SeqCst), so one of the two sees the other
-                inner.sleeping.store(true, Ordering::SeqCst);
-                if inner.posted.load(Ordering::SeqCst) == seen && !inner.quit.load(Ordering::SeqCst)
+                // go to sleep only if no job came in meanwhile (then a post sees
+                // ASLEEP and unparks), and sleep until one does or the pair is dropped
+                let idle = seen << 1;
+                if inner
+                    .posted
+                    .compare_exchange(idle, idle | ASLEEP, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
                 {
-                    thread::park();
+                    while inner.posted.load(Ordering::Acquire) >> 1 == seen
+                        && !inner.quit.load(Ordering::Acquire)
+                    {
+                        thread::park();
+                    }
+                    inner.posted.fetch_and(!ASLEEP, Ordering::AcqRel);
                 }
-                inner.sleeping.store(false, Ordering::SeqCst);
-                spins = 0;
+                turns = 0;
             }
         }
         // the newest job: the caller posts job n + 1 only after job n is done or
         // taken back, so a job passed over here was taken back
-        seen = inner.posted.load(Ordering::Acquire);
+        seen = inner.posted.load(Ordering::Acquire) >> 1;
         if inner
             .taken
             .compare_exchange(seen - 1, seen, Ordering::AcqRel, Ordering::Acquire)
@@ -220,26 +244,17 @@ fn helper_loop(inner: &Inner) {
         {
             continue; // the caller took it back
         }
-        // SAFETY: the caller wrote the job before posting it and keeps it alive
-        // until `done` says it has finished
-        let job = unsafe { (*inner.job.get()).expect("a posted job") };
+        // SAFETY: the caller wrote the job before posting it and does not write it
+        // again until `done` says this one has finished
+        let job = inner
+            .job
+            .with(|slot| unsafe { *slot })
+            .expect("a posted job");
         let abort = AbortOnUnwind;
+        // SAFETY: the caller keeps the job alive until `done` reaches `seen`
         unsafe { (*job)(1) };
         std::mem::forget(abort);
         inner.done.store(seen, Ordering::Release);
-    }
-}
-
-/// Spins, then yields (the other thread may not be running on a busy machine).
-pub(crate) fn wait_until(ready: impl Fn() -> bool) {
-    let mut spins = 0u32;
-    while !ready() {
-        spins += 1;
-        if spins < SPINS {
-            std::hint::spin_loop();
-        } else {
-            thread::yield_now();
-        }
     }
 }
 
@@ -252,29 +267,7 @@ impl Drop for AbortOnUnwind {
     }
 }
 
-/// Two threads meeting between the phases of one job. Spinning, not sleeping: a
-/// phase lasts microseconds, less than waking a sleeping thread takes. Aligned
-/// so that nothing else shares the lines both threads poll (see [`Inner`]).
-#[repr(align(128))]
-#[derive(Default)]
-pub struct SpinBarrier {
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-}
-
-impl SpinBarrier {
-    pub fn wait(&self) {
-        let generation = self.generation.load(Ordering::Acquire);
-        if self.arrived.fetch_add(1, Ordering::AcqRel) == 1 {
-            self.arrived.store(0, Ordering::Relaxed);
-            self.generation.fetch_add(1, Ordering::Release);
-            return;
-        }
-        wait_until(|| self.generation.load(Ordering::Acquire) != generation);
-    }
-}
-
-#[cfg(test)]
+#[cfg(all(test, not(loom)))]
 mod tests {
     use super::*;
 
@@ -402,24 +395,69 @@ mod tests {
     }
 
     #[test]
-    fn barrier_orders_the_phases_of_a_job() {
+    fn a_second_caller_is_refused_while_a_job_runs() {
         let pair = Pair::new().unwrap();
-        let barrier = SpinBarrier::default();
-        let cells = [AtomicUsize::new(0), AtomicUsize::new(0)];
-        let seen = [AtomicUsize::new(0), AtomicUsize::new(0)];
-        pair.run(&|i| {
-            for step in 1..=500 {
-                cells[i].store(step, Ordering::Relaxed);
-                barrier.wait();
-                // after the barrier the other thread's write of this step is visible
-                assert_eq!(cells[1 - i].load(Ordering::Relaxed), step);
-                seen[i].fetch_add(1, Ordering::Relaxed);
-                barrier.wait();
+        let (started, release) = (AtomicBool::new(false), AtomicBool::new(false));
+        thread::scope(|scope| {
+            let first = scope.spawn(|| {
+                pair.run(&|i| {
+                    if i == 0 {
+                        started.store(true, Ordering::SeqCst);
+                        while !release.load(Ordering::SeqCst) {
+                            std::hint::spin_loop();
+                        }
+                    }
+                })
+            });
+            while !started.load(Ordering::SeqCst) {
+                std::hint::spin_loop();
             }
+            // the job above is running: this call must panic before touching it
+            let refused =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| pair.run(&|_| {})));
+            let payload = refused.expect_err("a second caller was let in");
+            let message = payload
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| payload.downcast_ref::<String>().cloned());
+            assert!(
+                message.is_some_and(|m| m.contains("already running")),
+                "the panic says why"
+            );
+            release.store(true, Ordering::SeqCst);
+            first.join().unwrap();
         });
-        assert_eq!(
-            seen[0].load(Ordering::Relaxed) + seen[1].load(Ordering::Relaxed),
-            1000
-        );
+        // and the pair still works afterwards
+        let count = AtomicUsize::new(0);
+        pair.run(&|_| {
+            count.fetch_add(1, Ordering::SeqCst);
+        });
+        assert_eq!(count.into_inner(), 2);
+    }
+
+    /// A job that starts another job on its own pair panics, and a panic inside a
+    /// job aborts the process: checked in a child process, which this test
+    /// starts as itself with NESTED set.
+    #[test]
+    fn a_job_that_starts_another_aborts_with_a_message() {
+        const NESTED: &str = "CHARRNN_TEST_NESTED_PAIR_JOB";
+        if std::env::var_os(NESTED).is_some() {
+            let pair = Pair::new().unwrap();
+            pair.run(&|i| {
+                if i == 0 {
+                    pair.run(&|_| {});
+                }
+            });
+            return;
+        }
+        let name = "parallel::pair::tests::a_job_that_starts_another_aborts_with_a_message";
+        let out = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", name, "--nocapture"])
+            .env(NESTED, "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "the nested job ran: {stderr}");
+        assert!(stderr.contains("already running"), "{stderr}");
     }
 }

@@ -1,7 +1,8 @@
 //! The allocator: the system's, with every block of 64 bytes or more starting on
-//! a 64-byte cache line.
+//! a 64-byte cache line. The binary and the benches install it
+//! (`#[global_allocator]`); the library does not impose it on its users.
 //!
-//! Why: the two threads of a [`crate::pair::Pair`] write the two halves of the
+//! Why: the two threads of a [`Pair`](super::Pair) write the two halves of the
 //! same buffers (h_t, the recurrent products, their gradients) at every step. A
 //! buffer that starts mid-line puts the boundary between the halves inside one
 //! cache line that both cores write, and that line then moves between the cores
@@ -13,7 +14,7 @@
 use std::alloc::{GlobalAlloc, Layout, System};
 
 /// Blocks this large or larger start on a cache line.
-const LINE: usize = 64;
+pub const LINE: usize = 64;
 
 pub struct LineAligned;
 
@@ -31,14 +32,17 @@ fn line(layout: Layout) -> Layout {
 // allocated with. `realloc` across the threshold moves the block itself.
 unsafe impl GlobalAlloc for LineAligned {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: `line` keeps the caller's non-zero size and raises only the alignment
         unsafe { System.alloc(line(layout)) }
     }
 
     unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        // SAFETY: as in `alloc`
         unsafe { System.alloc_zeroed(line(layout)) }
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: `ptr` came from `System` with `line(layout)`, as every block here does
         unsafe { System.dealloc(ptr, line(layout)) }
     }
 
@@ -47,37 +51,19 @@ unsafe impl GlobalAlloc for LineAligned {
             return std::ptr::null_mut();
         };
         if line(layout).align() == line(new).align() {
+            // SAFETY: the block has `line(layout)` and keeps that alignment at its new size
             return unsafe { System.realloc(ptr, line(layout), new_size) };
         }
+        // SAFETY: as in `alloc`
         let moved = unsafe { System.alloc(line(new)) };
         if !moved.is_null() {
+            // SAFETY: both blocks hold at least the bytes copied and are distinct;
+            // the old one is freed with the layout it was allocated with
             unsafe {
                 std::ptr::copy_nonoverlapping(ptr, moved, layout.size().min(new_size));
                 System.dealloc(ptr, line(layout));
             }
         }
         moved
-    }
-}
-
-#[global_allocator]
-static ALLOCATOR: LineAligned = LineAligned;
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn blocks_of_a_line_or_more_start_on_a_line() {
-        for n in [8usize, 9, 100, 513, 1 << 17] {
-            let v = vec![0.0f64; n];
-            assert_eq!(v.as_ptr() as usize % super::LINE, 0, "{n} values");
-        }
-        // growing past the threshold moves a small block onto a line, and keeps it
-        let mut v: Vec<u8> = vec![7; 10];
-        v.resize(300, 1);
-        assert_eq!(v.as_ptr() as usize % super::LINE, 0);
-        assert_eq!((v[9], v[10], v.len()), (7, 1, 300));
-        v.truncate(20);
-        v.shrink_to_fit();
-        assert_eq!(&v[..], &[[7u8; 10], [1; 10]].concat()[..]);
     }
 }
