@@ -13,8 +13,7 @@
 //! values: [`block_matmat`](linalg::block_matmat) gives each row the bits of
 //! [`block_vecmat`](linalg::block_vecmat) however rows are grouped.
 
-use std::ops::Range;
-
+use super::output::{dwhy_rows, softmax_loss};
 use super::workspace::Workspace;
 use super::{Config, Model, State};
 use crate::linalg::{self, Real};
@@ -356,25 +355,6 @@ impl<T: Real> Model<T> {
     }
 }
 
-/// Rows `r` of dWhy = dY^T top and entries `r` of dby = sum_rows dY, for dY
-/// (rows, V) and top (rows, H): `gwhy` and `gby` hold just those rows.
-pub(crate) fn dwhy_rows<T: Real>(
-    r: Range<usize>,
-    (dy, top): (&[T], &[T]),
-    (gwhy, gby): (&mut [T], &mut [T]),
-) {
-    let h = gwhy.len() / r.len();
-    let rows = top.len() / h;
-    let v = dy.len() / rows;
-    linalg::at_b_rows(dy, top, gwhy, v, rows, h, r.clone(), T::zero());
-    gby.fill(T::zero());
-    for row in dy.chunks_exact(v) {
-        gby.iter_mut()
-            .zip(&row[r.clone()])
-            .for_each(|(a, &d)| *a = *a + d);
-    }
-}
-
 /// The output layer for the rows h (several steps of one stream): ys = h Why^T +
 /// by, the loss of each row, dY in place of ys, and dtop = dY Why. `layouts` is
 /// (Why^T in blocks, Why in blocks, by) and `out` is (ys, losses, dtop) for
@@ -393,16 +373,4 @@ fn steps_of<T: Real>(
         *loss = softmax_loss(y, target as usize, scale);
     }
     linalg::block_matmat(ys, why_blocks, dtop, hidden);
-}
-
-/// Softmax of one row of logits in place, then dy = (p - onehot(target)) * scale
-/// there; returns -ln p[target].
-pub(crate) fn softmax_loss<T: Real>(row: &mut [T], target: usize, scale: T) -> f64 {
-    let logit = row[target].as_f64();
-    let loss = linalg::softmax_in_place(row) - logit;
-    row[target] = row[target] - T::one();
-    if scale != T::one() {
-        row.iter_mut().for_each(|y| *y = *y * scale);
-    }
-    loss
 }

@@ -9,8 +9,10 @@
 pub mod cell;
 pub mod gru;
 mod head;
+mod input;
 pub mod lstm;
 mod network;
+mod output;
 mod recurrence;
 pub mod rnn;
 mod sampling;

@@ -21,6 +21,8 @@
 
 use super::Cell;
 use super::sampling::Packed;
+use super::split;
+use super::workspace::RecurrenceWork;
 use crate::linalg::{self, Real};
 use crate::parallel::{self, Pair};
 
@@ -107,20 +109,29 @@ impl Forward {
         }
     }
 
-    /// Lays Wh (GH, H) out as the plan reads it, into `wh_t` (H, GH); returns
-    /// whether that is the strip layout a backward pass can reuse.
+    /// Whether the plan runs its steps on both threads (`model::split`).
+    pub(crate) fn is_split(self) -> bool {
+        matches!(
+            self,
+            Forward::SplitStrips { .. } | Forward::SplitBlocks { .. }
+        )
+    }
+
+    /// Lays layer `l`'s Wh (GH, H) out as the plan reads it, into `rw.wh_t` (H, GH).
     pub(crate) fn lay_out<T: Real>(
         self,
         pair: Option<&Pair>,
         wh: &[T],
         hidden: usize,
-        wh_t: &mut [T],
-    ) -> bool {
+        l: usize,
+        rw: &mut RecurrenceWork<T>,
+    ) {
+        rw.wh_t_layer = None;
         match self {
-            Forward::AsIs => false,
+            Forward::AsIs => {}
             Forward::Strips | Forward::StripsInTwoParts { .. } | Forward::SplitStrips { .. } => {
-                pack_wh_t_strips(pair, wh, hidden, wh_t);
-                true
+                pack_wh_t_strips(pair, wh, hidden, &mut rw.wh_t[..wh.len()]);
+                rw.wh_t_layer = Some(l);
             }
             Forward::Blocks | Forward::SplitBlocks { .. } => {
                 // each thread of a split recurrence lays out the part it reads
@@ -128,30 +139,26 @@ impl Forward {
                     Forward::SplitBlocks { mid } => (mid, pair),
                     _ => (wh.len() / hidden, None),
                 };
-                let [w0, w1] = parallel::split_rows(&mut wh_t[..wh.len()], hidden, mid);
+                let [w0, w1] = parallel::split_rows(&mut rw.wh_t[..wh.len()], hidden, mid);
                 let (p0, p1) = wh.split_at(mid * hidden);
                 parallel::each(pair, [(p0, w0), (p1, w1)], |_, (wh, out)| {
                     linalg::pack_blocks_of_transpose(wh, wh.len() / hidden, hidden, out)
                 });
-                false
             }
         }
     }
 
-    /// HP = h_{t-1} Wh^T for step t (all plans but the split ones, which run
-    /// their whole loop in `model::split`). `wh_t` is the plan's layout, `part`
-    /// room for a two-part sum's second part, `sampled` the sampler's layout of
-    /// Wh^T when there is one.
-    #[allow(clippy::too_many_arguments)]
+    /// HP = h_{t-1} Wh^T for step t into `rw.hp` (all plans but the split ones);
+    /// `sampled` is the sampler's layout of Wh^T when there is one.
     pub(crate) fn step<T: Real>(
         self,
         t: usize,
         h_prev: &[T],
-        (wh, wh_t, sampled): (&[T], &[T], Option<&Packed<T>>),
-        hp: &mut [T],
-        part: &mut [T],
+        (wh, sampled): (&[T], Option<&Packed<T>>),
+        rw: &mut RecurrenceWork<T>,
         (batch, hidden): (usize, usize),
     ) {
+        let (hp, wh_t) = (&mut rw.hp[..], &rw.wh_t[..]);
         let gh = hp.len() / batch;
         match self {
             Forward::AsIs => match sampled {
@@ -162,7 +169,7 @@ impl Forward {
             Forward::Strips => linalg::strip_vecmat(h_prev, wh_t, hp, batch, false),
             Forward::StripsInTwoParts { mid } => {
                 // odd steps walk the strips backwards (see strip_vecmat_rows)
-                let part = &mut part[..gh];
+                let part = &mut rw.partial_sums[..gh];
                 if t % 2 == 1 {
                     linalg::strip_vecmat_rows(&h_prev[mid..], wh_t, mid, part, true);
                     linalg::strip_vecmat_rows(&h_prev[..mid], wh_t, 0, hp, true);
@@ -175,6 +182,34 @@ impl Forward {
             Forward::SplitStrips { .. } | Forward::SplitBlocks { .. } => {
                 unreachable!("a split recurrence runs its own steps")
             }
+        }
+    }
+
+    /// All `steps` steps of a split plan on the pair: h_t into rows 1.. of `hs`
+    /// from `xp` (a tanh RNN, so GH = H).
+    pub(crate) fn run_split<T: Real>(
+        self,
+        pair: &Pair,
+        steps: usize,
+        xp: &[T],
+        hs: &mut [T],
+        rw: &mut RecurrenceWork<T>,
+    ) {
+        match self {
+            Forward::SplitStrips { mid } => split::forward_strips(
+                pair,
+                mid,
+                steps,
+                xp,
+                &rw.wh_t,
+                hs,
+                &mut rw.hp,
+                &mut rw.partial_sums,
+            ),
+            Forward::SplitBlocks { mid } => {
+                split::forward_blocks(pair, mid, steps, xp, &rw.wh_t, hs, &mut rw.hp)
+            }
+            _ => unreachable!("not a split plan"),
         }
     }
 }
@@ -205,36 +240,38 @@ impl Backward {
         }
     }
 
-    /// Whether the plan reads the forward's strips of Wh^T.
-    pub(crate) fn reads_forward_strips(self) -> bool {
+    /// Whether the plan runs its steps on both threads (`model::split`).
+    pub(crate) fn is_split(self) -> bool {
         matches!(
             self,
-            Backward::ThroughForwardStrips | Backward::SplitStrips { .. }
+            Backward::SplitStrips { .. } | Backward::SplitBlocks { .. }
         )
     }
 
-    /// Lays Wh (GH, H) out as the plan reads it: into `wh_t` (the forward's
-    /// strips, unless the forward pass left them there: `have_wh_t`) or `wh_p`.
+    /// Lays layer `l`'s Wh (GH, H) out as the plan reads it: the forward's strips
+    /// of Wh^T into `rw.wh_t` (unless the forward pass left them there), or Wh
+    /// into `rw.wh_p`.
     pub(crate) fn lay_out<T: Real>(
         self,
         pair: Option<&Pair>,
         wh: &[T],
         hidden: usize,
-        (wh_t, have_wh_t): (&mut [T], bool),
-        wh_p: &mut [T],
+        l: usize,
+        rw: &mut RecurrenceWork<T>,
     ) {
         let gh = wh.len() / hidden;
         match self {
             Backward::AsIs => {}
             Backward::ThroughForwardStrips | Backward::SplitStrips { .. } => {
-                if !have_wh_t {
-                    pack_wh_t_strips(pair, wh, hidden, wh_t);
+                if rw.wh_t_layer != Some(l) {
+                    pack_wh_t_strips(pair, wh, hidden, &mut rw.wh_t[..wh.len()]);
+                    rw.wh_t_layer = Some(l);
                 }
             }
             // strip s is columns 16s.. of Wh; each thread lays out the strips it reads
             Backward::Strips => parallel::by_rows(
                 pair,
-                &mut wh_p[..wh.len()],
+                &mut rw.wh_p[..wh.len()],
                 linalg::TILE_COLS * gh,
                 |strips, out| linalg::pack_strips_of(wh, gh, hidden, strips.start, out),
             ),
@@ -244,7 +281,7 @@ impl Backward {
                     Backward::SplitBlocks { mid } => (mid, pair),
                     _ => (hidden, None),
                 };
-                let [w0, w1] = parallel::split_rows(&mut wh_p[..wh.len()], gh, mid);
+                let [w0, w1] = parallel::split_rows(&mut rw.wh_p[..wh.len()], gh, mid);
                 parallel::each(pair, [(0..mid, w0), (mid..hidden, w1)], |_, (cols, out)| {
                     linalg::pack_blocks_of(wh, gh, hidden, cols, out)
                 });
@@ -252,31 +289,59 @@ impl Backward {
         }
     }
 
-    /// dh_{t-1} (+)= dHP_t Wh for step t > 0 (all plans but the split ones).
-    /// `dh_prev` holds the part that does not flow through Wh; `layouts` is
-    /// (Wh, the forward's strips of Wh^T, the plan's layout of Wh); `parts` room
-    /// for two partial sums.
+    /// rw.dh_next (+)= dHP_t Wh for step t > 0 (all plans but the split ones);
+    /// on entry rw.dh_next holds the part that does not flow through Wh.
     pub(crate) fn step<T: Real>(
         self,
         t: usize,
         dhp: &[T],
-        (wh, wh_t, wh_p): (&[T], &[T], &[T]),
-        dh_prev: &mut [T],
-        parts: &mut [T],
+        wh: &[T],
+        rw: &mut RecurrenceWork<T>,
         (batch, gh): (usize, usize),
     ) {
+        let dh_prev = &mut rw.dh_next[..];
         let hidden = dh_prev.len() / batch;
         match self {
             Backward::ThroughForwardStrips => {
-                back_through_strips(wh_t, dhp, parts, dh_prev, t % 2 == 1)
+                back_through_strips(&rw.wh_t, dhp, &mut rw.partial_sums, dh_prev, t % 2 == 1)
             }
-            Backward::Strips => linalg::strip_vecmat(dhp, wh_p, dh_prev, batch, true),
-            Backward::Blocks => linalg::block_vecmat(dhp, wh_p, dh_prev, true),
+            Backward::Strips => linalg::strip_vecmat(dhp, &rw.wh_p, dh_prev, batch, true),
+            Backward::Blocks => linalg::block_vecmat(dhp, &rw.wh_p, dh_prev, true),
             Backward::AsIs if batch == 1 => linalg::vecmat(dhp, wh, dh_prev, true),
             Backward::AsIs => linalg::a_b(dhp, wh, dh_prev, batch, gh, hidden, T::one()),
             Backward::SplitStrips { .. } | Backward::SplitBlocks { .. } => {
                 unreachable!("a split recurrence runs its own steps")
             }
+        }
+    }
+
+    /// All `steps` steps of a split plan on the pair: dXP_t into `dxp` from the
+    /// gradient reaching each h_t from above (`dcur`) and the states `hs`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn run_split<T: Real>(
+        self,
+        pair: &Pair,
+        steps: usize,
+        (dcur, hs): (&[T], &[T]),
+        dxp: &mut [T],
+        rw: &mut RecurrenceWork<T>,
+    ) {
+        let RecurrenceWork {
+            wh_t,
+            wh_p,
+            partial_sums,
+            dh,
+            dh_next,
+            ..
+        } = rw;
+        match self {
+            Backward::SplitStrips { mid } => {
+                split::backward_strips(pair, mid, steps, dcur, hs, wh_t, dxp, dh, partial_sums)
+            }
+            Backward::SplitBlocks { mid } => {
+                split::backward_blocks(pair, mid, steps, dcur, hs, wh_p, dxp, dh, dh_next)
+            }
+            _ => unreachable!("not a split plan"),
         }
     }
 }

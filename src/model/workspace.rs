@@ -30,26 +30,8 @@ pub struct Workspace<T> {
     pub(crate) ys: Vec<T>,
     /// (T*B): -ln p[target] of each row, summed in row order
     pub(crate) losses: Vec<f64>,
-    /// (B, GH): the recurrent product of one step, h_{t-1} Wh^T
-    pub(crate) hp: Vec<T>,
-    /// (H, GH): Wh^T of one layer for the recurrence, in strips or blocks (see
-    /// `recurrence`)
-    pub(crate) wh_t_packed: Vec<T>,
-    /// The layer whose Wh `wh_t_packed` holds in strips (laid out by the last
-    /// forward pass, which the backward pass of a one-stream tanh RNN reuses)
-    pub(crate) wh_t_layer: Option<usize>,
-    /// (GH, H): Wh for the backward recurrence, in strips or blocks
-    pub(crate) wh_packed: Vec<T>,
-    /// (2, 2, H): partial sums of a product taken in two parts over Wh^T's rows
-    /// (see `recurrence::back_through_strips` and `split`): backward, dh_{t-1}'s
-    /// two parts for steps of each parity; forward, the second part of h_{t-1} Wh^T
-    pub(crate) partial_sums: Vec<T>,
-    /// (B, H): gradient reaching h_t
-    pub(crate) dh: Vec<T>,
-    /// (B, H): gradient reaching h_{t-1} from step t
-    pub(crate) dh_next: Vec<T>,
-    /// (B, H): gradient reaching c_{t-1} (cells with a cell state)
-    pub(crate) dc: Vec<T>,
+    /// The recurrence's scratch and layouts of Wh (shared by the layers)
+    pub(crate) recurrence: RecurrenceWork<T>,
     /// (T*B, H): gradient reaching the current layer's outputs
     pub(crate) dcur: Vec<T>,
     /// (T*B, max(E, H)): gradient reaching a layer's inputs
@@ -69,6 +51,29 @@ pub struct Workspace<T> {
     /// The last `forward_loss` ran the output layer step by step: dtop is ready
     /// and dWhy is left for `backward`.
     pub(crate) head_done: bool,
+}
+
+/// The scratch of the recurrent product, and Wh laid out for it (see `recurrence`).
+pub(crate) struct RecurrenceWork<T> {
+    /// (B, GH): the recurrent product of one step, h_{t-1} Wh^T
+    pub(crate) hp: Vec<T>,
+    /// (H, GH): Wh^T of one layer, in strips or blocks
+    pub(crate) wh_t: Vec<T>,
+    /// The layer whose Wh `wh_t` holds in strips (laid out by the last forward
+    /// pass, which the backward pass of a one-stream tanh RNN reuses)
+    pub(crate) wh_t_layer: Option<usize>,
+    /// (GH, H): Wh for the backward recurrence, in strips or blocks
+    pub(crate) wh_p: Vec<T>,
+    /// (2, 2, H): partial sums of a product taken in two parts over Wh^T's rows:
+    /// backward, dh_{t-1}'s two parts for steps of each parity (one pair per
+    /// thread of a split); forward, the second part of h_{t-1} Wh^T
+    pub(crate) partial_sums: Vec<T>,
+    /// (B, H): gradient reaching h_t
+    pub(crate) dh: Vec<T>,
+    /// (B, H): gradient reaching h_{t-1} from step t
+    pub(crate) dh_next: Vec<T>,
+    /// (B, H): gradient reaching c_{t-1} (cells with a cell state)
+    pub(crate) dc: Vec<T>,
 }
 
 /// One layer's activations over a chunk.
@@ -124,14 +129,16 @@ impl<T: Real> Workspace<T> {
             table: z(if config.embedding > 0 { v * gh } else { 0 }),
             ys: z(tb * v),
             losses: vec![0.0; tb],
-            hp: z(batch * gh),
-            wh_t_packed: z(if laid_out { h * gh } else { 0 }),
-            wh_t_layer: None,
-            wh_packed: z(if laid_out { h * gh } else { 0 }),
-            partial_sums: z(if laid_out { 4 * h } else { 0 }),
-            dh: z(batch * h),
-            dh_next: z(batch * h),
-            dc: z(batch * h),
+            recurrence: RecurrenceWork {
+                hp: z(batch * gh),
+                wh_t: z(if laid_out { h * gh } else { 0 }),
+                wh_t_layer: None,
+                wh_p: z(if laid_out { h * gh } else { 0 }),
+                partial_sums: z(if laid_out { 4 * h } else { 0 }),
+                dh: z(batch * h),
+                dh_next: z(batch * h),
+                dc: z(batch * h),
+            },
             dcur: z(tb * h),
             dx: z(tb * config.embedding.max(h)),
             masks: Vec::new(),
