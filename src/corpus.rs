@@ -8,9 +8,10 @@ use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, Read};
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::data::{self, DataError, Position, TextInfo, Vocab};
+use crate::data::{self, DataError, Position, TextInfo, Unknown, Vocab};
 
 /// Bytes read at a time.
 const CHUNK: usize = 1 << 20;
@@ -164,6 +165,14 @@ impl Source {
         &self,
         mut each: impl FnMut(u64, &str) -> Result<(), DataError>,
     ) -> Result<u64, DataError> {
+        self.pieces_while(|offset, s| each(offset, s).map(|()| true))
+    }
+
+    /// [`Source::pieces`] until `each` returns false (then the bytes read so far).
+    fn pieces_while(
+        &self,
+        mut each: impl FnMut(u64, &str) -> Result<bool, DataError>,
+    ) -> Result<u64, DataError> {
         let mut r = self.open().map_err(|e| self.io(e))?;
         let mut buf = vec![0u8; CHUNK + 4];
         let (mut carry, mut offset) = (0usize, 0u64);
@@ -186,9 +195,9 @@ impl Source {
                 }
                 Err(e) => return Err(self.invalid_utf8(offset + e.valid_up_to() as u64)),
             };
-            each(offset, valid)?;
+            let more = each(offset, valid)?;
             offset += valid.len() as u64;
-            if n == 0 {
+            if n == 0 || !more {
                 return Ok(offset);
             }
             buf.copy_within(end - rest..end, 0);
@@ -349,6 +358,48 @@ impl Scan {
     /// one is an error naming its line and column. Fails if the file changed
     /// since the scan.
     pub fn encode(&self, vocab: &Vocab, fold: bool) -> Result<Ids, DataError> {
+        self.encode_with(vocab, fold, false).map(|(ids, _)| ids)
+    }
+
+    /// [`Scan::encode`] for a model that did not train on this text: characters
+    /// outside `vocab` are left out and counted (for `eval`).
+    pub fn encode_known(&self, vocab: &Vocab) -> Result<(Ids, Unknown), DataError> {
+        self.encode_with(vocab, false, true)
+    }
+
+    /// The first `max_known` characters of the text that `vocab` knows from
+    /// character `skip` on, with the unknown ones among them (for `visualize`).
+    pub fn text_from(
+        &self,
+        skip: usize,
+        max_known: usize,
+        vocab: &Vocab,
+    ) -> Result<String, DataError> {
+        let (mut text, mut seen, mut known) = (String::new(), 0usize, 0usize);
+        self.source.pieces_while(|_, s| {
+            for c in s.chars() {
+                if seen < skip {
+                    seen += 1;
+                    continue;
+                }
+                if known == max_known {
+                    return Ok(false);
+                }
+                known += usize::from(vocab.id(c).is_some());
+                text.push(c);
+            }
+            Ok(true)
+        })?;
+        Ok(text)
+    }
+
+    fn encode_with(
+        &self,
+        vocab: &Vocab,
+        fold: bool,
+        skip_unknown: bool,
+    ) -> Result<(Ids, Unknown), DataError> {
+        let mut skipped = Unknown::default();
         let unknown = vocab.id(UNKNOWN).filter(|_| fold);
         let mut ids = Ids::with_capacity(vocab.len(), self.info.chars as usize);
         let mut hasher = xxhash_rust::xxh3::Xxh3::new();
@@ -387,6 +438,12 @@ impl Scan {
                 };
                 match id {
                     Some(id) => ids.push(id),
+                    None if skip_unknown => {
+                        if skipped.first.is_none() {
+                            skipped.first = Some((c, source.locate(offset + i as u64).line));
+                        }
+                        skipped.count += 1;
+                    }
                     None => {
                         let at = source.locate(offset + i as u64);
                         return Err(DataError::OutOfVocab {
@@ -410,13 +467,49 @@ impl Scan {
                 ),
             });
         }
-        Ok(ids)
+        Ok((ids, skipped))
     }
 }
 
 /// Scans a file on disk.
 pub fn scan_file(path: &Path) -> Result<Scan, DataError> {
     scan(Source::File(path.to_path_buf()))
+}
+
+/// Splits encoded text into the training part and the held-out validation part
+/// (its last `fraction`, as char-rnn and the PyTorch baseline split).
+pub fn split_validation(ids: IdSlice<'_>, fraction: f64) -> (IdSlice<'_>, IdSlice<'_>) {
+    let cut = ((1.0 - fraction) * ids.len() as f64).floor() as usize;
+    ids.split_at(cut.min(ids.len()))
+}
+
+/// Characters a text needs for `streams` streams of chunks of `seq` characters
+/// (each chunk's inputs and its targets one later).
+pub fn min_chars(streams: usize, seq: usize) -> usize {
+    streams * (seq + 1)
+}
+
+/// A chunk of a text read as contiguous streams of `n` characters each
+/// (stream s is ids[s*n..(s+1)*n]), for the streams in `streams`, time-major:
+/// inputs[t*B' + j] = ids[s_j*n + p + t] for the j-th stream s_j of the range,
+/// targets one later.
+pub fn fill_chunk(
+    ids: IdSlice<'_>,
+    n: usize,
+    streams: Range<usize>,
+    p: usize,
+    len: usize,
+    inputs: &mut Vec<u32>,
+    targets: &mut Vec<u32>,
+) {
+    inputs.clear();
+    targets.clear();
+    for t in 0..len {
+        for s in streams.clone() {
+            inputs.push(ids.get(s * n + p + t));
+            targets.push(ids.get(s * n + p + t + 1));
+        }
+    }
 }
 
 #[cfg(test)]

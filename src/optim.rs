@@ -222,13 +222,35 @@ pub enum Kind {
     Adam { beta1: f64, beta2: f64 },
 }
 
-impl Kind {
+/// An update rule by name, as `--optimizer` takes it (its constants come apart).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Rule {
+    Adagrad,
+    Rmsprop,
+    Adam,
+}
+
+impl Rule {
     pub fn name(self) -> &'static str {
         match self {
-            Kind::Adagrad => "adagrad",
-            Kind::RmsProp { .. } => "rmsprop",
-            Kind::Adam { .. } => "adam",
+            Rule::Adagrad => "adagrad",
+            Rule::Rmsprop => "rmsprop",
+            Rule::Adam => "adam",
         }
+    }
+}
+
+impl Kind {
+    pub fn rule(self) -> Rule {
+        match self {
+            Kind::Adagrad => Rule::Adagrad,
+            Kind::RmsProp { .. } => Rule::Rmsprop,
+            Kind::Adam { .. } => Rule::Adam,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        self.rule().name()
     }
 
     /// The learning rate a run gets when none is given: min-char-rnn's 0.1 for

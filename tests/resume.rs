@@ -250,7 +250,7 @@ fn resume_on_another_thread_count_is_bit_exact() {
         &[&lstm[..], &["--threads", "2"]].concat(),
     );
     let second = train(d, "b.ckpt", "b.csv", 400, &["--resume", "--threads", "1"]);
-    assert_eq!(load_f32(&d.join("a.ckpt")).hyper.parts, 2);
+    assert_eq!(load_f32(&d.join("a.ckpt")).hyper.shares, 2);
     assert_eq!(loss_rows(&d.join("a.csv")), loss_rows(&d.join("b.csv")));
     assert_eq!(straight, format!("{first}{second}"));
     same_run(&load_f32(&d.join("a.ckpt")), &load_f32(&d.join("b.ckpt")));

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use charrnn::data::Text;
+use charrnn::corpus::{self, Scan, Source};
 use charrnn::linalg::Real;
 use charrnn::train::{self, TrainState};
 use charrnn::{checkpoint, with_state};
@@ -20,12 +20,13 @@ pub struct Args {
 }
 
 pub fn run(args: Args) -> Result<()> {
-    let text = Text::read(&args.data)?;
-    with_state!(checkpoint::load(&args.checkpoint)?, s => report(&s, &text))
+    // the text as `train` reads it: checked, then encoded in a second pass
+    let scan = corpus::scan(Source::File(args.data.clone()))?;
+    with_state!(checkpoint::load(&args.checkpoint)?, s => report(&s, &scan))
 }
 
-fn report<T: Real>(s: &TrainState<T>, text: &Text) -> Result<()> {
-    let (ids, unknown) = s.vocab.encode_known(&text.content);
+fn report<T: Real>(s: &TrainState<T>, scan: &Scan) -> Result<()> {
+    let (ids, unknown) = scan.encode_known(&s.vocab)?;
     let total_chars = ids.len() + unknown.count;
     if let Some((ch, line)) = unknown.first {
         eprintln!(
@@ -36,17 +37,17 @@ fn report<T: Real>(s: &TrainState<T>, text: &Text) -> Result<()> {
         );
     }
     let h = &s.hyper;
-    let (loss, count) = train::evaluate(&s.model, (&ids).into(), h.batch_size, h.seq_length);
+    let (loss, count) = train::evaluate(&s.model, ids.as_slice(), h.batch_size, h.seq_length);
     if count == 0 {
         anyhow::bail!(
             "{} has too few known characters to evaluate (need at least 2)",
-            text.name
+            scan.info.name
         );
     }
     let nats = loss / count as f64;
     println!(
         "text           {} ({count} characters predicted)",
-        text.name
+        scan.info.name
     );
     println!("loss           {nats:.6} nats/char");
     println!("bits/char      {:.6}", nats / std::f64::consts::LN_2);

@@ -2,6 +2,7 @@
 
 pub mod eval;
 pub mod export;
+pub mod hyper;
 pub mod info;
 pub mod plot;
 pub mod prepare;
@@ -11,9 +12,6 @@ pub mod visualize;
 
 use std::fmt;
 use std::str::FromStr;
-
-use charrnn::linalg::Precision;
-use charrnn::model::Cell;
 
 /// A problem with how the command was invoked (exit code 2, like clap's own errors).
 #[derive(Debug)]
@@ -68,33 +66,6 @@ pub fn positive_float(s: &str) -> Result<f64, String> {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("must be a number greater than 0, got {s:?}")),
     }
-}
-
-/// clap value parser: f32 or f64.
-pub fn precision(s: &str) -> Result<Precision, String> {
-    match s {
-        "f32" => Ok(Precision::F32),
-        "f64" => Ok(Precision::F64),
-        _ => Err(format!("must be f32 or f64, got {s:?}")),
-    }
-}
-
-/// clap value parser: rnn, lstm or gru.
-pub fn cell(s: &str) -> Result<Cell, String> {
-    match s {
-        "rnn" => Ok(Cell::Rnn),
-        "lstm" => Ok(Cell::Lstm),
-        "gru" => Ok(Cell::Gru),
-        _ => Err(format!("must be rnn, lstm or gru, got {s:?}")),
-    }
-}
-
-/// clap value parser: adagrad, rmsprop or adam.
-pub fn optimizer(s: &str) -> Result<&'static str, String> {
-    ["adagrad", "rmsprop", "adam"]
-        .into_iter()
-        .find(|&o| o == s)
-        .ok_or_else(|| format!("must be adagrad, rmsprop or adam, got {s:?}"))
 }
 
 /// clap value parser: a number in [0, 1).

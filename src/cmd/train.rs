@@ -15,14 +15,13 @@ use charrnn::fsutil::{self, Lock};
 use charrnn::history::LossLog;
 use charrnn::linalg::{Precision, Real};
 use charrnn::model::Cell;
-use charrnn::train::{
-    self, Clip, HyperFlags, Observer, Record, Schedule, Stop, TrainState, Trainer,
-};
+use charrnn::optim::Rule;
+use charrnn::train::{self, Clip, Observer, Record, Schedule, Stop, TrainState, Trainer};
+
+use super::hyper::HyperFlags;
 use charrnn::{checkpoint, npz, with_state};
 
-use super::{
-    cell, decay_factor, optimizer, positive_float, positive_int, precision, unit_interval, usage,
-};
+use super::{decay_factor, positive_float, positive_int, unit_interval, usage};
 
 /// Train a model on a text file (or the built-in corpus). Defaults are min-char-rnn's.
 #[derive(clap::Args)]
@@ -32,7 +31,7 @@ pub struct Args {
     data: Option<PathBuf>,
 
     /// Recurrent cell [default: rnn, min-char-rnn's tanh RNN]
-    #[arg(long, value_name = "rnn|lstm|gru", value_parser = cell, help_heading = MODEL)]
+    #[arg(long, value_enum, hide_possible_values = true, value_name = "rnn|lstm|gru", help_heading = MODEL)]
     cell: Option<Cell>,
     /// Hidden units per layer [default: 100]
     #[arg(long, value_name = "N", value_parser = positive_int::<usize>, allow_negative_numbers = true, help_heading = MODEL)]
@@ -45,7 +44,7 @@ pub struct Args {
     embedding_size: Option<usize>,
     /// Arithmetic precision; f64 matches min-char-rnn's NumPy float64 step for step, f32 is
     /// faster but drifts from it within a few iterations [default: f64 for rnn, f32 for lstm, gru]
-    #[arg(long, value_name = "f32|f64", value_parser = precision, help_heading = MODEL)]
+    #[arg(long, value_enum, hide_possible_values = true, value_name = "f32|f64", help_heading = MODEL)]
     precision: Option<Precision>,
     /// Start from weights in a NumPy .npz (as `charrnn export` writes them; min-char-rnn's Wxh, Whh, Why, bh, by)
     #[arg(long, value_name = "PATH", conflicts_with = "resume", help_heading = MODEL)]
@@ -58,8 +57,8 @@ pub struct Args {
     #[arg(long, value_name = "B", value_parser = positive_int::<usize>, allow_negative_numbers = true, help_heading = OPTIM)]
     batch_size: Option<usize>,
     /// Update rule [default: adagrad]
-    #[arg(long, value_name = "adagrad|rmsprop|adam", value_parser = optimizer, help_heading = OPTIM)]
-    optimizer: Option<&'static str>,
+    #[arg(long, value_enum, hide_possible_values = true, value_name = "adagrad|rmsprop|adam", help_heading = OPTIM)]
+    optimizer: Option<Rule>,
     /// Learning rate [default: 0.1 for adagrad, 2e-3 for rmsprop and adam]
     #[arg(long, value_name = "LR", value_parser = positive_float, allow_negative_numbers = true, help_heading = OPTIM)]
     learning_rate: Option<f64>,
@@ -265,7 +264,7 @@ fn start<T: Real>(args: &Args, scan: Scan) -> Result<()> {
     let ids = scan.encode(&vocab, folded.is_some())?;
     let flags = args.hyper_flags();
     let mut hyper = flags.resolve(train::fresh_seed());
-    hyper.parts = args.threads().min(hyper.batch_size);
+    hyper.shares = args.threads().min(hyper.batch_size);
     let mut config = flags.config(vocab.len());
     let init = match &args.init_npz {
         Some(path) => {
@@ -327,7 +326,7 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<
 
 fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String) -> Result<()> {
     let ckpt = args.checkpoint.as_path();
-    let (train_ids, val_ids) = train::split(ids.as_slice(), state.hyper.val_fraction);
+    let (train_ids, val_ids) = corpus::split_validation(ids.as_slice(), state.hyper.val_fraction);
     let need = train::min_chars(&state.hyper);
     if train_ids.len() < need {
         let h = &state.hyper;

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use charrnn::data::Text;
+use charrnn::corpus::{self, Source};
+use charrnn::data::{BUILTIN_NAME, BUILTIN_TEXT};
 use charrnn::{checkpoint, fsutil, visualize, with_state};
 
 /// Write one self-contained HTML page: the text coloured by a hidden unit's activation,
@@ -45,28 +46,29 @@ pub fn run(args: Args) -> Result<()> {
     } else {
         visualize::Unit::Hidden
     };
-    let text = match &args.data {
-        Some(path) => Text::read(path)?,
-        None => Text::builtin(),
+    // the text as `train` reads it
+    let source = match &args.data {
+        Some(path) => Source::File(path.clone()),
+        None => Source::Bytes {
+            name: BUILTIN_NAME.into(),
+            bytes: BUILTIN_TEXT.as_bytes().into(),
+        },
     };
-    let start = text
-        .content
-        .char_indices()
-        .nth(args.skip)
-        .map_or(text.content.len(), |(i, _)| i);
-    let shown = &text.content[start..];
-    if shown.is_empty() {
+    let scan = corpus::scan(source)?;
+    let name = &scan.info.name;
+    if args.skip as u64 >= scan.info.chars {
         return Err(super::usage(format!(
-            "--skip {} is past the end of {} ",
-            args.skip, text.name
+            "--skip {} is past the end of {name} ",
+            args.skip
         )));
     }
     let (page, summary) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
         let config = *s.config();
         let layer = args.layer.unwrap_or(config.layers) - 1;
-        let trace = visualize::trace(&s.model, &s.vocab, shown, args.chars, layer, unit)
+        let shown = scan.text_from(args.skip, args.chars, &s.vocab)?;
+        let trace = visualize::trace(&s.model, &s.vocab, &shown, args.chars, layer, unit)
             .map_err(|e| super::usage(e.to_string()))?;
-        let title = format!("{}: {} (iteration {})", args.checkpoint.display(), text.name, s.iteration);
+        let title = format!("{}: {name} (iteration {})", args.checkpoint.display(), s.iteration);
         let mut description = config.describe();
         if unit == visualize::Unit::Cell {
             description += "; colour: tanh(cell state)";

@@ -97,7 +97,7 @@ impl Real for f64 {
 }
 
 /// The precision a run trains in; recorded in its checkpoint.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, serde::Deserialize, clap::ValueEnum)]
 pub enum Precision {
     F32,
     F64,

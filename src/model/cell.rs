@@ -96,11 +96,11 @@ pub struct Backward<'a, T> {
 /// entry is the variant and the type implementing [`CellKind`]. The variants'
 /// order is their number in checkpoints: append, never reorder.
 macro_rules! cells {
-    ($($(#[$doc:meta])* $variant:ident => $kind:ty,)*) => {
+    ($($variant:ident => $kind:ty,)*) => {
         /// The recurrent cell of every layer.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
         pub enum Cell {
-            $($(#[$doc])* $variant,)*
+            $($variant,)*
         }
 
         impl Cell {
@@ -168,11 +168,11 @@ macro_rules! cells {
 }
 
 cells! {
-    /// min-char-rnn's vanilla tanh RNN
+    // min-char-rnn's vanilla tanh RNN
     Rnn => rnn::Rnn,
-    /// Long short-term memory (PyTorch's gate order)
+    // long short-term memory (PyTorch's gate order)
     Lstm => lstm::Lstm,
-    /// Gated recurrent unit (PyTorch's and cuDNN's form)
+    // gated recurrent unit (PyTorch's and cuDNN's form)
     Gru => gru::Gru,
 }
 

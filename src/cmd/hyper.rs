@@ -1,0 +1,163 @@
+//! The training settings as given on a command line ([`HyperFlags`]: `None` =
+//! not given), how a new run resolves them, and how a resumed run checks them
+//! against its checkpoint.
+
+use charrnn::linalg::Precision;
+use charrnn::model::{Cell, Config};
+use charrnn::optim::{Kind, Rule};
+use charrnn::train::{Clip, Hyper};
+
+/// Settings as given on a command line: `None` = not given.
+#[derive(Clone, Debug, Default)]
+pub struct HyperFlags {
+    pub cell: Option<Cell>,
+    pub hidden_size: Option<usize>,
+    pub layers: Option<usize>,
+    pub embedding_size: Option<usize>,
+    pub seq_length: Option<usize>,
+    pub batch_size: Option<usize>,
+    pub optimizer: Option<Rule>,
+    pub learning_rate: Option<f64>,
+    pub decay_rate: Option<f64>,
+    pub lr_decay: Option<f64>,
+    pub lr_decay_after: Option<u64>,
+    pub clip: Option<f64>,
+    pub clip_norm: Option<f64>,
+    pub dropout: Option<f64>,
+    pub val_fraction: Option<f64>,
+    pub rng_seed: Option<u64>,
+    pub precision: Option<Precision>,
+}
+
+impl HyperFlags {
+    /// The optimizer named by the flags (adagrad unless given).
+    fn optimizer_kind(&self) -> Kind {
+        let decay = self.decay_rate.unwrap_or(0.95);
+        match self.optimizer.unwrap_or(Rule::Adagrad) {
+            Rule::Rmsprop => Kind::RmsProp { decay },
+            Rule::Adam => Kind::Adam {
+                beta1: 0.9,
+                beta2: 0.999,
+            },
+            Rule::Adagrad => Kind::Adagrad,
+        }
+    }
+
+    /// The architecture of a new run with `vocab` characters.
+    pub fn config(&self, vocab: usize) -> Config {
+        Config {
+            cell: self.cell.unwrap_or(Cell::Rnn),
+            vocab,
+            hidden: self.hidden_size.unwrap_or(100),
+            layers: self.layers.unwrap_or(1),
+            embedding: self.embedding_size.unwrap_or(0),
+        }
+    }
+
+    /// The precision of a new run: f64 for the tanh RNN (so that the default
+    /// matches min-char-rnn's float64), f32 for LSTM and GRU.
+    pub fn precision(&self) -> Precision {
+        self.precision
+            .unwrap_or(match self.cell.unwrap_or(Cell::Rnn) {
+                Cell::Rnn => Precision::F64,
+                _ => Precision::F32,
+            })
+    }
+
+    /// The training settings of a new run: each flag given, else its default.
+    pub fn resolve(&self, default_seed: u64) -> Hyper {
+        let d = Hyper::default();
+        let optimizer = self.optimizer_kind();
+        Hyper {
+            seq_length: self.seq_length.unwrap_or(d.seq_length),
+            batch_size: self.batch_size.unwrap_or(d.batch_size),
+            optimizer,
+            learning_rate: self
+                .learning_rate
+                .unwrap_or(optimizer.default_learning_rate()),
+            lr_decay: self.lr_decay.unwrap_or(d.lr_decay),
+            lr_decay_after: self.lr_decay_after.unwrap_or(d.lr_decay_after),
+            clip: match self.clip_norm {
+                Some(n) => Clip::Norm(n),
+                None => Clip::Value(self.clip.unwrap_or(5.0)),
+            },
+            dropout: self.dropout.unwrap_or(d.dropout),
+            val_fraction: self.val_fraction.unwrap_or(d.val_fraction),
+            rng_seed: self.rng_seed.unwrap_or(default_seed),
+            shares: 1,
+        }
+    }
+
+    /// Flags that disagree with a saved run, described for a message
+    /// ("--hidden-size 200 (checkpoint has 100)").
+    pub fn conflicts(&self, h: &Hyper, c: &Config, precision: Precision) -> Vec<String> {
+        fn check<T: PartialEq + std::fmt::Display>(
+            out: &mut Vec<String>,
+            flag: &str,
+            given: Option<T>,
+            have: T,
+        ) {
+            if let Some(g) = given.filter(|g| *g != have) {
+                out.push(format!("{flag} {g} (checkpoint has {have})"));
+            }
+        }
+        let mut out = Vec::new();
+        check(&mut out, "--cell", self.cell, c.cell);
+        check(&mut out, "--hidden-size", self.hidden_size, c.hidden);
+        check(&mut out, "--layers", self.layers, c.layers);
+        check(
+            &mut out,
+            "--embedding-size",
+            self.embedding_size,
+            c.embedding,
+        );
+        check(&mut out, "--seq-length", self.seq_length, h.seq_length);
+        check(&mut out, "--batch-size", self.batch_size, h.batch_size);
+        check(
+            &mut out,
+            "--optimizer",
+            self.optimizer.map(Rule::name),
+            h.optimizer.name(),
+        );
+        if let Kind::RmsProp { decay } = h.optimizer {
+            check(&mut out, "--decay-rate", self.decay_rate, decay);
+        }
+        check(
+            &mut out,
+            "--learning-rate",
+            self.learning_rate,
+            h.learning_rate,
+        );
+        check(&mut out, "--lr-decay", self.lr_decay, h.lr_decay);
+        check(
+            &mut out,
+            "--lr-decay-after",
+            self.lr_decay_after,
+            h.lr_decay_after,
+        );
+        match h.clip {
+            Clip::Value(c) => {
+                check(&mut out, "--clip", self.clip, c);
+                if let Some(n) = self.clip_norm {
+                    out.push(format!("--clip-norm {n} (checkpoint clips by value)"));
+                }
+            }
+            Clip::Norm(c) => {
+                check(&mut out, "--clip-norm", self.clip_norm, c);
+                if let Some(v) = self.clip {
+                    out.push(format!("--clip {v} (checkpoint clips by norm)"));
+                }
+            }
+        }
+        check(&mut out, "--dropout", self.dropout, h.dropout);
+        check(
+            &mut out,
+            "--val-fraction",
+            self.val_fraction,
+            h.val_fraction,
+        );
+        check(&mut out, "--rng-seed", self.rng_seed, h.rng_seed);
+        check(&mut out, "--precision", self.precision, precision);
+        out
+    }
+}

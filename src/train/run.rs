@@ -1,0 +1,269 @@
+//! The loop around the trainer: the cadences of logging, samples, validation
+//! and checkpoints, the stop conditions (iterations, time, Ctrl+C), and what a
+//! run does when a save or a log row fails.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use thiserror::Error;
+
+use super::trainer::Trainer;
+use crate::checkpoint::{self, CheckpointError};
+use crate::corpus::IdSlice;
+use crate::history::{HistoryError, LossLog, Row};
+use crate::linalg::Real;
+
+#[derive(Debug, Error)]
+pub enum TrainError {
+    #[error(
+        "training diverged at iteration {iteration}: {what}; stopped without saving the diverged state. \
+         {kept} Try a smaller --learning-rate or --clip."
+    )]
+    Diverged {
+        iteration: u64,
+        what: String,
+        kept: String,
+    },
+    #[error(
+        "could not save the checkpoint at iteration {iteration}: {cause}. {kept} Free some space and continue with --resume."
+    )]
+    FinalSave {
+        iteration: u64,
+        cause: CheckpointError,
+        kept: String,
+    },
+    #[error(transparent)]
+    Checkpoint(#[from] CheckpointError),
+    #[error(transparent)]
+    History(#[from] HistoryError),
+}
+
+/// When to stop and how often to report, evaluate, log and save. A cadence of 0 means never.
+#[derive(Clone, Debug)]
+pub struct Schedule {
+    /// Stop once the iteration count reaches this (counted from the run's start).
+    pub until: Option<u64>,
+    /// Stop after this much training time in this session (evaluation not counted).
+    pub max_time: Option<Duration>,
+    pub sample_every: u64,
+    pub sample_len: usize,
+    pub log_every: u64,
+    pub eval_every: u64,
+    pub checkpoint_every: u64,
+}
+
+/// What the loop tells whoever is watching (the CLI draws it; tests record it).
+pub trait Observer {
+    /// About ten times a second.
+    fn progress(&mut self, _iteration: u64, _smooth_loss_per_char: f64, _chars_per_sec: f64) {}
+    /// Every `sample_every` iterations: the smooth objective, and a sample.
+    fn report(&mut self, _iteration: u64, _smooth_loss: f64, _per_char: f64, _sample: &str) {}
+    /// After each validation pass: the loss in nats/char, and whether it is the best so far.
+    fn evaluated(&mut self, _iteration: u64, _val_loss: f64, _best: bool) {}
+    fn saved(&mut self, _path: &Path, _iteration: u64) {}
+    /// Something went wrong that training survives (a checkpoint or log row that
+    /// could not be written).
+    fn warn(&mut self, _message: &str) {}
+}
+
+/// Where a run records itself.
+pub struct Record<'a> {
+    pub checkpoint: &'a Path,
+    pub log: Option<&'a mut LossLog>,
+    /// Iteration of this run's checkpoint already on disk, if any (a resumed run's).
+    pub saved_at: Option<u64>,
+    /// Also keep the checkpoint with the best validation loss here.
+    pub best: Option<PathBuf>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    Iterations,
+    TimeLimit,
+    Interrupted,
+}
+
+impl<T: Real> Trainer<T> {
+    fn save(&mut self, path: &Path, obs: &mut dyn Observer) -> Result<(), TrainError> {
+        if !self.state.is_finite() {
+            return Err(TrainError::Diverged {
+                iteration: self.state.iteration,
+                what: "the weights overflowed to infinity or NaN".into(),
+                kept: String::new(),
+            });
+        }
+        checkpoint::save(path, &self.state)?;
+        obs.saved(path, self.state.iteration);
+        Ok(())
+    }
+
+    /// Trains on `train` until the schedule or `stop` says to stop, evaluating on
+    /// `val` (when non-empty), then saves a checkpoint.
+    pub fn run(
+        &mut self,
+        train: IdSlice<'_>,
+        val: IdSlice<'_>,
+        schedule: &Schedule,
+        record: Record<'_>,
+        obs: &mut dyn Observer,
+        stop: &AtomicBool,
+    ) -> Result<Stop, TrainError> {
+        let Record {
+            checkpoint,
+            mut log,
+            mut saved_at,
+            best,
+        } = record;
+        let every = |n: u64, it: u64| n > 0 && it.is_multiple_of(n);
+        let (seq, b) = (
+            self.state.hyper.seq_length as u64,
+            self.state.hyper.batch_size as u64,
+        );
+        let chars = |iters: u64| (iters * seq * b) as f64;
+        // the training clock: wall time minus time spent evaluating
+        let started = Instant::now();
+        let mut evaluating = Duration::ZERO;
+        let clock = |evaluating: Duration| started.elapsed().saturating_sub(evaluating);
+        let elapsed_before = self.state.elapsed_s;
+        let (mut log_t, mut log_it) = (Duration::ZERO, self.state.iteration);
+        let (mut prog_t, mut prog_it) = (Duration::ZERO, self.state.iteration);
+        // a run that stops early says which checkpoint on disk is still good
+        let kept = |saved_at: Option<u64>| match saved_at {
+            Some(i) => format!(
+                "The last good checkpoint (iteration {i}) is intact in {}.",
+                checkpoint.display()
+            ),
+            None => "No checkpoint had been written yet.".to_string(),
+        };
+        let note_kept = |e: TrainError, saved_at: Option<u64>| match e {
+            TrainError::Diverged {
+                iteration, what, ..
+            } => TrainError::Diverged {
+                iteration,
+                what,
+                kept: kept(saved_at),
+            },
+            other => other,
+        };
+        // A checkpoint that cannot be written (a full disk) is reported and tried
+        // again at the next one: the last good checkpoint stays intact, and the
+        // run recovers by itself once there is space. Only the final save is fatal.
+        let save_failed = |obs: &mut dyn Observer,
+                           path: &Path,
+                           it: u64,
+                           e: &CheckpointError,
+                           saved_at| {
+            obs.warn(&format!(
+                "could not save {} at iteration {it}: {e}. {} Training goes on and tries again at the next save.",
+                path.display(),
+                kept(saved_at)
+            ))
+        };
+        let mut log_failing = false;
+        let reason = loop {
+            if stop.load(Ordering::SeqCst) {
+                break Stop::Interrupted;
+            }
+            if schedule.until.is_some_and(|n| self.state.iteration >= n) {
+                break Stop::Iterations;
+            }
+            if schedule.max_time.is_some_and(|t| clock(evaluating) >= t) {
+                break Stop::TimeLimit;
+            }
+            let loss = self.step(train).map_err(|e| note_kept(e, saved_at))?;
+            let it = self.state.iteration;
+            let mut val_loss = None;
+            if !val.is_empty() && every(schedule.eval_every, it) {
+                let eval_started = Instant::now();
+                val_loss = self.validate_on(val);
+                evaluating += eval_started.elapsed();
+                if let Some(v) = val_loss {
+                    let is_best = self.state.best_val.is_none_or(|b| v < b);
+                    self.state.last_val = Some(v);
+                    if is_best {
+                        self.state.best_val = Some(v);
+                    }
+                    obs.evaluated(it, v, is_best);
+                    if let Some(path) = best.as_deref().filter(|_| is_best) {
+                        match self.save(path, obs) {
+                            Ok(()) => {}
+                            Err(TrainError::Checkpoint(e)) => {
+                                save_failed(obs, path, it, &e, saved_at)
+                            }
+                            Err(e) => return Err(note_kept(e, saved_at)),
+                        }
+                    }
+                }
+            }
+            let now = clock(evaluating);
+            self.state.elapsed_s = elapsed_before + now.as_secs_f64();
+            if let Some(log) = log
+                .as_deref_mut()
+                .filter(|_| every(schedule.log_every, it) || val_loss.is_some())
+            {
+                let secs = (now - log_t).as_secs_f64();
+                let row = Row {
+                    iteration: it,
+                    loss: loss / seq as f64,
+                    smooth_loss: self.state.smooth_loss / seq as f64,
+                    chars_per_sec: (chars(it - log_it) / secs.max(1e-9)).round(),
+                    elapsed_s: (self.state.elapsed_s * 1000.0).round() / 1000.0,
+                    val_loss,
+                };
+                // a row that cannot be written is left out (the file stays whole);
+                // said once per run of failures, not at every row
+                match log.append(&row) {
+                    Ok(()) if log_failing => {
+                        log_failing = false;
+                        obs.warn(&format!(
+                            "{}: writing rows again from iteration {it}",
+                            log.path().display()
+                        ));
+                    }
+                    Ok(()) => {}
+                    Err(e) if !log_failing => {
+                        log_failing = true;
+                        obs.warn(&format!("{e}; rows are left out until it can be written again (training goes on)"));
+                    }
+                    Err(_) => {}
+                }
+                (log_t, log_it) = (now, it);
+            }
+            if every(schedule.sample_every, it) {
+                let text = self.sample_text(train, schedule.sample_len);
+                let s = self.state.smooth_loss;
+                obs.report(it, s, s / seq as f64, &text);
+            }
+            if every(schedule.checkpoint_every, it) {
+                match self.save(checkpoint, obs) {
+                    Ok(()) => saved_at = Some(it),
+                    Err(TrainError::Checkpoint(e)) => {
+                        save_failed(obs, checkpoint, it, &e, saved_at)
+                    }
+                    Err(e) => return Err(note_kept(e, saved_at)),
+                }
+            }
+            if now - prog_t >= Duration::from_millis(100) {
+                let rate = chars(it - prog_it) / (now - prog_t).as_secs_f64();
+                obs.progress(it, self.state.smooth_loss / seq as f64, rate);
+                (prog_t, prog_it) = (now, it);
+            }
+        };
+        self.state.elapsed_s = elapsed_before + clock(evaluating).as_secs_f64();
+        if saved_at != Some(self.state.iteration) {
+            match self.save(checkpoint, obs) {
+                Ok(()) => {}
+                Err(TrainError::Checkpoint(cause)) => {
+                    return Err(TrainError::FinalSave {
+                        iteration: self.state.iteration,
+                        cause,
+                        kept: kept(saved_at),
+                    });
+                }
+                Err(e) => return Err(note_kept(e, saved_at)),
+            }
+        }
+        Ok(reason)
+    }
+}

@@ -1,0 +1,246 @@
+//! The state a checkpoint holds: the run's fixed settings ([`Hyper`]), the
+//! model, the optimizer, where each stream is in the text, the hidden state, the
+//! random generators and the loss so far. Everything needed to continue a run
+//! exactly where it stopped.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+use crate::data::{TextInfo, Vocab};
+use crate::linalg::Real;
+use crate::model::{Config, Model, State};
+use crate::optim::{Kind, Optimizer};
+
+/// How gradients are clipped before each update.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Clip {
+    /// Every element to [-c, c] (min-char-rnn, char-rnn).
+    Value(f64),
+    /// The whole gradient to L2 norm at most c.
+    Norm(f64),
+}
+
+/// Training settings fixed for the life of a run. Defaults are min-char-rnn's.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Hyper {
+    pub seq_length: usize,
+    /// B: independent streams over the text, each carrying its own hidden state.
+    pub batch_size: usize,
+    pub optimizer: Kind,
+    pub learning_rate: f64,
+    /// Multiply the learning rate by this at the end of every epoch from
+    /// `lr_decay_after` on (1 = never), as char-rnn does.
+    pub lr_decay: f64,
+    pub lr_decay_after: u64,
+    pub clip: Clip,
+    /// Inverted dropout on each layer's output (train only).
+    pub dropout: f64,
+    /// The last fraction of the text held out for validation.
+    pub val_fraction: f64,
+    /// Seeds weight initialisation, dropout and the training-time samples.
+    pub rng_seed: u64,
+    /// The streams are processed in this many shares, contiguous ranges of them
+    /// (in parallel when threads allow; gradients summed in share order). Fixed
+    /// for a run so results do not depend on how many threads later execute it.
+    #[serde(rename = "parts")]
+    pub shares: usize,
+}
+
+impl Default for Hyper {
+    fn default() -> Self {
+        Hyper {
+            seq_length: 25,
+            batch_size: 1,
+            optimizer: Kind::Adagrad,
+            learning_rate: 0.1,
+            lr_decay: 1.0,
+            lr_decay_after: 10,
+            clip: Clip::Value(5.0),
+            dropout: 0.0,
+            val_fraction: 0.0,
+            rng_seed: 0,
+            shares: 1,
+        }
+    }
+}
+
+impl Hyper {
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |x: f64| x > 0.0 && x.is_finite();
+        let (clip_ok, lr_ok) = (
+            match self.clip {
+                Clip::Value(c) | Clip::Norm(c) => positive(c),
+            },
+            positive(self.learning_rate),
+        );
+        let optimizer_ok = match self.optimizer {
+            Kind::Adagrad => true,
+            Kind::RmsProp { decay } => (0.0..1.0).contains(&decay),
+            Kind::Adam { beta1, beta2 } => {
+                (0.0..1.0).contains(&beta1) && (0.0..1.0).contains(&beta2)
+            }
+        };
+        if self.seq_length == 0
+            || self.batch_size == 0
+            || self.shares == 0
+            || self.shares > self.batch_size
+        {
+            Err(
+                "seq_length, batch_size and parts must be at least 1, parts at most batch_size"
+                    .into(),
+            )
+        } else if !(clip_ok
+            && lr_ok
+            && optimizer_ok
+            && positive(self.lr_decay)
+            && self.lr_decay <= 1.0)
+        {
+            Err(
+                "learning rate, its decay, the optimizer constants or the clip are out of range"
+                    .into(),
+            )
+        } else if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.val_fraction) {
+            Err("dropout and val_fraction must lie in [0, 1)".into())
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Everything needed to continue a run exactly where it stopped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TrainState<T> {
+    pub hyper: Hyper,
+    pub vocab: Vocab,
+    pub model: Model<T>,
+    pub optim: Optimizer<T>,
+    /// Iterations done so far.
+    pub iteration: u64,
+    /// Completed passes over the training text.
+    pub epoch: u64,
+    /// Data pointer p within each stream: the next chunk of stream b is
+    /// train[b*n + p .. b*n + p + seq_length + 1], n = train length / B.
+    pub pointer: u64,
+    /// Hidden state of every stream, carried into the next chunk.
+    pub state: State<T>,
+    /// The learning rate now (after any decay).
+    pub learning_rate: f64,
+    /// Running average of the objective (the loss summed over a chunk, averaged
+    /// over streams), min-char-rnn's smooth_loss.
+    pub smooth_loss: f64,
+    /// Objective of the last iteration (NaN before the first).
+    pub last_loss: f64,
+    /// Validation loss in nats/char: the last measured and the best.
+    pub last_val: Option<f64>,
+    pub best_val: Option<f64>,
+    /// Weight initialisation and dropout.
+    pub train_rng: ChaCha8Rng,
+    /// Training-time samples; separate so sampling never changes the weights.
+    pub sample_rng: ChaCha8Rng,
+    pub text: TextInfo,
+    /// Training wall time over all sessions (evaluation not counted).
+    pub elapsed_s: f64,
+}
+
+impl<T: Real> TrainState<T> {
+    /// A new run. `init` gives starting weights (from `--init-npz`); otherwise
+    /// they are drawn as [`Config::tensors`] says.
+    pub fn new(
+        config: Config,
+        hyper: Hyper,
+        vocab: Vocab,
+        text: TextInfo,
+        init: Option<Vec<T>>,
+    ) -> TrainState<T> {
+        let mut train_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
+        let mut sample_rng = ChaCha8Rng::seed_from_u64(hyper.rng_seed);
+        sample_rng.set_stream(1);
+        let model = match init {
+            Some(params) => Model::from_params(config, params),
+            None => Model::init(config, &mut train_rng),
+        };
+        TrainState {
+            optim: Optimizer::new(hyper.optimizer, config.num_params()),
+            model,
+            iteration: 0,
+            epoch: 0,
+            pointer: 0,
+            state: State::zeros(&config, hyper.batch_size),
+            learning_rate: hyper.learning_rate,
+            // the objective of uniform guessing
+            smooth_loss: (vocab.len() as f64).ln() * hyper.seq_length as f64,
+            last_loss: f64::NAN,
+            last_val: None,
+            best_val: None,
+            train_rng,
+            sample_rng,
+            text,
+            elapsed_s: 0.0,
+            vocab,
+            hyper,
+        }
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.model.config
+    }
+
+    /// Internal consistency of a state read from disk.
+    pub fn validate(&self) -> Result<(), String> {
+        let c = &self.model.config;
+        c.validate()?;
+        self.hyper.validate()?;
+        if c.vocab != self.vocab.len() {
+            return Err(format!(
+                "the model has {} outputs but the vocabulary {} characters",
+                c.vocab,
+                self.vocab.len()
+            ));
+        }
+        let n = c.num_params();
+        if self.model.params.len() != n
+            || !self.optim.fits(n)
+            || self.optim.kind != self.hyper.optimizer
+        {
+            return Err(format!(
+                "{} parameters and {} + {} optimizer values ({}), expected {n} for {}",
+                self.model.params.len(),
+                self.optim.m.len(),
+                self.optim.v.len(),
+                self.optim.kind.name(),
+                c.describe()
+            ));
+        }
+        if !self.state.fits(c, self.hyper.batch_size) {
+            return Err(format!(
+                "hidden state does not fit {} streams of {}",
+                self.hyper.batch_size,
+                c.describe()
+            ));
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            return Err(format!(
+                "learning rate {} is out of range",
+                self.learning_rate
+            ));
+        }
+        if !self.is_finite() {
+            return Err("weights, optimizer state or hidden state hold NaN or infinity".into());
+        }
+        Ok(())
+    }
+
+    /// True when no weight, optimizer value, hidden value or the smooth loss is NaN or infinite.
+    pub fn is_finite(&self) -> bool {
+        self.smooth_loss.is_finite()
+            && self.model.params.iter().all(|x| x.is_finite())
+            && self.optim.is_finite()
+            && self.state.is_finite()
+    }
+}
+
+/// A seed for runs started without `--rng-seed`, recorded in the checkpoint.
+pub fn fresh_seed() -> u64 {
+    rand::rng().random::<u32>() as u64
+}
