@@ -17,7 +17,6 @@ use serde_json::json;
 use thiserror::Error;
 
 use crate::linalg::Real;
-use crate::model::Cell;
 use crate::train::TrainState;
 
 #[derive(Debug, Error)]
@@ -30,11 +29,7 @@ pub enum ExportError {
 /// tensor is, the vocabulary (id i is `vocab[i]`), and how the model was trained.
 pub fn metadata<T: Real>(s: &TrainState<T>) -> serde_json::Value {
     let c = s.config();
-    let gate_order = match c.cell {
-        Cell::Rnn => "h = tanh(Wxh x + Whh h + bh)",
-        Cell::Lstm => "PyTorch nn.LSTM: input, forget, cell, output",
-        Cell::Gru => "PyTorch nn.GRU: reset, update, new; bhn is b_hn",
-    };
+    let gate_order = c.cell.gate_order();
     let tensors: Vec<_> = c
         .tensors()
         .iter()

@@ -60,7 +60,7 @@ pub fn export<T: Real>(path: &Path, model: &Model<T>) -> Result<(), NpzError> {
 /// recurrent matrix (Whh for the tanh RNN, Wh otherwise).
 pub fn hidden_size(path: &Path, cell: Cell) -> Result<usize, NpzError> {
     let mut npz = open(path)?;
-    let name = if cell == Cell::Rnn { "Whh" } else { "Wh" };
+    let name = cell.names()[1];
     let (shape, _) = read_array(path, &mut npz, name)?;
     match shape[..] {
         [_, h] if h > 0 => Ok(h),
@@ -160,7 +160,7 @@ mod tests {
     fn export_then_import_gives_the_same_model_for_every_cell() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("w.npz");
-        for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        for &cell in Cell::ALL {
             let config = Config {
                 cell,
                 vocab: 6,

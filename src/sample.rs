@@ -212,7 +212,7 @@ mod tests {
 
     #[test]
     fn same_rng_seed_gives_same_text_and_ids_stay_in_vocabulary() {
-        for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+        for &cell in Cell::ALL {
             let m = model(cell);
             let (a, b, c) = (
                 run(&m, Draw::default(), 7),

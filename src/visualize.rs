@@ -67,7 +67,7 @@ pub fn trace<T: Real>(
             layers: c.layers,
         });
     }
-    if unit == Unit::Cell && c.cell != Cell::Lstm {
+    if unit == Unit::Cell && !c.cell.has_cell_state() {
         return Err(VisualizeError::NoCellState { cell: c.cell });
     }
     let mut sampler = Sampler::new(

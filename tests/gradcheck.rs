@@ -124,7 +124,7 @@ fn rnn_one_hot_single_stream_as_min_char_rnn() {
 
 #[test]
 fn every_cell_with_embedding_two_layers_and_batch() {
-    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+    for &cell in Cell::ALL {
         check(Case {
             config: config(cell, 1, 0),
             batch: 1,
@@ -156,7 +156,7 @@ fn every_cell_with_embedding_two_layers_and_batch() {
 /// row instead of through the (V, GH) table: that path is checked too.
 #[test]
 fn embedding_without_the_lookup_table() {
-    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+    for &cell in Cell::ALL {
         let config = Config {
             cell,
             vocab: 9,
@@ -178,7 +178,7 @@ fn embedding_without_the_lookup_table() {
 /// checked too, in both directions of the pass, for one stream and several.
 #[test]
 fn the_packed_recurrence_for_one_stream_and_several() {
-    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+    for &cell in Cell::ALL {
         let config = Config {
             cell,
             vocab: 5,
@@ -206,7 +206,7 @@ fn the_packed_recurrence_for_one_stream_and_several() {
 /// wider than a 32-column block, for every cell.
 #[test]
 fn the_output_layer_step_by_step() {
-    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+    for &cell in Cell::ALL {
         let config = Config {
             cell,
             vocab: 33,
@@ -225,7 +225,7 @@ fn the_output_layer_step_by_step() {
 
 #[test]
 fn every_cell_with_dropout() {
-    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+    for &cell in Cell::ALL {
         check(Case {
             config: config(cell, 2, 3),
             batch: 2,
@@ -239,7 +239,7 @@ fn every_cell_with_dropout() {
 /// objective and gradient are their mean, and each stream's carried state is its own.
 #[test]
 fn a_batch_equals_separate_single_stream_passes() {
-    for cell in [Cell::Rnn, Cell::Lstm, Cell::Gru] {
+    for &cell in Cell::ALL {
         let (b, seq) = (4, 6);
         let config = config(cell, 2, 3);
         let mut rng = ChaCha8Rng::seed_from_u64(2);
@@ -329,15 +329,12 @@ fn chunk_forward_equals_step_by_step_prediction() {
         layers: 2,
         embedding: 0,
     };
-    let configs = [Cell::Rnn, Cell::Lstm, Cell::Gru]
-        .map(|cell| config(cell, 2, 3))
-        .into_iter()
-        .chain([
-            big(Cell::Lstm, 160),
-            big(Cell::Gru, 160),
-            big(Cell::Rnn, 272),
-            big(Cell::Rnn, 270),
-        ]);
+    let configs = Cell::ALL.iter().map(|&cell| config(cell, 2, 3)).chain([
+        big(Cell::Lstm, 160),
+        big(Cell::Gru, 160),
+        big(Cell::Rnn, 272),
+        big(Cell::Rnn, 270),
+    ]);
     for config in configs {
         let cell = config.cell;
         let mut rng = ChaCha8Rng::seed_from_u64(4);

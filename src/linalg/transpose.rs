@@ -6,12 +6,12 @@ use super::Real;
 /// `out` (k, W) = `rows`^T for W rows of k values, in 4 x 4 tiles: each read as
 /// four runs of the rows and written as four runs of `out` (the compiler turns
 /// the tile into shuffles; value by value, every store went to another cache
-/// line: 10k values took 5.2 us instead of 2.8).
+/// line; docs/performance.md has the measurements).
 pub(super) fn transpose_run<T: Real, const W: usize>(rows: &[T], k: usize, out: &mut [T]) {
     debug_assert!(rows.len() == W * k && out.len() == W * k);
     let quads = k / 4 * 4;
     // in runs of 64 rows of `out` (8 KB at W = 16), which stay in L1 while the
-    // groups of four rows fill them (a 1 MB half of Wh: 47 -> 40 us)
+    // groups of four rows fill them
     for jb in (0..quads).step_by(64) {
         for i0 in (0..W).step_by(4) {
             let r: [&[T]; 4] = std::array::from_fn(|q| &rows[(i0 + q) * k..(i0 + q + 1) * k]);

@@ -7,14 +7,11 @@
 //! clipping and the optimizers are single loops.
 
 pub mod cell;
-pub mod gru;
 mod head;
 mod input;
-pub mod lstm;
 mod network;
 mod output;
 mod recurrence;
-pub mod rnn;
 mod sampling;
 mod split;
 mod workspace;

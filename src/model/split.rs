@@ -19,7 +19,7 @@
 
 use std::ops::Range;
 
-use super::rnn;
+use super::cell::rnn;
 use crate::linalg::{self, Real};
 use crate::parallel::{Pair, SharedMut, SpinBarrier, StepCounter};
 

@@ -7,9 +7,7 @@
 //! buffer that starts mid-line puts the boundary between the halves inside one
 //! cache line that both cores write, and that line then moves between the cores
 //! at every step. With the halves split at multiples of 8 values and buffers on
-//! a line, no line is written by both. Measured on the 2-core development machine
-//! (`scripts/ab.sh 1000 7 "--hidden-size 512"`, three series): 734 against 806,
-//! 642 against 727 and 630 against 772 it/s (medians of 7).
+//! a line, no line is written by both (docs/performance.md has what it gained).
 
 use std::alloc::{GlobalAlloc, Layout, System};
 

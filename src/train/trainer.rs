@@ -83,13 +83,11 @@ impl<T: Real> Share<T> {
 /// The parameters this thread updates when two share the update. When the
 /// output layer runs beside the recurrence ([`Workspace::runs_head_beside`]), each thread
 /// updates the weights it reads: this one everything before Why, the helper Why
-/// and by (measured on the default model, medians of 5: 9,780 it/s, against 9,474
-/// with Wx moved to the helper too). Else, the half that starts at the top
-/// layer's Wh, which this thread reads at every step (whichever core updates a
-/// weight owns its cache lines afterwards, and the other core's next read of it
-/// waits for a transfer); the first half when the two threads split every step,
-/// each reading half of Wh. Measured on the default model before the output
-/// layer moved beside: 8.36-8.47k it/s against 7.9-8.4k for the first half.
+/// and by. Else, the half that starts at the top layer's Wh, which this thread
+/// reads at every step (whichever core updates a weight owns its cache lines
+/// afterwards, and the other core's next read of it waits for a transfer); the
+/// first half when the two threads split every step, each reading half of Wh.
+/// (docs/performance.md has the measurements behind both.)
 fn update_split(config: &Config, split_steps: bool, head_beside: bool) -> Range<usize> {
     let layout = config.layout();
     if head_beside {
@@ -104,10 +102,8 @@ fn update_split(config: &Config, split_steps: bool, head_beside: bool) -> Range<
 }
 
 /// Smallest recurrent matrix whose steps are split across two threads, when H is
-/// a multiple of 16 (Wh in strips) and otherwise (in blocks). Alternated A/B with
-/// `--threads 1`, medians of 5-7: split, f64 hidden 144 5,893 against 5,288 it/s
-/// and 160 4,757 against 4,160, f32 hidden 224 5,024 against 4,288; not split,
-/// f64 hidden 128 7,391 against 6,741; hidden 150, in blocks, 4,340 against 4,469.
+/// a multiple of 16 (Wh in strips) and otherwise (in blocks): where splitting
+/// measured faster than one thread (docs/performance.md).
 const SPLIT_FROM_BYTES: usize = 160 << 10;
 const SPLIT_BLOCKS_FROM_BYTES: usize = 256 << 10;
 

@@ -4,12 +4,12 @@
 //! The network computes every product with a weight matrix (the input side
 //! `xp` = Wx x_t + b for all steps at once, the hidden side `hp` = Wh h_{t-1} one
 //! step at a time) and hands a cell the results; the cell does the elementwise
-//! rest. Adding a cell is one file implementing [`CellKind`] and one line in
-//! [`cells!`] below (see ARCHITECTURE.md).
+//! rest. Adding a cell is one file here implementing [`CellKind`] and one line
+//! in the `cells!` list below (see ARCHITECTURE.md).
 
 use serde::{Deserialize, Serialize};
 
-use super::{Init, gru, lstm, rnn};
+use super::Init;
 use crate::linalg::Real;
 
 /// A recurrent cell: its shape, its tensors and one step of it. Slices hold one
@@ -93,10 +93,12 @@ pub struct Backward<'a, T> {
 }
 
 /// Defines [`Cell`], the cell a model's layers use, from the list of cells: each
-/// entry is the variant and the type implementing [`CellKind`]. The variants'
-/// order is their number in checkpoints: append, never reorder.
+/// entry is the variant, the file (module) of the cell and the type in it
+/// implementing [`CellKind`]. The variants' order is their number in
+/// checkpoints: append, never reorder.
 macro_rules! cells {
-    ($($variant:ident => $kind:ty,)*) => {
+    ($($variant:ident => $file:ident::$kind:ident,)*) => {
+        $(pub mod $file;)*
         /// The recurrent cell of every layer.
         #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
         pub enum Cell {
@@ -108,60 +110,60 @@ macro_rules! cells {
             pub const ALL: &[Cell] = &[$(Cell::$variant),*];
 
             pub fn name(self) -> &'static str {
-                match self { $(Cell::$variant => <$kind>::NAME,)* }
+                match self { $(Cell::$variant => <$file::$kind>::NAME,)* }
             }
 
             pub fn title(self) -> &'static str {
-                match self { $(Cell::$variant => <$kind>::TITLE,)* }
+                match self { $(Cell::$variant => <$file::$kind>::TITLE,)* }
             }
 
             pub fn gate_order(self) -> &'static str {
-                match self { $(Cell::$variant => <$kind>::GATE_ORDER,)* }
+                match self { $(Cell::$variant => <$file::$kind>::GATE_ORDER,)* }
             }
 
             /// G: pre-activation blocks per hidden unit (tanh 1, LSTM 4, GRU 3).
             pub fn gates(self) -> usize {
-                match self { $(Cell::$variant => <$kind>::GATES,)* }
+                match self { $(Cell::$variant => <$file::$kind>::GATES,)* }
             }
 
             /// Values cached per step, stream and hidden unit for the backward pass.
             pub fn cache(self) -> usize {
-                match self { $(Cell::$variant => <$kind>::CACHE,)* }
+                match self { $(Cell::$variant => <$file::$kind>::CACHE,)* }
             }
 
             /// Whether the cell carries a cell state beside h.
             pub fn has_cell_state(self) -> bool {
-                match self { $(Cell::$variant => <$kind>::CELL_STATE,)* }
+                match self { $(Cell::$variant => <$file::$kind>::CELL_STATE,)* }
             }
 
             /// Whether dhp differs from dxp (see [`CellKind::OWN_HIDDEN_GRADIENT`]).
             pub fn own_hidden_gradient(self) -> bool {
-                match self { $(Cell::$variant => <$kind>::OWN_HIDDEN_GRADIENT,)* }
+                match self { $(Cell::$variant => <$file::$kind>::OWN_HIDDEN_GRADIENT,)* }
             }
 
             pub fn extra_bias(self) -> Option<&'static str> {
-                match self { $(Cell::$variant => <$kind>::EXTRA_BIAS,)* }
+                match self { $(Cell::$variant => <$file::$kind>::EXTRA_BIAS,)* }
             }
 
             /// The names of Wx, Wh and b.
             pub fn names(self) -> [&'static str; 3] {
-                match self { $(Cell::$variant => <$kind>::NAMES,)* }
+                match self { $(Cell::$variant => <$file::$kind>::NAMES,)* }
             }
 
             pub fn init(self, hidden: usize) -> (Init, Init) {
-                match self { $(Cell::$variant => <$kind>::init(hidden),)* }
+                match self { $(Cell::$variant => <$file::$kind>::init(hidden),)* }
             }
 
             pub fn forward<T: Real>(self, hidden: usize, step: Forward<'_, T>) {
-                match self { $(Cell::$variant => <$kind>::forward(hidden, step),)* }
+                match self { $(Cell::$variant => <$file::$kind>::forward(hidden, step),)* }
             }
 
             pub fn backward<T: Real>(self, hidden: usize, step: Backward<'_, T>) {
-                match self { $(Cell::$variant => <$kind>::backward(hidden, step),)* }
+                match self { $(Cell::$variant => <$file::$kind>::backward(hidden, step),)* }
             }
 
             pub fn extra_bias_gradient<T: Real>(self, hidden: usize, dhp: &[T], grad: &mut [T]) {
-                match self { $(Cell::$variant => <$kind>::extra_bias_gradient(hidden, dhp, grad),)* }
+                match self { $(Cell::$variant => <$file::$kind>::extra_bias_gradient(hidden, dhp, grad),)* }
             }
         }
     };

@@ -10,8 +10,8 @@
 //! adds bhn to hp's n part. Slices hold one row per stream: xp, hp, dxp, dhp
 //! (B, 3H); h, dh (B, H); cache (B, 4H).
 
-use super::Init;
-use super::cell::{Backward, CellKind, Forward};
+use super::{Backward, CellKind, Forward};
+use crate::model::Init;
 use crate::linalg::{Real, dispatch, sigmoid};
 
 pub struct Gru;

@@ -7,8 +7,8 @@
 //! per stream; every slice here is (B, H), row-major. The two-thread recurrence
 //! (`model::split`) runs these loops on each thread's share of the units.
 
-use super::Init;
-use super::cell::{Backward, CellKind, Forward};
+use super::{Backward, CellKind, Forward};
+use crate::model::Init;
 use crate::linalg::{Real, dispatch};
 
 pub struct Rnn;

@@ -9,8 +9,8 @@
 //! The network hands the cell `xp` = Wx x_t + b and `hp` = Wh h_{t-1}. Slices hold
 //! one row per stream: xp, hp, dpre (B, 4H); h, c, dh, dc (B, H); cache (B, 5H).
 
-use super::Init;
-use super::cell::{Backward, CellKind, Forward};
+use super::{Backward, CellKind, Forward};
+use crate::model::Init;
 use crate::linalg::{Real, dispatch, sigmoid};
 
 pub struct Lstm;
