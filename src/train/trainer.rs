@@ -183,7 +183,7 @@ impl<T: Real> Trainer<T> {
                 }
             }
         }
-        let hd = s.model.config.hidden;
+        let hidden = s.model.config.hidden;
         for share in &mut self.shares {
             corpus::fill_chunk(
                 train,
@@ -195,7 +195,7 @@ impl<T: Real> Trainer<T> {
                 &mut share.targets,
             );
             share.ws.draw_dropout(s.hyper.dropout, &mut s.train_rng);
-            let rows = share.streams.start * hd..share.streams.end * hd;
+            let rows = share.streams.start * hidden..share.streams.end * hidden;
             for (mine, all) in share
                 .state
                 .h
@@ -246,7 +246,7 @@ impl<T: Real> Trainer<T> {
         }
         let loss = loss / b as f64;
         for share in &self.shares {
-            let rows = share.streams.start * hd..share.streams.end * hd;
+            let rows = share.streams.start * hidden..share.streams.end * hidden;
             for (mine, all) in share
                 .state
                 .h
@@ -292,8 +292,8 @@ impl<T: Real> Trainer<T> {
         let s = &mut self.state;
         let n = train.len() / s.hyper.batch_size;
         let next = train.get((s.pointer as usize).min(n - 1));
-        let hd = s.model.config.hidden;
-        let first = |layers: &Vec<Vec<T>>| layers.iter().map(|v| v[..hd].to_vec()).collect();
+        let hidden = s.model.config.hidden;
+        let first = |layers: &Vec<Vec<T>>| layers.iter().map(|v| v[..hidden].to_vec()).collect();
         let state = State {
             h: first(&s.state.h),
             c: first(&s.state.c),

@@ -87,7 +87,7 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
     let Config {
         cell,
         vocab: v,
-        hidden: hd,
+        hidden,
         layers,
         embedding: e,
     } = *config;
@@ -118,8 +118,8 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
                 let c = chunk
                     .c0
                     .get(l)
-                    .map_or(Vec::new(), |c| c[s * hd..(s + 1) * hd].to_vec());
-                (chunk.h0[l][s * hd..(s + 1) * hd].to_vec(), c)
+                    .map_or(Vec::new(), |c| c[s * hidden..(s + 1) * hidden].to_vec());
+                (chunk.h0[l][s * hidden..(s + 1) * hidden].to_vec(), c)
             } else {
                 let prev = &steps[l][r - b];
                 let c = if cell == Cell::Lstm {
@@ -138,13 +138,13 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
             let pre = |k: usize| px[k] + ph[k];
             let (gates, extra, h) = match cell {
                 Cell::Rnn => {
-                    let h: Vec<f64> = (0..hd).map(|j| pre(j).tanh()).collect();
+                    let h: Vec<f64> = (0..hidden).map(|j| pre(j).tanh()).collect();
                     (h.clone(), Vec::new(), h)
                 }
                 Cell::Lstm => {
-                    let gates: Vec<f64> = (0..4 * hd)
+                    let gates: Vec<f64> = (0..4 * hidden)
                         .map(|k| {
-                            if k / hd == 2 {
+                            if k / hidden == 2 {
                                 pre(k).tanh()
                             } else {
                                 sigmoid(pre(k))
@@ -152,24 +152,26 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
                         })
                         .collect();
                     let (i, f, g, o) = (
-                        &gates[..hd],
-                        &gates[hd..2 * hd],
-                        &gates[2 * hd..3 * hd],
-                        &gates[3 * hd..],
+                        &gates[..hidden],
+                        &gates[hidden..2 * hidden],
+                        &gates[2 * hidden..3 * hidden],
+                        &gates[3 * hidden..],
                     );
-                    let c: Vec<f64> = (0..hd).map(|j| f[j] * c_prev[j] + i[j] * g[j]).collect();
-                    let h = (0..hd).map(|j| o[j] * c[j].tanh()).collect();
+                    let c: Vec<f64> = (0..hidden)
+                        .map(|j| f[j] * c_prev[j] + i[j] * g[j])
+                        .collect();
+                    let h = (0..hidden).map(|j| o[j] * c[j].tanh()).collect();
                     (gates, c, h)
                 }
                 Cell::Gru => {
                     let bhn = p(lp.extra.as_ref().unwrap());
-                    let r_: Vec<f64> = (0..hd).map(|j| sigmoid(pre(j))).collect();
-                    let z: Vec<f64> = (0..hd).map(|j| sigmoid(pre(hd + j))).collect();
-                    let hpn: Vec<f64> = (0..hd).map(|j| ph[2 * hd + j] + bhn[j]).collect();
-                    let n: Vec<f64> = (0..hd)
-                        .map(|j| (px[2 * hd + j] + r_[j] * hpn[j]).tanh())
+                    let r_: Vec<f64> = (0..hidden).map(|j| sigmoid(pre(j))).collect();
+                    let z: Vec<f64> = (0..hidden).map(|j| sigmoid(pre(hidden + j))).collect();
+                    let hpn: Vec<f64> = (0..hidden).map(|j| ph[2 * hidden + j] + bhn[j]).collect();
+                    let n: Vec<f64> = (0..hidden)
+                        .map(|j| (px[2 * hidden + j] + r_[j] * hpn[j]).tanh())
                         .collect();
-                    let h = (0..hd)
+                    let h = (0..hidden)
                         .map(|j| (1.0 - z[j]) * n[j] + z[j] * h_prev[j])
                         .collect();
                     ([r_, z, n].concat(), hpn, h)
@@ -178,13 +180,13 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
             let mut o: Vec<f64> = h.clone();
             if let Some(mask) = chunk.masks.get(l) {
                 o.iter_mut()
-                    .zip(&mask[r * hd..(r + 1) * hd])
+                    .zip(&mask[r * hidden..(r + 1) * hidden])
                     .for_each(|(a, m)| *a *= m);
             }
             if t == rows / b - 1 {
-                h_end[l][s * hd..(s + 1) * hd].copy_from_slice(&h);
+                h_end[l][s * hidden..(s + 1) * hidden].copy_from_slice(&h);
                 if cell == Cell::Lstm {
-                    c_end[l][s * hd..(s + 1) * hd].copy_from_slice(&extra);
+                    c_end[l][s * hidden..(s + 1) * hidden].copy_from_slice(&extra);
                 }
             }
             out.push(o);
@@ -223,7 +225,7 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
             .iter_mut()
             .zip(&dy)
             .for_each(|(g, d)| *g += d);
-        let mut dtop = vec![0.0; hd];
+        let mut dtop = vec![0.0; hidden];
         add_mat_t_vec(why, &dy, &mut dtop);
         dout.push(dtop);
         logits.extend(y);
@@ -234,13 +236,13 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
         let (wx, wh) = (p(&lp.wx), p(&lp.wh));
         let input = config.input_size(l);
         let mut dx = vec![vec![0.0; input]; rows];
-        let (mut dh_next, mut dc_next) = (vec![vec![0.0; hd]; b], vec![vec![0.0; hd]; b]);
+        let (mut dh_next, mut dc_next) = (vec![vec![0.0; hidden]; b], vec![vec![0.0; hidden]; b]);
         for r in (0..rows).rev() {
             let (s, st) = (r % b, &steps[l][r]);
             let mut dh = dout[r].clone();
             if let Some(mask) = chunk.masks.get(l) {
                 dh.iter_mut()
-                    .zip(&mask[r * hd..(r + 1) * hd])
+                    .zip(&mask[r * hidden..(r + 1) * hidden])
                     .for_each(|(d, m)| *d *= m);
             }
             dh.iter_mut().zip(&dh_next[s]).for_each(|(d, n)| *d += n);
@@ -248,44 +250,53 @@ pub fn pass(config: &Config, params: &[f64], chunk: &Chunk) -> Pass {
             // and at h_prev other than through Wh (direct)
             let (dpx, dph, direct) = match cell {
                 Cell::Rnn => {
-                    let d: Vec<f64> = (0..hd).map(|j| (1.0 - st.h[j] * st.h[j]) * dh[j]).collect();
-                    (d.clone(), d, vec![0.0; hd])
+                    let d: Vec<f64> = (0..hidden)
+                        .map(|j| (1.0 - st.h[j] * st.h[j]) * dh[j])
+                        .collect();
+                    (d.clone(), d, vec![0.0; hidden])
                 }
                 Cell::Lstm => {
                     let g_ = &st.gates;
                     let (i, f, g, o) = (
-                        &g_[..hd],
-                        &g_[hd..2 * hd],
-                        &g_[2 * hd..3 * hd],
-                        &g_[3 * hd..],
+                        &g_[..hidden],
+                        &g_[hidden..2 * hidden],
+                        &g_[2 * hidden..3 * hidden],
+                        &g_[3 * hidden..],
                     );
-                    let mut d = vec![0.0; 4 * hd];
-                    for j in 0..hd {
+                    let mut d = vec![0.0; 4 * hidden];
+                    for j in 0..hidden {
                         let tc = st.extra[j].tanh();
                         let dc = dc_next[s][j] + dh[j] * o[j] * (1.0 - tc * tc);
                         d[j] = dc * g[j] * i[j] * (1.0 - i[j]);
-                        d[hd + j] = dc * st.c_prev[j] * f[j] * (1.0 - f[j]);
-                        d[2 * hd + j] = dc * i[j] * (1.0 - g[j] * g[j]);
-                        d[3 * hd + j] = dh[j] * tc * o[j] * (1.0 - o[j]);
+                        d[hidden + j] = dc * st.c_prev[j] * f[j] * (1.0 - f[j]);
+                        d[2 * hidden + j] = dc * i[j] * (1.0 - g[j] * g[j]);
+                        d[3 * hidden + j] = dh[j] * tc * o[j] * (1.0 - o[j]);
                         dc_next[s][j] = dc * f[j];
                     }
-                    (d.clone(), d, vec![0.0; hd])
+                    (d.clone(), d, vec![0.0; hidden])
                 }
                 Cell::Gru => {
-                    let (r_, z, n) = (&st.gates[..hd], &st.gates[hd..2 * hd], &st.gates[2 * hd..]);
-                    let (mut dpx, mut dph, mut direct) =
-                        (vec![0.0; 3 * hd], vec![0.0; 3 * hd], vec![0.0; hd]);
-                    for j in 0..hd {
+                    let (r_, z, n) = (
+                        &st.gates[..hidden],
+                        &st.gates[hidden..2 * hidden],
+                        &st.gates[2 * hidden..],
+                    );
+                    let (mut dpx, mut dph, mut direct) = (
+                        vec![0.0; 3 * hidden],
+                        vec![0.0; 3 * hidden],
+                        vec![0.0; hidden],
+                    );
+                    for j in 0..hidden {
                         let dn = dh[j] * (1.0 - z[j]) * (1.0 - n[j] * n[j]);
                         let dz = dh[j] * (st.h_prev[j] - n[j]) * z[j] * (1.0 - z[j]);
                         let dr = dn * st.extra[j] * r_[j] * (1.0 - r_[j]);
                         direct[j] = dh[j] * z[j];
-                        (dpx[j], dpx[hd + j], dpx[2 * hd + j]) = (dr, dz, dn);
-                        (dph[j], dph[hd + j], dph[2 * hd + j]) = (dr, dz, dn * r_[j]);
+                        (dpx[j], dpx[hidden + j], dpx[2 * hidden + j]) = (dr, dz, dn);
+                        (dph[j], dph[hidden + j], dph[2 * hidden + j]) = (dr, dz, dn * r_[j]);
                     }
                     let gbhn = &mut grads[lp.extra.clone().unwrap()];
                     gbhn.iter_mut()
-                        .zip(&dph[2 * hd..])
+                        .zip(&dph[2 * hidden..])
                         .for_each(|(g, d)| *g += d);
                     (dpx, dph, direct)
                 }

@@ -55,7 +55,7 @@ const CACHE: usize = Gru::CACHE;
 
 dispatch! {
     pub fn forward<T: Real>(
-        hd: usize,
+        hidden: usize,
         xp: &[T],
         hp: &[T],
         bhn: &[T],
@@ -63,18 +63,18 @@ dispatch! {
         h: &mut [T],
         cache: &mut [T],
     ) {
-        let rows = (xp.chunks_exact(3 * hd).zip(hp.chunks_exact(3 * hd)))
-            .zip(h_prev.chunks_exact(hd).zip(h.chunks_exact_mut(hd)))
-            .zip(cache.chunks_exact_mut(CACHE * hd));
+        let rows = (xp.chunks_exact(3 * hidden).zip(hp.chunks_exact(3 * hidden)))
+            .zip(h_prev.chunks_exact(hidden).zip(h.chunks_exact_mut(hidden)))
+            .zip(cache.chunks_exact_mut(CACHE * hidden));
         for (((xp, hp), (h_prev, h)), cache) in rows {
-            let (r, rest) = cache.split_at_mut(hd);
-            let (z, rest) = rest.split_at_mut(hd);
-            let (n, hpn) = rest.split_at_mut(hd);
-            for j in 0..hd {
+            let (r, rest) = cache.split_at_mut(hidden);
+            let (z, rest) = rest.split_at_mut(hidden);
+            let (n, hpn) = rest.split_at_mut(hidden);
+            for j in 0..hidden {
                 r[j] = sigmoid(xp[j] + hp[j]);
-                z[j] = sigmoid(xp[hd + j] + hp[hd + j]);
-                hpn[j] = hp[2 * hd + j] + bhn[j];
-                n[j] = (xp[2 * hd + j] + r[j] * hpn[j]).tanh_act();
+                z[j] = sigmoid(xp[hidden + j] + hp[hidden + j]);
+                hpn[j] = hp[2 * hidden + j] + bhn[j];
+                n[j] = (xp[2 * hidden + j] + r[j] * hpn[j]).tanh_act();
                 h[j] = (T::one() - z[j]) * n[j] + z[j] * h_prev[j];
             }
         }
@@ -87,7 +87,7 @@ dispatch! {
     /// n part because r scales it), and sets `dh_prev` to the part of dL/dh_{t-1} that
     /// does not flow through Wh (z * dh).
     pub fn backward<T: Real>(
-        hd: usize,
+        hidden: usize,
         dh: &[T],
         h_prev: &[T],
         cache: &[T],
@@ -96,15 +96,15 @@ dispatch! {
         dh_prev: &mut [T],
     ) {
         let one = T::one();
-        let rows = (dh.chunks_exact(hd).zip(h_prev.chunks_exact(hd)))
-            .zip(cache.chunks_exact(CACHE * hd))
-            .zip(dxp.chunks_exact_mut(3 * hd).zip(dhp.chunks_exact_mut(3 * hd)))
-            .zip(dh_prev.chunks_exact_mut(hd));
+        let rows = (dh.chunks_exact(hidden).zip(h_prev.chunks_exact(hidden)))
+            .zip(cache.chunks_exact(CACHE * hidden))
+            .zip(dxp.chunks_exact_mut(3 * hidden).zip(dhp.chunks_exact_mut(3 * hidden)))
+            .zip(dh_prev.chunks_exact_mut(hidden));
         for ((((dh, h_prev), cache), (dxp, dhp)), dh_prev) in rows {
-            let (r, rest) = cache.split_at(hd);
-            let (z, rest) = rest.split_at(hd);
-            let (n, hpn) = rest.split_at(hd);
-            for j in 0..hd {
+            let (r, rest) = cache.split_at(hidden);
+            let (z, rest) = rest.split_at(hidden);
+            let (n, hpn) = rest.split_at(hidden);
+            for j in 0..hidden {
                 // h = (1 - z) * n + z * h_prev
                 let dn = dh[j] * (one - z[j]);
                 let dz = dh[j] * (h_prev[j] - n[j]);
@@ -115,11 +115,11 @@ dispatch! {
                 let dr_pre = dr * r[j] * (one - r[j]);
                 let dz_pre = dz * z[j] * (one - z[j]);
                 dxp[j] = dr_pre;
-                dxp[hd + j] = dz_pre;
-                dxp[2 * hd + j] = dn_pre;
+                dxp[hidden + j] = dz_pre;
+                dxp[2 * hidden + j] = dn_pre;
                 dhp[j] = dr_pre;
-                dhp[hd + j] = dz_pre;
-                dhp[2 * hd + j] = dn_pre * r[j];
+                dhp[hidden + j] = dz_pre;
+                dhp[2 * hidden + j] = dn_pre * r[j];
             }
         }
     }

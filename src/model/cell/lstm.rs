@@ -43,23 +43,23 @@ impl CellKind for Lstm {
 const CACHE: usize = Lstm::CACHE;
 
 dispatch! {
-    pub fn forward<T: Real>(hd: usize, xp: &[T], hp: &[T], c_prev: &[T], h: &mut [T], c: &mut [T], cache: &mut [T]) {
-        let rows = (xp.chunks_exact(4 * hd).zip(hp.chunks_exact(4 * hd)))
-            .zip(c_prev.chunks_exact(hd).zip(cache.chunks_exact_mut(CACHE * hd)))
-            .zip(h.chunks_exact_mut(hd).zip(c.chunks_exact_mut(hd)));
+    pub fn forward<T: Real>(hidden: usize, xp: &[T], hp: &[T], c_prev: &[T], h: &mut [T], c: &mut [T], cache: &mut [T]) {
+        let rows = (xp.chunks_exact(4 * hidden).zip(hp.chunks_exact(4 * hidden)))
+            .zip(c_prev.chunks_exact(hidden).zip(cache.chunks_exact_mut(CACHE * hidden)))
+            .zip(h.chunks_exact_mut(hidden).zip(c.chunks_exact_mut(hidden)));
         for (((xp, hp), (c_prev, cache)), (h, c)) in rows {
-            let (gates, tc) = cache.split_at_mut(4 * hd);
+            let (gates, tc) = cache.split_at_mut(4 * hidden);
             // one loop per activation (i and f, then g, then o) so each vectorises
-            let (if_, rest) = gates.split_at_mut(2 * hd);
-            let (g, o) = rest.split_at_mut(hd);
+            let (if_, rest) = gates.split_at_mut(2 * hidden);
+            let (g, o) = rest.split_at_mut(hidden);
             let sum = |k: usize| xp[k] + hp[k];
             if_.iter_mut().enumerate().for_each(|(k, a)| *a = sigmoid(sum(k)));
-            g.iter_mut().enumerate().for_each(|(k, a)| *a = sum(2 * hd + k).tanh_act());
-            o.iter_mut().enumerate().for_each(|(k, a)| *a = sigmoid(sum(3 * hd + k)));
-            let (i, rest) = gates.split_at(hd);
-            let (f, rest) = rest.split_at(hd);
-            let (g, o) = rest.split_at(hd);
-            for j in 0..hd {
+            g.iter_mut().enumerate().for_each(|(k, a)| *a = sum(2 * hidden + k).tanh_act());
+            o.iter_mut().enumerate().for_each(|(k, a)| *a = sigmoid(sum(3 * hidden + k)));
+            let (i, rest) = gates.split_at(hidden);
+            let (f, rest) = rest.split_at(hidden);
+            let (g, o) = rest.split_at(hidden);
+            for j in 0..hidden {
                 c[j] = f[j] * c_prev[j] + i[j] * g[j];
                 tc[j] = c[j].tanh_act();
                 h[j] = o[j] * tc[j];
@@ -72,20 +72,20 @@ dispatch! {
     /// `dh` is the gradient reaching h_t; `dc` holds the gradient reaching c_t from
     /// step t+1 on entry and the gradient reaching c_{t-1} on return. `dpre` receives
     /// the gradient at the four pre-activations (so dxp = dhp = dpre).
-    pub fn backward<T: Real>(hd: usize, dh: &[T], dc: &mut [T], c_prev: &[T], cache: &[T], dpre: &mut [T]) {
+    pub fn backward<T: Real>(hidden: usize, dh: &[T], dc: &mut [T], c_prev: &[T], cache: &[T], dpre: &mut [T]) {
         let one = T::one();
-        let rows = (dh.chunks_exact(hd).zip(dc.chunks_exact_mut(hd)))
-            .zip(c_prev.chunks_exact(hd).zip(cache.chunks_exact(CACHE * hd)))
-            .zip(dpre.chunks_exact_mut(4 * hd));
+        let rows = (dh.chunks_exact(hidden).zip(dc.chunks_exact_mut(hidden)))
+            .zip(c_prev.chunks_exact(hidden).zip(cache.chunks_exact(CACHE * hidden)))
+            .zip(dpre.chunks_exact_mut(4 * hidden));
         for (((dh, dc), (c_prev, cache)), dpre) in rows {
-            let (i, rest) = cache.split_at(hd);
-            let (f, rest) = rest.split_at(hd);
-            let (g, rest) = rest.split_at(hd);
-            let (o, tc) = rest.split_at(hd);
-            let (di, rest) = dpre.split_at_mut(hd);
-            let (df, rest) = rest.split_at_mut(hd);
-            let (dg, d_o) = rest.split_at_mut(hd);
-            for j in 0..hd {
+            let (i, rest) = cache.split_at(hidden);
+            let (f, rest) = rest.split_at(hidden);
+            let (g, rest) = rest.split_at(hidden);
+            let (o, tc) = rest.split_at(hidden);
+            let (di, rest) = dpre.split_at_mut(hidden);
+            let (df, rest) = rest.split_at_mut(hidden);
+            let (dg, d_o) = rest.split_at_mut(hidden);
+            for j in 0..hidden {
                 // h = o * tanh(c):  do = dh * tanh(c),  dc += dh * o * (1 - tanh(c)^2)
                 let dct = dc[j] + dh[j] * o[j] * (one - tc[j] * tc[j]);
                 d_o[j] = dh[j] * tc[j] * o[j] * (one - o[j]);
