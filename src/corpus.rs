@@ -138,6 +138,17 @@ pub enum Source {
 }
 
 impl Source {
+    /// The file at `path`, or without one the corpus built into the binary.
+    pub fn file_or_builtin(path: Option<&Path>) -> Source {
+        match path {
+            Some(path) => Source::File(path.to_path_buf()),
+            None => Source::Bytes {
+                name: data::BUILTIN_NAME.into(),
+                bytes: data::BUILTIN_TEXT.as_bytes().into(),
+            },
+        }
+    }
+
     pub fn name(&self) -> String {
         match self {
             Source::File(p) => p.display().to_string(),

@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use charrnn::corpus::{self, Ids, Scan, Source};
-use charrnn::data::{BUILTIN_NAME, BUILTIN_TEXT, DataError};
+use charrnn::data::DataError;
 use charrnn::fsutil::{self, Lock};
 use charrnn::history::LossLog;
 use charrnn::linalg::{Precision, Real};
@@ -200,13 +200,7 @@ pub fn run(args: Args) -> Result<()> {
             ckpt.display()
         )));
     }
-    let source = match &args.data {
-        Some(path) => Source::File(path.clone()),
-        None => Source::Bytes {
-            name: BUILTIN_NAME.into(),
-            bytes: BUILTIN_TEXT.as_bytes().into(),
-        },
-    };
+    let source = Source::file_or_builtin(args.data.as_deref());
     // first pass over the text: UTF-8 check, character counts, fingerprint
     let scan = corpus::scan(source)?;
     if args.resume {

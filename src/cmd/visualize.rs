@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 
 use charrnn::corpus::{self, Source};
-use charrnn::data::{BUILTIN_NAME, BUILTIN_TEXT};
 use charrnn::{checkpoint, fsutil, visualize, with_state};
 
 /// Write one self-contained HTML page: the text coloured by a hidden unit's activation,
@@ -47,13 +46,7 @@ pub fn run(args: Args) -> Result<()> {
         visualize::Unit::Hidden
     };
     // the text as `train` reads it
-    let source = match &args.data {
-        Some(path) => Source::File(path.clone()),
-        None => Source::Bytes {
-            name: BUILTIN_NAME.into(),
-            bytes: BUILTIN_TEXT.as_bytes().into(),
-        },
-    };
+    let source = Source::file_or_builtin(args.data.as_deref());
     let scan = corpus::scan(source)?;
     let name = &scan.info.name;
     if args.skip as u64 >= scan.info.chars {
