@@ -10,6 +10,9 @@
 //!     28     n  payload, bincode 2 (standard config, serde): the precision
 //!                (Precision: 0 = f32, 1 = f64), then TrainState<f32 or f64>
 //! ```
+//! Version 3 added the session settings (`TrainState::session`) just before
+//! the last field, the training time (an f64, so the payload's last 8 bytes);
+//! a version 2 payload is read by putting the default settings there.
 //! Loading checks each of these in order and reports the first that fails, so a
 //! truncated, damaged or foreign file gives a message and never a panic or a
 //! large allocation.
@@ -25,7 +28,11 @@ use crate::linalg::{Precision, Real};
 use crate::train::TrainState;
 
 pub const MAGIC: [u8; 8] = *b"CHARRNN\0";
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+
+/// The oldest format this charrnn reads: version 2, which had no session
+/// settings (they load as today's defaults).
+pub const OLDEST: u32 = 2;
 
 /// A checkpoint's training state in whichever precision it was trained.
 #[derive(Debug)]
@@ -66,7 +73,7 @@ pub enum CheckpointError {
     #[error("reading checkpoint {path}: not a charrnn checkpoint ({reason})")]
     Foreign { path: PathBuf, reason: String },
     #[error(
-        "reading checkpoint {path}: format version {found}, but this charrnn reads version {VERSION}; \
+        "reading checkpoint {path}: format version {found}, but this charrnn reads version {OLDEST} or {VERSION}; \
          use the charrnn release that wrote it"
     )]
     Version { path: PathBuf, found: u32 },
@@ -175,7 +182,7 @@ fn check_header(path: &Path, header: &[u8], file_len: u64) -> Result<u64, Checkp
         });
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    if version != VERSION {
+    if !(OLDEST..=VERSION).contains(&version) {
         return Err(CheckpointError::Version {
             path: path.into(),
             found: version,
@@ -215,6 +222,15 @@ fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState
             "checksum mismatch: the file was damaged or edited after it was written".into(),
         ));
     }
+    let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
+    let upgraded;
+    let payload = if version == 2 {
+        upgraded = with_default_session(payload)
+            .ok_or_else(|| corrupt("too short for a version 2 payload".into()))?;
+        &upgraded[..]
+    } else {
+        payload
+    };
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
     let undecodable = |e: bincode::error::DecodeError| corrupt(format!("undecodable: {e}"));
     let (precision, used): (Precision, usize) =
@@ -239,4 +255,23 @@ fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState
     }
     crate::with_state!(&any, s => s.validate()).map_err(corrupt)?;
     Ok(any)
+}
+
+/// A version 2 payload as version 3 writes it: the default session settings
+/// inserted before the training time, its last 8 bytes.
+fn with_default_session(payload: &[u8]) -> Option<Vec<u8>> {
+    let (state, elapsed) = payload.split_at(payload.len().checked_sub(8)?);
+    let session = bincode::serde::encode_to_vec(
+        crate::train::Session::default(),
+        bincode::config::standard(),
+    )
+    .expect("Session always encodes");
+    Some([state, &session, elapsed].concat())
+}
+
+/// The format version in a checkpoint's header, if it has one.
+pub fn file_version(path: &Path) -> Option<u32> {
+    let mut header = [0u8; 12];
+    File::open(path).ok()?.read_exact(&mut header).ok()?;
+    (header[..8] == MAGIC).then(|| u32::from_le_bytes(header[8..12].try_into().expect("4 bytes")))
 }

@@ -527,3 +527,31 @@ fn simd_and_baseline_builds_train_the_same_model() {
         );
     }
 }
+
+/// `-n 0` writes the seed and nothing more, and without a seed nothing at all
+/// (not the random first character a sample otherwise starts from).
+#[test]
+fn sample_of_zero_characters_is_the_seed_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = charrnn(d)
+        .args(["train", "--iters", "5", "--sample-every", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let sample = |args: &[&str]| {
+        let out = charrnn(d).arg("sample").args(args).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert_eq!(sample(&["--seed", "The ", "-n", "0"]), "The \n");
+    assert_eq!(sample(&["-n", "0"]), "");
+    assert_eq!(sample(&["-n", "0", "--argmax"]), "");
+    // one character is the seed plus one
+    assert_eq!(
+        sample(&["--seed", "The ", "-n", "1", "--rng-seed", "1"])
+            .chars()
+            .count(),
+        6
+    );
+}

@@ -55,7 +55,7 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
     println!(
         "checkpoint     {} (format v{}, {bytes} bytes)",
         path.display(),
-        checkpoint::VERSION
+        checkpoint::file_version(path).unwrap_or(checkpoint::VERSION)
     );
     println!("model          {}, {}", s.config().describe(), T::NAME);
     println!("parameters     {}", s.model.params.len());
@@ -64,6 +64,16 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
         h.seq_length, h.batch_size, h.dropout, h.rng_seed
     );
     println!("optimizer      {opt_line}");
+    let e = &s.session;
+    println!(
+        "session        sample every {} ({} chars), log every {}, validate every {}, checkpoint every {}{}",
+        e.sample_every,
+        e.sample_len,
+        e.log_every,
+        e.eval_every,
+        e.checkpoint_every,
+        if e.keep_best { ", keep best" } else { "" }
+    );
     println!("iteration      {} (epoch {})", s.iteration, s.epoch);
     println!(
         "smooth_loss    {:.6} ({:.6} nats/char)",

@@ -7,6 +7,7 @@ pub mod info;
 pub mod plot;
 pub mod prepare;
 pub mod sample;
+pub mod signals;
 pub mod train;
 pub mod visualize;
 
@@ -29,14 +30,17 @@ pub fn usage(msg: impl Into<String>) -> anyhow::Error {
     UsageError(msg.into()).into()
 }
 
-/// Work stopped by Ctrl+C before it produced anything (exit code 130, as a shell
-/// reports SIGINT).
+/// Work stopped by a signal before it produced anything (exit code 128 + the
+/// signal's number, as a shell reports it: 130 for Ctrl+C).
 #[derive(Debug)]
-pub struct Interrupted(pub String);
+pub struct Interrupted {
+    pub message: String,
+    pub signal: i32,
+}
 
 impl fmt::Display for Interrupted {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(&self.message)
     }
 }
 
@@ -45,8 +49,8 @@ impl std::error::Error for Interrupted {}
 pub fn exit_code(err: &anyhow::Error) -> i32 {
     if err.chain().any(|e| e.is::<UsageError>()) {
         2
-    } else if err.chain().any(|e| e.is::<Interrupted>()) {
-        130
+    } else if let Some(i) = err.chain().find_map(|e| e.downcast_ref::<Interrupted>()) {
+        signals::exit_code(i.signal)
     } else {
         1
     }

@@ -1,8 +1,6 @@
 //! `charrnn prepare`: turn other people's data into a training text.
 
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -10,6 +8,8 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use charrnn::fsutil::{self, AtomicFile};
 use charrnn::prepare::files;
 use charrnn::prepare::stackexchange::{self, Filter, PrepareError};
+
+use super::signals::{self, Stop};
 
 /// Make a training text from a Stack Exchange dump or a source tree.
 #[derive(clap::Args)]
@@ -87,19 +87,30 @@ fn open_output(out: &Path, force: bool) -> Result<AtomicFile> {
     AtomicFile::create(out).with_context(|| format!("cannot write {}", out.display()))
 }
 
-/// Ctrl+C stops the work; the output is not written and temp files go away.
-fn install_ctrlc() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || flag.store(true, Ordering::SeqCst))
-        .context("installing the Ctrl+C handler")?;
-    Ok(stop)
+/// Ctrl+C, SIGTERM or SIGHUP stops the work; the output is not written and temp
+/// files go away.
+fn install_signals() -> Result<Stop> {
+    signals::install(
+        None,
+        "aborting; temp files may be left, and the next prepare removes them",
+    )
 }
 
-fn interrupted(err: PrepareError, out: &Path) -> anyhow::Error {
+fn interrupted(err: PrepareError, out: &Path, stop: &Stop) -> anyhow::Error {
     match err {
         PrepareError::Interrupted => {
-            super::Interrupted(format!("interrupted; {} was not written", out.display())).into()
+            let signal = stop.signal().unwrap_or(signal_hook::consts::SIGINT);
+            let message = match signal {
+                signal_hook::consts::SIGINT => {
+                    format!("interrupted; {} was not written", out.display())
+                }
+                _ => format!(
+                    "stopped by {}; {} was not written",
+                    signals::name(signal),
+                    out.display()
+                ),
+            };
+            super::Interrupted { message, signal }.into()
         }
         e => e.into(),
     }
@@ -110,7 +121,7 @@ fn stack_exchange(a: StackExchange) -> Result<()> {
         .with_context(|| format!("cannot read {}", a.posts.display()))?
         .len();
     let mut out = open_output(&a.out, a.force)?;
-    let stop = install_ctrlc()?;
+    let stop = install_signals()?;
     let bar = ProgressBar::with_draw_target(Some(size), ProgressDrawTarget::stderr_with_hz(5));
     bar.set_style(
         ProgressStyle::with_template(
@@ -137,9 +148,9 @@ fn stack_exchange(a: StackExchange) -> Result<()> {
         &temp_dir,
         a.sort_memory << 20,
         &progress,
-        &stop,
+        &stop.flag,
     )
-    .map_err(|e| interrupted(e, &a.out))?;
+    .map_err(|e| interrupted(e, &a.out, &stop))?;
     bar.finish_and_clear();
     out.commit()
         .with_context(|| format!("cannot write {}", a.out.display()))?;
@@ -179,15 +190,15 @@ fn source_tree(a: Files) -> Result<()> {
         );
     }
     let mut out = open_output(&a.out, a.force)?;
-    let stop = install_ctrlc()?;
+    let stop = install_signals()?;
     let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(5));
     bar.set_style(
         ProgressStyle::with_template("{spinner} {pos} files [{elapsed_precise}]")
             .expect("valid template"),
     );
     let progress = |n| bar.set_position(n);
-    let s = files::prepare(&a.dir, &exts, Some(&a.out), &mut out, &progress, &stop)
-        .map_err(|e| interrupted(e, &a.out))?;
+    let s = files::prepare(&a.dir, &exts, Some(&a.out), &mut out, &progress, &stop.flag)
+        .map_err(|e| interrupted(e, &a.out, &stop))?;
     bar.finish_and_clear();
     out.commit()
         .with_context(|| format!("cannot write {}", a.out.display()))?;

@@ -44,15 +44,18 @@ pub fn run(args: Args) -> Result<()> {
 }
 
 fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {
+    let seeded = args.seed.as_ref().is_some_and(|s| !s.is_empty());
+    if args.length == 0 && !seeded {
+        // nothing asked for: not even the random first character
+        return Ok(());
+    }
     let mut rng = ChaCha8Rng::seed_from_u64(args.rng_seed.unwrap_or_else(|| rand::rng().random()));
     let vocab = &state.vocab;
     let prime = match &args.seed {
-        Some(seed) if !seed.is_empty() => {
-            sample::encode_seed(vocab, seed).map_err(|e| match e {
-                SampleError::UnknownSeedChar { .. } => usage(e.to_string()),
-                other => other.into(),
-            })?
-        }
+        Some(seed) if seeded => sample::encode_seed(vocab, seed).map_err(|e| match e {
+            SampleError::UnknownSeedChar { .. } => usage(e.to_string()),
+            other => other.into(),
+        })?,
         _ => vec![rng.random_range(0..vocab.len() as u32)],
     };
     let draw = if args.argmax {

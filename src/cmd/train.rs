@@ -2,8 +2,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use anyhow::{Context, Result};
@@ -16,9 +14,10 @@ use charrnn::history::LossLog;
 use charrnn::linalg::{Precision, Real};
 use charrnn::model::Cell;
 use charrnn::optim::Rule;
-use charrnn::train::{self, Clip, Observer, Record, Schedule, Stop, TrainState, Trainer};
+use charrnn::train::{self, Clip, Observer, Record, Schedule, Session, Stop, TrainState, Trainer};
 
 use super::hyper::HyperFlags;
+use super::signals;
 use charrnn::{checkpoint, npz, with_state};
 
 use super::{decay_factor, positive_float, positive_int, unit_interval, usage};
@@ -94,32 +93,37 @@ pub struct Args {
     /// Stop after this much training time in this session, e.g. 90s, 10m, 1h30m
     #[arg(long, value_name = "DURATION")]
     max_time: Option<humantime::Duration>,
-    /// Print the smooth loss and a sample every N iterations (0 = never)
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    sample_every: u64,
-    /// Characters in each of those samples
-    #[arg(long, value_name = "N", default_value_t = 200, value_parser = positive_int::<usize>)]
-    sample_len: usize,
+    /// Print the smooth loss and a sample every N iterations (0 = never) [default: 100; a
+    /// resumed run keeps its own]
+    #[arg(long, value_name = "N")]
+    sample_every: Option<u64>,
+    /// Characters in each of those samples [default: 200; a resumed run keeps its own]
+    #[arg(long, value_name = "N", value_parser = positive_int::<usize>)]
+    sample_len: Option<usize>,
     /// Checkpoint file: written every --checkpoint-every iterations, at the end and on Ctrl+C
     #[arg(long, value_name = "PATH", default_value = "charrnn.ckpt")]
     checkpoint: PathBuf,
-    /// Save a checkpoint every N iterations (0 = only at the end)
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    checkpoint_every: u64,
+    /// Save a checkpoint every N iterations (0 = only at the end) [default: 1000; a resumed
+    /// run keeps its own]
+    #[arg(long, value_name = "N")]
+    checkpoint_every: Option<u64>,
     /// Loss history CSV (appended to on --resume)
     #[arg(long, value_name = "PATH", default_value = "loss_history.csv")]
     loss_csv: PathBuf,
     /// Write a loss history row every N iterations (1 = every iteration, 0 = no CSV)
-    #[arg(long, value_name = "N", default_value_t = 100)]
-    log_every: u64,
+    /// [default: 100; a resumed run keeps its own]
+    #[arg(long, value_name = "N")]
+    log_every: Option<u64>,
     /// Threads to train with [default: the available cores]; a new run with --batch-size B
     /// splits its streams into min(threads, B) parts for good (results depend on that split)
     #[arg(long, value_name = "N", value_parser = positive_int::<usize>, allow_negative_numbers = true)]
     threads: Option<usize>,
     /// Measure the validation loss every N iterations (with --val-fraction; 0 = never)
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    eval_every: u64,
-    /// Also keep the checkpoint with the best validation loss, beside --checkpoint as NAME.best.EXT
+    /// [default: 1000; a resumed run keeps its own]
+    #[arg(long, value_name = "N")]
+    eval_every: Option<u64>,
+    /// Also keep the checkpoint with the best validation loss, beside --checkpoint as
+    /// NAME.best.EXT (a resumed run keeps doing so if it did)
     #[arg(long)]
     keep_best: bool,
     /// Continue the run saved in --checkpoint exactly where it stopped
@@ -219,8 +223,54 @@ impl Args {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
     }
 
+    /// The loss history, unless `--log-every 0` turns it off (a resumed run that
+    /// was started with it off still has its path locked, which is harmless).
     fn loss_csv(&self) -> Option<&Path> {
-        (self.log_every > 0).then_some(self.loss_csv.as_path())
+        (self.log_every != Some(0)).then_some(self.loss_csv.as_path())
+    }
+
+    /// The session settings of this run: the flags given, else the stored
+    /// settings of the run resumed (`stored`) or the defaults, with a note for
+    /// each flag that changes a stored setting.
+    fn session(&self, stored: Option<&Session>) -> (Session, Vec<String>) {
+        let base = stored.cloned().unwrap_or_default();
+        let mut notes = Vec::new();
+        let mut pick = |flag: &str, given: Option<u64>, have: u64| match given {
+            Some(g) if stored.is_some() && g != have => {
+                notes.push(format!("{flag} {g} (the run had {have})"));
+                g
+            }
+            Some(g) => g,
+            None => have,
+        };
+        let sample_every = pick("--sample-every", self.sample_every, base.sample_every);
+        let sample_len = pick(
+            "--sample-len",
+            self.sample_len.map(|n| n as u64),
+            base.sample_len as u64,
+        ) as usize;
+        let log_every = pick("--log-every", self.log_every, base.log_every);
+        let eval_every = pick("--eval-every", self.eval_every, base.eval_every);
+        let checkpoint_every = pick(
+            "--checkpoint-every",
+            self.checkpoint_every,
+            base.checkpoint_every,
+        );
+        if self.keep_best && stored.is_some() && !base.keep_best {
+            notes.push("--keep-best (the run did not keep its best)".into());
+        }
+        let keep_best = self.keep_best || base.keep_best;
+        (
+            Session {
+                sample_every,
+                sample_len,
+                log_every,
+                eval_every,
+                checkpoint_every,
+                keep_best,
+            },
+            notes,
+        )
     }
 }
 
@@ -318,8 +368,15 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<
     train(args, state, ids, info.name)
 }
 
-fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String) -> Result<()> {
+fn train<T: Real>(
+    args: &Args,
+    mut state: TrainState<T>,
+    ids: Ids,
+    text_name: String,
+) -> Result<()> {
     let ckpt = args.checkpoint.as_path();
+    let (session, overrides) = args.session(args.resume.then_some(&state.session));
+    state.session = session;
     let (train_ids, val_ids) = corpus::split_validation(ids.as_slice(), state.hyper.val_fraction);
     let need = train::min_chars(&state.hyper);
     if train_ids.len() < need {
@@ -333,7 +390,8 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String
         }
         .into());
     }
-    let mut log = match args.loss_csv() {
+    let csv = args.loss_csv().filter(|_| state.session.log_every > 0);
+    let mut log = match csv {
         Some(path) if args.resume => {
             let (log, dropped) = LossLog::resume(path, state.iteration)?;
             if dropped > 0 {
@@ -350,14 +408,18 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String
     };
 
     print_banner(args.resume, &state, train_ids.len(), val_ids.len());
+    if !overrides.is_empty() {
+        eprintln!("  this session: {}", overrides.join(", "));
+    }
+    let session = &state.session;
     let schedule = Schedule {
         until: args.iters,
         max_time: args.max_time.map(Into::into),
-        sample_every: args.sample_every,
-        sample_len: args.sample_len,
-        log_every: args.log_every,
-        eval_every: args.eval_every,
-        checkpoint_every: args.checkpoint_every,
+        sample_every: session.sample_every,
+        sample_len: session.sample_len,
+        log_every: session.log_every,
+        eval_every: session.eval_every,
+        checkpoint_every: session.checkpoint_every,
     };
     let threads = args.threads();
     // matrixmultiply reads its thread count once, at its first product (none has run
@@ -365,9 +427,13 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String
     // one part of the streams per thread, or a single part's phases over two.
     // SAFETY: no other thread exists yet (the Ctrl+C handler starts below)
     unsafe { std::env::set_var("MATMUL_NUM_THREADS", "1") };
-    let stop = install_ctrlc()?;
+    // the first Ctrl+C, SIGTERM or SIGHUP finishes the iteration, saves and stops
+    let stop = signals::install(
+        Some("saving a checkpoint and stopping"),
+        "aborting without saving",
+    )?;
     let start_iteration = state.iteration;
-    let best = args.keep_best.then(|| best_path(ckpt));
+    let best = state.session.keep_best.then(|| best_path(ckpt));
     let record = Record {
         checkpoint: ckpt,
         log: log.as_mut(),
@@ -377,7 +443,7 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String
     let mut trainer = Trainer::new(state, threads);
     let mut ui = Ui::new(schedule.until, start_iteration);
     let started = Instant::now();
-    let reason = trainer.run(train_ids, val_ids, &schedule, record, &mut ui, &stop);
+    let reason = trainer.run(train_ids, val_ids, &schedule, record, &mut ui, &stop.flag);
     ui.bar.finish_and_clear();
     let reason = reason?;
 
@@ -387,7 +453,12 @@ fn train<T: Real>(args: &Args, state: TrainState<T>, ids: Ids, text_name: String
     let why = match reason {
         Stop::Iterations => format!("reached --iters {}", s.iteration),
         Stop::TimeLimit => "reached --max-time".to_string(),
-        Stop::Interrupted => "interrupted".to_string(),
+        Stop::Interrupted => match stop.signal() {
+            Some(signal) if signal != signal_hook::consts::SIGINT => {
+                signals::name(signal).to_string()
+            }
+            _ => "interrupted".to_string(),
+        },
     };
     let per_char = s.smooth_loss / s.hyper.seq_length as f64;
     eprintln!(
@@ -474,22 +545,18 @@ fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, train_len: usize, val
             "resuming at iteration {} (epoch {}), smooth loss {:.4}",
             s.iteration, s.epoch, s.smooth_loss
         );
+        let e = &s.session;
+        let best = if e.keep_best {
+            ", keeping the best"
+        } else {
+            ""
+        };
+        eprintln!(
+            "  the run's settings: sample every {} ({} chars), log every {}, validate every {}, \
+             checkpoint every {}{best}",
+            e.sample_every, e.sample_len, e.log_every, e.eval_every, e.checkpoint_every
+        );
     }
-}
-
-/// First Ctrl+C asks the loop to save and stop; a second one aborts at once.
-fn install_ctrlc() -> Result<Arc<AtomicBool>> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let flag = stop.clone();
-    ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            eprintln!("\nsecond Ctrl+C: aborting without saving");
-            std::process::exit(130);
-        }
-        eprintln!("\nCtrl+C: saving a checkpoint and stopping (press again to abort)");
-    })
-    .context("installing the Ctrl+C handler")?;
-    Ok(stop)
 }
 
 /// Progress line on stderr (drawn only on a terminal); reports on stdout.

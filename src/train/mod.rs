@@ -6,7 +6,7 @@ pub mod state;
 pub mod trainer;
 
 pub use run::{Observer, Record, Schedule, Stop, TrainError};
-pub use state::{Clip, Hyper, TrainState, fresh_seed};
+pub use state::{Clip, Hyper, Session, TrainState, fresh_seed};
 pub use trainer::{Trainer, evaluate};
 
 /// Characters each stream needs: a training text must hold at least this many per stream.

@@ -139,8 +139,44 @@ pub struct TrainState<T> {
     /// Training-time samples; separate so sampling never changes the weights.
     pub sample_rng: ChaCha8Rng,
     pub text: TextInfo,
-    /// Training wall time over all sessions (evaluation not counted).
+    /// How often the run reports, logs, validates and saves: kept by `--resume`
+    /// unless a flag says otherwise.
+    pub session: Session,
+    /// Training wall time over all sessions (evaluation not counted). The last
+    /// field, so it is the checkpoint payload's last 8 bytes (see `checkpoint`).
     pub elapsed_s: f64,
+}
+
+/// The cadences of a run and whether it keeps its best checkpoint: what a session
+/// of training does besides training, stored in the checkpoint so that a resumed
+/// run goes on as it was started. A cadence of 0 means never.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Session {
+    /// Report the smooth loss and a sample every N iterations.
+    pub sample_every: u64,
+    /// Characters per sample.
+    pub sample_len: usize,
+    /// A loss-history row every N iterations.
+    pub log_every: u64,
+    /// Measure the validation loss every N iterations.
+    pub eval_every: u64,
+    /// Save a checkpoint every N iterations (and always at the end).
+    pub checkpoint_every: u64,
+    /// Also keep the checkpoint with the best validation loss.
+    pub keep_best: bool,
+}
+
+impl Default for Session {
+    fn default() -> Self {
+        Session {
+            sample_every: 100,
+            sample_len: 200,
+            log_every: 100,
+            eval_every: 1000,
+            checkpoint_every: 1000,
+            keep_best: false,
+        }
+    }
 }
 
 impl<T: Real> TrainState<T> {
@@ -176,6 +212,7 @@ impl<T: Real> TrainState<T> {
             train_rng,
             sample_rng,
             text,
+            session: Session::default(),
             elapsed_s: 0.0,
             vocab,
             hyper,
