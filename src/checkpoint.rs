@@ -10,9 +10,10 @@
 //!     28     n  payload, bincode 2 (standard config, serde): the precision
 //!                (Precision: 0 = f32, 1 = f64), then TrainState<f32 or f64>
 //! ```
-//! Version 3 added the session settings (`TrainState::session`) just before
-//! the last field, the training time (an f64, so the payload's last 8 bytes);
-//! a version 2 payload is read by putting the default settings there.
+//! Version 3 added the recent loss and the session settings
+//! (`TrainState::recent`, `recent_since`, `session`) just before the last field,
+//! the training time (an f64, so the payload's last 8 bytes); a version 2
+//! payload is read by putting defaults there.
 //! Loading checks each of these in order and reports the first that fails, so a
 //! truncated, damaged or foreign file gives a message and never a panic or a
 //! large allocation.
@@ -253,20 +254,24 @@ fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState
             rest.len() - used_state
         )));
     }
+    let mut any = any;
+    if version == 2 {
+        // its recent loss starts now
+        crate::with_state!(&mut any, s => s.recent_since = s.iteration);
+    }
     crate::with_state!(&any, s => s.validate()).map_err(corrupt)?;
     Ok(any)
 }
 
-/// A version 2 payload as version 3 writes it: the default session settings
-/// inserted before the training time, its last 8 bytes.
+/// A version 2 payload as version 3 writes it: the fields version 3 added
+/// (the recent loss, from 0 at iteration 0 for now, and the default session
+/// settings) inserted before the training time, its last 8 bytes.
 fn with_default_session(payload: &[u8]) -> Option<Vec<u8>> {
     let (state, elapsed) = payload.split_at(payload.len().checked_sub(8)?);
-    let session = bincode::serde::encode_to_vec(
-        crate::train::Session::default(),
-        bincode::config::standard(),
-    )
-    .expect("Session always encodes");
-    Some([state, &session, elapsed].concat())
+    let added = (0.0f64, 0u64, crate::train::Session::default());
+    let added =
+        bincode::serde::encode_to_vec(added, bincode::config::standard()).expect("always encodes");
+    Some([state, &added, elapsed].concat())
 }
 
 /// The format version in a checkpoint's header, if it has one.

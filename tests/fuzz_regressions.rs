@@ -42,6 +42,11 @@ fn checkpoint_seeds() {
         let name = path.file_name().unwrap().to_string_lossy();
         if name.ends_with(".ckpt") {
             assert!(whole.is_ok(), "{name}: {:?}", whole.err());
+            // format 2: today's session defaults, and a recent loss from its last iteration on
+            charrnn::with_state!(whole.as_ref().unwrap(), s => {
+                assert_eq!(s.session, charrnn::train::Session::default(), "{name}");
+                assert!(s.recent_since == s.iteration && s.recent_loss().is_none(), "{name}");
+            });
             assert!(data.len() > HEADER_LEN as usize);
         }
         if name.ends_with(".payload") {

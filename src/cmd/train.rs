@@ -461,9 +461,12 @@ fn train<T: Real>(
         },
     };
     let per_char = s.smooth_loss / s.hyper.seq_length as f64;
+    let recent = s.recent_per_char().map_or(String::new(), |r| {
+        format!(", last ~100 iterations {r:.4} nats/char")
+    });
     eprintln!(
-        "stopped at iteration {} ({why}): smooth loss {:.4} ({per_char:.4} nats/char), {done} iterations in {secs:.1}s \
-         ({:.0} it/s); saved {}",
+        "stopped at iteration {} ({why}): smooth loss {:.4} ({per_char:.4} nats/char){recent}, {done} iterations in \
+         {secs:.1}s ({:.0} it/s); saved {}",
         s.iteration,
         s.smooth_loss,
         done as f64 / secs.max(1e-9),
@@ -584,20 +587,28 @@ impl Ui {
 }
 
 impl Observer for Ui {
-    fn progress(&mut self, iteration: u64, smooth_loss_per_char: f64, chars_per_sec: f64) {
+    fn progress(&mut self, iteration: u64, recent_per_char: f64, chars_per_sec: f64) {
         self.bar.set_position(iteration);
         self.bar.set_message(format!(
-            "loss {smooth_loss_per_char:.4} nats/char  {chars_per_sec:.0} chars/s"
+            "loss {recent_per_char:.4} nats/char  {chars_per_sec:.0} chars/s"
         ));
     }
 
-    fn report(&mut self, iteration: u64, smooth_loss: f64, per_char: f64, sample: &str) {
+    fn report(
+        &mut self,
+        iteration: u64,
+        smooth_loss: f64,
+        per_char: f64,
+        recent: f64,
+        sample: &str,
+    ) {
         self.bar.suspend(|| {
             // a closed stdout must not stop training
             let mut out = std::io::stdout().lock();
             let _ = writeln!(
                 out,
-                "----\n{sample}\n----\niter {iteration}, loss {smooth_loss:.6} ({per_char:.4} nats/char)"
+                "----\n{sample}\n----\niter {iteration}, loss {smooth_loss:.6} ({per_char:.4} nats/char); \
+                 last ~100 iterations {recent:.4} nats/char"
             );
             let _ = out.flush();
         });

@@ -56,9 +56,19 @@ pub struct Schedule {
 /// What the loop tells whoever is watching (the CLI draws it; tests record it).
 pub trait Observer {
     /// About ten times a second.
-    fn progress(&mut self, _iteration: u64, _smooth_loss_per_char: f64, _chars_per_sec: f64) {}
+    /// The loss is the recent one (see `TrainState::recent_loss`), per character.
+    fn progress(&mut self, _iteration: u64, _recent_per_char: f64, _chars_per_sec: f64) {}
     /// Every `sample_every` iterations: the smooth objective, and a sample.
-    fn report(&mut self, _iteration: u64, _smooth_loss: f64, _per_char: f64, _sample: &str) {}
+    /// `recent_per_char`: the loss over about the last 100 iterations.
+    fn report(
+        &mut self,
+        _iteration: u64,
+        _smooth_loss: f64,
+        _per_char: f64,
+        _recent_per_char: f64,
+        _sample: &str,
+    ) {
+    }
     /// After each validation pass: the loss in nats/char, and whether it is the best so far.
     fn evaluated(&mut self, _iteration: u64, _val_loss: f64, _best: bool) {}
     fn saved(&mut self, _path: &Path, _iteration: u64) {}
@@ -232,8 +242,11 @@ impl<T: Real> Trainer<T> {
             }
             if every(schedule.sample_every, it) {
                 let text = self.sample_text(train, schedule.sample_len);
-                let s = self.state.smooth_loss;
-                obs.report(it, s, s / seq as f64, &text);
+                let (s, r) = (
+                    self.state.smooth_loss,
+                    self.state.recent_per_char().unwrap_or(f64::NAN),
+                );
+                obs.report(it, s, s / seq as f64, r, &text);
             }
             if every(schedule.checkpoint_every, it) {
                 match self.save(checkpoint, obs) {
@@ -246,7 +259,7 @@ impl<T: Real> Trainer<T> {
             }
             if now - prog_t >= Duration::from_millis(100) {
                 let rate = chars(it - prog_it) / (now - prog_t).as_secs_f64();
-                obs.progress(it, self.state.smooth_loss / seq as f64, rate);
+                obs.progress(it, self.state.recent_per_char().unwrap_or(f64::NAN), rate);
                 (prog_t, prog_it) = (now, it);
             }
         };

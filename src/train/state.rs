@@ -139,6 +139,11 @@ pub struct TrainState<T> {
     /// Training-time samples; separate so sampling never changes the weights.
     pub sample_rng: ChaCha8Rng,
     pub text: TextInfo,
+    /// The objective's moving average over about the last 100 iterations (weight
+    /// 1 - RECENT on the newest), from 0 at iteration `recent_since`: see
+    /// [`TrainState::recent_loss`].
+    pub recent: f64,
+    pub recent_since: u64,
     /// How often the run reports, logs, validates and saves: kept by `--resume`
     /// unless a flag says otherwise.
     pub session: Session,
@@ -179,7 +184,28 @@ impl Default for Session {
     }
 }
 
+/// The decay of [`TrainState::recent`]: a newest weight of 0.01, so about the
+/// last 100 iterations count.
+pub const RECENT: f64 = 0.99;
+
 impl<T: Real> TrainState<T> {
+    /// The objective (summed over a chunk, averaged over streams) over about the
+    /// last 100 iterations: the moving average divided by 1 - 0.99^n after n
+    /// iterations (as Adam corrects its moments), so that it means the same after
+    /// 10 iterations as after 10,000. min-char-rnn's smooth loss instead starts
+    /// at the loss of uniform guessing and moves by 0.1% an iteration, so for the
+    /// first few thousand iterations it mostly shows where it started. None
+    /// before the first iteration.
+    pub fn recent_loss(&self) -> Option<f64> {
+        let n = self.iteration.saturating_sub(self.recent_since);
+        (n > 0).then(|| self.recent / (1.0 - RECENT.powi(n.min(1 << 20) as i32)))
+    }
+
+    /// [`TrainState::recent_loss`] per character.
+    pub fn recent_per_char(&self) -> Option<f64> {
+        self.recent_loss().map(|l| l / self.hyper.seq_length as f64)
+    }
+
     /// A new run. `init` gives starting weights (from `--init-npz`); otherwise
     /// they are drawn as [`Config::tensors`] says.
     pub fn new(
@@ -212,6 +238,8 @@ impl<T: Real> TrainState<T> {
             train_rng,
             sample_rng,
             text,
+            recent: 0.0,
+            recent_since: 0,
             session: Session::default(),
             elapsed_s: 0.0,
             vocab,
@@ -271,6 +299,7 @@ impl<T: Real> TrainState<T> {
     /// True when no weight, optimizer value, hidden value or the smooth loss is NaN or infinite.
     pub fn is_finite(&self) -> bool {
         self.smooth_loss.is_finite()
+            && self.recent.is_finite()
             && self.model.params.iter().all(|x| x.is_finite())
             && self.optim.is_finite()
             && self.state.is_finite()
@@ -280,4 +309,39 @@ impl<T: Real> TrainState<T> {
 /// A seed for runs started without `--rng-seed`, recorded in the checkpoint.
 pub fn fresh_seed() -> u64 {
     rand::rng().random::<u32>() as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::data::Vocab;
+    use crate::model::Config;
+
+    #[test]
+    fn the_recent_loss_is_the_loss_itself_for_a_constant_loss_at_any_age() {
+        let vocab = Vocab::from_sorted(vec!['a', 'b']).unwrap();
+        let text = TextInfo {
+            name: "t".into(),
+            chars: 2,
+            bytes: 2,
+            hash: 0,
+        };
+        let mut s = TrainState::<f64>::new(
+            Config::min_char_rnn(2, 3),
+            Hyper::default(),
+            vocab,
+            text,
+            None,
+        );
+        assert_eq!(s.recent_loss(), None, "no iteration yet");
+        for n in 1..=3000u64 {
+            s.recent = RECENT * s.recent + (1.0 - RECENT) * 50.0;
+            s.iteration = n;
+            let r = s.recent_loss().unwrap();
+            assert!((r - 50.0).abs() < 1e-9, "after {n} iterations: {r}");
+        }
+        // counted from `recent_since` (a run resumed from a format-2 checkpoint)
+        s.recent_since = 3000;
+        assert_eq!(s.recent_loss(), None);
+    }
 }

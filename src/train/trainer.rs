@@ -265,6 +265,7 @@ impl<T: Real> Trainer<T> {
             });
         }
         s.smooth_loss = 0.999 * s.smooth_loss + 0.001 * loss;
+        s.recent = super::state::RECENT * s.recent + (1.0 - super::state::RECENT) * loss;
         s.last_loss = loss;
         let grads = &mut self.shares[0].grads;
         let clip = match s.hyper.clip {
