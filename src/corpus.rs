@@ -404,6 +404,20 @@ impl Scan {
         Ok(text)
     }
 
+    /// The text's first `max_bytes` bytes (fewer, to end on a whole character).
+    pub fn prefix(&self, max_bytes: usize) -> Result<String, DataError> {
+        let mut text = String::new();
+        self.source.pieces_while(|_, s| {
+            let mut end = s.len().min(max_bytes - text.len());
+            while !s.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.push_str(&s[..end]);
+            Ok(text.len() < max_bytes && end == s.len())
+        })?;
+        Ok(text)
+    }
+
     fn encode_with(
         &self,
         vocab: &Vocab,

@@ -4,6 +4,7 @@
 //! loss and gradients -> [`optim`] updates -> [`checkpoint`] and [`history`] record.
 //! [`sample`] writes text from a model; [`npz`] exchanges weights with NumPy.
 
+pub mod baselines;
 pub mod checkpoint;
 pub mod corpus;
 pub mod data;

@@ -555,3 +555,120 @@ fn sample_of_zero_characters_is_the_seed_alone() {
         6
     );
 }
+
+/// The unigram entropy of `text` in bits per character, computed here
+/// independently of the library.
+fn entropy_bits(text: &str) -> f64 {
+    let mut counts = std::collections::HashMap::new();
+    for c in text.chars() {
+        *counts.entry(c).or_insert(0u64) += 1;
+    }
+    let n = text.chars().count() as f64;
+    counts
+        .values()
+        .map(|&c| c as f64 / n)
+        .map(|p| -p * p.log2())
+        .sum()
+}
+
+/// "model A bits/char; character frequencies alone B; xz -9e C" -> (A, B, C).
+fn compared(line: &str) -> (f64, f64, f64) {
+    let number = |key: &str| -> f64 {
+        let at = line
+            .find(key)
+            .unwrap_or_else(|| panic!("{key:?} in {line:?}"))
+            + key.len();
+        line[at..]
+            .trim_start()
+            .split([' ', ';'])
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (
+        number("model"),
+        number("character frequencies alone"),
+        number("xz -9e"),
+    )
+}
+
+/// `eval` and the end of `train` put the model's bits per character beside the
+/// text's unigram entropy and its size under xz -9e, both on the same text.
+#[test]
+fn eval_and_train_put_the_loss_beside_two_reference_points() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // big enough that xz gets past its own overhead (16 KB held out)
+    let text = charrnn::data::BUILTIN_TEXT;
+    write(d, "t.txt", text);
+    let out = charrnn(d)
+        .args([
+            "train",
+            "--data",
+            "t.txt",
+            "--iters",
+            "300",
+            "--sample-every",
+            "0",
+            "--val-fraction",
+            "0.5",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err
+        .lines()
+        .find(|l| l.starts_with("on the validation text: "))
+        .unwrap_or_else(|| panic!("{err}"));
+    let (model, unigram, xz) = compared(line);
+    let chars: Vec<char> = text.chars().collect();
+    let cut = (0.5 * chars.len() as f64).floor() as usize;
+    let held_out: String = chars[cut..].iter().collect();
+    assert!(
+        (unigram - entropy_bits(&held_out)).abs() < 0.006,
+        "{line}: unigram of the held-out text"
+    );
+    let val: f64 = err
+        .split("validation loss at iteration 300: ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        (model - val / std::f64::consts::LN_2).abs() < 0.006,
+        "{line}: the model's final validation loss"
+    );
+    assert!(
+        xz > 1.0 && xz < unigram,
+        "{line}: xz finds more than the frequencies in English"
+    );
+
+    let out = charrnn(d)
+        .args(["eval", "--data", "t.txt"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let report = stdout(&out);
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("compared "))
+        .unwrap_or_else(|| panic!("{report}"));
+    let (model, unigram, xz) = compared(line);
+    let bits: f64 = report
+        .lines()
+        .find(|l| l.starts_with("bits/char"))
+        .unwrap()
+        .split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((model - bits).abs() < 0.006, "{line}");
+    assert!((unigram - entropy_bits(text)).abs() < 0.006, "{line}");
+    assert!(xz > 1.0 && xz < unigram, "{line}");
+}

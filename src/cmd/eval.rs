@@ -7,7 +7,7 @@ use anyhow::Result;
 use charrnn::corpus::{self, Scan, Source};
 use charrnn::linalg::Real;
 use charrnn::train::{self, TrainState};
-use charrnn::{checkpoint, with_state};
+use charrnn::{baselines, checkpoint, with_state};
 
 /// Average loss of a model on a text: nats/char, bits/char and perplexity.
 #[derive(clap::Args)]
@@ -52,5 +52,12 @@ fn report<T: Real>(s: &TrainState<T>, scan: &Scan) -> Result<()> {
     println!("loss           {nats:.6} nats/char");
     println!("bits/char      {:.6}", nats / std::f64::consts::LN_2);
     println!("perplexity     {:.4}", nats.exp());
+    // what a good loss is, on the same text
+    let unigram = baselines::unigram_bits(scan.counts.values().copied());
+    let xz = baselines::xz_bits(&scan.prefix(baselines::XZ_PREFIX)?);
+    println!(
+        "compared       {}",
+        baselines::compare(nats / std::f64::consts::LN_2, unigram, xz)
+    );
     Ok(())
 }

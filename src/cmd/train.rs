@@ -18,7 +18,7 @@ use charrnn::train::{self, Clip, Observer, Record, Schedule, Session, Stop, Trai
 
 use super::hyper::HyperFlags;
 use super::signals;
-use charrnn::{checkpoint, npz, with_state};
+use charrnn::{baselines, checkpoint, npz, with_state};
 
 use super::{decay_factor, positive_float, positive_int, unit_interval, usage};
 
@@ -472,8 +472,10 @@ fn train<T: Real>(
         done as f64 / secs.max(1e-9),
         ckpt.display()
     );
+    let mut final_val = None;
     if !val_ids.is_empty() {
         let val = trainer.validate_on(val_ids).unwrap_or(f64::NAN);
+        final_val = Some(val);
         eprintln!(
             "validation loss at iteration {}: {val:.4} nats/char ({:.4} bits/char), checkpoint {}",
             s.iteration,
@@ -492,6 +494,26 @@ fn train<T: Real>(
                 path.display()
             );
         }
+    }
+    // what a good loss is: the model's beside two reference points on the same text
+    let ln2 = std::f64::consts::LN_2;
+    let (text, model_bits) = match trainer.state.recent_per_char() {
+        _ if !val_ids.is_empty() => ("validation text", final_val.map(|v| v / ln2)),
+        recent => (
+            "training text, the last ~100 iterations",
+            recent.map(|r| r / ln2),
+        ),
+    };
+    if let Some(bits) = model_bits {
+        let (unigram, xz) = baselines::of_ids(
+            if val_ids.is_empty() {
+                train_ids
+            } else {
+                val_ids
+            },
+            &trainer.state.vocab,
+        );
+        eprintln!("on the {text}: {}", baselines::compare(bits, unigram, xz));
     }
     if reason != Stop::Iterations {
         eprintln!(
