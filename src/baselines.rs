@@ -67,13 +67,18 @@ pub fn xz_bits(text: &str) -> (f64, bool) {
     )
 }
 
-/// Both reference points for encoded text: the unigram entropy of all of it and
-/// xz -9e of (the start of) its characters.
-pub fn of_ids(ids: IdSlice<'_>, vocab: &Vocab) -> (f64, (f64, bool)) {
+/// The unigram entropy of encoded text, bits per character.
+pub fn unigram_of_ids(ids: IdSlice<'_>, vocab: &Vocab) -> f64 {
     let mut counts = vec![0u64; vocab.len()];
     for i in 0..ids.len() {
         counts[ids.get(i) as usize] += 1;
     }
+    unigram_bits(counts)
+}
+
+/// Both reference points for encoded text: the unigram entropy of all of it and
+/// xz -9e of (the start of) its characters.
+pub fn of_ids(ids: IdSlice<'_>, vocab: &Vocab) -> (f64, (f64, bool)) {
     let mut text = String::new();
     let mut taken = 0;
     while taken < ids.len() && text.len() < XZ_PREFIX {
@@ -81,7 +86,7 @@ pub fn of_ids(ids: IdSlice<'_>, vocab: &Vocab) -> (f64, (f64, bool)) {
         taken += 1;
     }
     let (bits, cut) = xz_bits(&text);
-    (unigram_bits(counts), (bits, cut || taken < ids.len()))
+    (unigram_of_ids(ids, vocab), (bits, cut || taken < ids.len()))
 }
 
 /// The model's bits per character beside the two reference points, as `eval`

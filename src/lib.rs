@@ -12,6 +12,7 @@ pub mod export;
 pub mod fsutil;
 pub mod history;
 pub mod linalg;
+pub mod memory;
 pub mod model;
 pub mod npz;
 pub mod optim;

@@ -329,6 +329,23 @@ fn short_chunks_and_the_default_model() {
             });
         }
     }
+    // an embedding wider than the hidden layers under an odd number of layers
+    // above it (the gradients reaching each layer's inputs trade buffers once
+    // a layer)
+    for &cell in CELLS {
+        for layers in [2, 3, 4] {
+            cases.push(Case {
+                cell,
+                layers,
+                hidden: 6,
+                embedding: 45,
+                vocab: 9,
+                batch: 1,
+                seq: 8,
+                dropout: 0.0,
+            });
+        }
+    }
     cases.push(Case {
         cell: Cell::Rnn,
         layers: 1,

@@ -17,12 +17,20 @@ pub struct Args {
     /// UTF-8 text to evaluate on
     #[arg(long, value_name = "PATH")]
     data: PathBuf,
+    #[command(flatten)]
+    memory: super::MemoryFlag,
 }
 
 pub fn run(args: Args) -> Result<()> {
     // the text as `train` reads it: checked, then encoded in a second pass
     let scan = corpus::scan(Source::File(args.data.clone()))?;
-    with_state!(checkpoint::load(&args.checkpoint)?, s => report(&s, &scan))
+    super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
+    with_state!(checkpoint::load(&args.checkpoint)?, s => {
+        let (h, value) = (&s.hyper, std::mem::size_of_val(&s.model.params[0]));
+        let need = charrnn::memory::evaluating(s.config(), value, h.seq_length, h.batch_size, scan.info.chars as u128);
+        super::check_memory(&need, args.memory.max_memory)?;
+        report(&s, &scan)
+    })
 }
 
 fn report<T: Real>(s: &TrainState<T>, scan: &Scan) -> Result<()> {

@@ -25,6 +25,8 @@ pub struct Args {
     /// Output format [default: from the extension of -o, else npz]
     #[arg(long, value_enum)]
     format: Option<Format>,
+    #[command(flatten)]
+    memory: super::MemoryFlag,
 }
 
 /// The sidecar of an .npz export: `model.npz` -> `model.json`.
@@ -44,7 +46,9 @@ pub fn run(args: Args) -> Result<()> {
             args.out.display()
         )));
     }
+    super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
     let (iteration, extra) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
+        super::check_memory(&charrnn::memory::exporting(s.config()), args.memory.max_memory)?;
         let extra = match format {
             Format::Npz => {
                 npz::export(&args.out, &s.model)?;

@@ -89,3 +89,43 @@ pub fn decay_factor(s: &str) -> Result<f64, String> {
         _ => Err(format!("must be a number above 0 and at most 1, got {s:?}")),
     }
 }
+
+/// The memory a command may use: `--max-memory`, else the machine's available
+/// memory, with where the figure came from; None when neither is known.
+pub fn memory_limit(max_memory: Option<u128>) -> Option<(u128, &'static str)> {
+    match max_memory {
+        Some(m) => Some((m, "--max-memory")),
+        None => charrnn::memory::available().map(|a| (a, "MemAvailable")),
+    }
+}
+
+/// Refuses (a usage error, exit 2) what would not fit in the memory limit.
+pub fn check_memory(
+    estimate: &charrnn::memory::Estimate,
+    max_memory: Option<u128>,
+) -> anyhow::Result<()> {
+    match memory_limit(max_memory).and_then(|(limit, source)| estimate.refuse(limit, source)) {
+        Some(message) => Err(usage(message)),
+        None => Ok(()),
+    }
+}
+
+/// Checks, before reading it, that a checkpoint can be loaded in the memory limit.
+pub fn check_checkpoint_memory(
+    path: &std::path::Path,
+    max_memory: Option<u128>,
+) -> anyhow::Result<()> {
+    match std::fs::metadata(path) {
+        Ok(m) => check_memory(&charrnn::memory::loading(m.len()), max_memory),
+        Err(_) => Ok(()), // loading reports the missing file
+    }
+}
+
+/// The `--max-memory` flag every command that allocates takes.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct MemoryFlag {
+    /// Refuse to start what would need more memory than SIZE (e.g. 512M, 4G) [default: the
+    /// machine's available memory]
+    #[arg(long, value_name = "SIZE", value_parser = charrnn::memory::parse_size)]
+    pub max_memory: Option<u128>,
+}

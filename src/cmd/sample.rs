@@ -37,10 +37,16 @@ pub struct Args {
     /// Seed for the random draws; the same seed gives the same text [default: random]
     #[arg(long, value_name = "N")]
     rng_seed: Option<u64>,
+    #[command(flatten)]
+    memory: super::MemoryFlag,
 }
 
 pub fn run(args: Args) -> Result<()> {
-    with_state!(checkpoint::load(&args.checkpoint)?, s => write_sample(&args, &s))
+    super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
+    with_state!(checkpoint::load(&args.checkpoint)?, s => {
+        super::check_memory(&charrnn::memory::sampling(s.config(), std::mem::size_of_val(&s.model.params[0])), args.memory.max_memory)?;
+        write_sample(&args, &s)
+    })
 }
 
 fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {

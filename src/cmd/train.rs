@@ -129,6 +129,8 @@ pub struct Args {
     /// Continue the run saved in --checkpoint exactly where it stopped
     #[arg(long)]
     resume: bool,
+    #[command(flatten)]
+    memory: super::MemoryFlag,
     /// With --resume: accept a text other than the one the checkpoint was trained on
     #[arg(long, requires = "resume")]
     allow_data_change: bool,
@@ -204,6 +206,34 @@ pub fn run(args: Args) -> Result<()> {
             ckpt.display()
         )));
     }
+    // what the flags alone say the run needs, before reading anything (the text
+    // at least a quarter of its bytes in characters, the vocabulary at least 1)
+    if args.resume {
+        super::check_checkpoint_memory(ckpt, args.memory.max_memory)?;
+    } else {
+        let bytes = match &args.data {
+            Some(path) => std::fs::metadata(path).map_or(0, |m| m.len()),
+            None => charrnn::data::BUILTIN_TEXT.len() as u64,
+        };
+        let flags = args.hyper_flags();
+        let mut hyper = flags.resolve(0);
+        hyper.shares = args.threads().min(hyper.batch_size);
+        let value = if flags.precision() == Precision::F32 {
+            4
+        } else {
+            8
+        };
+        let session = args.session(None).0;
+        let need = estimate(
+            flags.config(1),
+            &hyper,
+            &session,
+            value,
+            bytes as u128 / 4,
+            1,
+        );
+        super::check_memory(&need, args.memory.max_memory)?;
+    }
     let source = Source::file_or_builtin(args.data.as_deref());
     // first pass over the text: UTF-8 check, character counts, fingerprint
     let scan = corpus::scan(source)?;
@@ -274,6 +304,46 @@ impl Args {
     }
 }
 
+/// What a run of `config` and `hyper` needs in memory, with a text of `chars`
+/// characters over a vocabulary of `vocab` (which sets the ids' width).
+fn estimate(
+    config: charrnn::model::Config,
+    hyper: &charrnn::train::Hyper,
+    session: &Session,
+    value: usize,
+    chars: u128,
+    vocab: usize,
+) -> charrnn::memory::Estimate {
+    let id_bytes = if vocab <= 1 << 8 {
+        1
+    } else if vocab <= 1 << 16 {
+        2
+    } else {
+        4
+    };
+    charrnn::memory::training(&charrnn::memory::Run {
+        config,
+        value,
+        seq: hyper.seq_length,
+        batch: hyper.batch_size,
+        shares: hyper.shares,
+        dropout: hyper.dropout > 0.0,
+        optimizer_values: if matches!(hyper.optimizer, charrnn::optim::Kind::Adam { .. }) {
+            2
+        } else {
+            1
+        },
+        text_chars: chars,
+        id_bytes,
+        validation: hyper.val_fraction > 0.0,
+        samples: session.sample_every > 0,
+        baseline_chars: match hyper.val_fraction {
+            f if f > 0.0 => (chars as f64 * f) as u128,
+            _ => chars,
+        },
+    })
+}
+
 /// A new run must not silently replace another run's files.
 fn refuse_overwrite(ckpt: &Path, csv: Option<&Path>) -> Result<()> {
     let existing: Vec<String> = [Some(ckpt), csv]
@@ -304,12 +374,21 @@ fn start<T: Real>(args: &Args, scan: Scan) -> Result<()> {
             corpus::UNKNOWN
         );
     }
-    // second pass: the ids, as narrow as the vocabulary allows
-    let ids = scan.encode(&vocab, folded.is_some())?;
     let flags = args.hyper_flags();
     let mut hyper = flags.resolve(train::fresh_seed());
     hyper.shares = args.threads().min(hyper.batch_size);
     let mut config = flags.config(vocab.len());
+    let need = estimate(
+        config,
+        &hyper,
+        &args.session(None).0,
+        std::mem::size_of::<T>(),
+        scan.info.chars as u128,
+        vocab.len(),
+    );
+    super::check_memory(&need, args.memory.max_memory)?;
+    // second pass: the ids, as narrow as the vocabulary allows
+    let ids = scan.encode(&vocab, folded.is_some())?;
     let init = match &args.init_npz {
         Some(path) => {
             let hidden = npz::hidden_size(path, config.cell)?;
@@ -360,6 +439,16 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<
         );
         state.text = info.clone();
     }
+    let session = args.session(Some(&state.session)).0;
+    let need = estimate(
+        *state.config(),
+        &state.hyper,
+        &session,
+        std::mem::size_of::<T>(),
+        scan.info.chars as u128,
+        state.vocab.len(),
+    );
+    super::check_memory(&need, args.memory.max_memory)?;
     // a run started with --max-vocab folds characters it never kept into U+FFFD
     let fold = state.vocab.id(corpus::UNKNOWN).is_some();
     let ids = scan
@@ -408,6 +497,15 @@ fn train<T: Real>(
     };
 
     print_banner(args.resume, &state, train_ids.len(), val_ids.len());
+    let need = estimate(
+        *state.config(),
+        &state.hyper,
+        &state.session,
+        std::mem::size_of::<T>(),
+        ids.len() as u128,
+        state.vocab.len(),
+    );
+    eprintln!("  memory: about {}", charrnn::memory::Bytes(need.total()));
     if !overrides.is_empty() {
         eprintln!("  this session: {}", overrides.join(", "));
     }
@@ -442,6 +540,11 @@ fn train<T: Real>(
     };
     let mut trainer = Trainer::new(state, threads);
     let mut ui = Ui::new(schedule.until, start_iteration);
+    if !val_ids.is_empty() {
+        let floor =
+            baselines::unigram_of_ids(val_ids, &trainer.state.vocab) * std::f64::consts::LN_2;
+        ui.floor = Some((floor, false));
+    }
     let started = Instant::now();
     let reason = trainer.run(train_ids, val_ids, &schedule, record, &mut ui, &stop.flag);
     ui.bar.finish_and_clear();
@@ -587,6 +690,11 @@ fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, train_len: usize, val
 /// Progress line on stderr (drawn only on a terminal); reports on stdout.
 struct Ui {
     bar: ProgressBar,
+    /// The validation text's unigram entropy in nats per character, and whether
+    /// the note about a validation loss above it was printed.
+    floor: Option<(f64, bool)>,
+    /// The recent training loss per character, as last reported.
+    recent: f64,
 }
 
 impl Ui {
@@ -604,12 +712,17 @@ impl Ui {
         };
         bar.set_style(ProgressStyle::with_template(template).expect("valid template"));
         bar.set_position(start);
-        Ui { bar }
+        Ui {
+            bar,
+            floor: None,
+            recent: f64::NAN,
+        }
     }
 }
 
 impl Observer for Ui {
     fn progress(&mut self, iteration: u64, recent_per_char: f64, chars_per_sec: f64) {
+        self.recent = recent_per_char;
         self.bar.set_position(iteration);
         self.bar.set_message(format!(
             "loss {recent_per_char:.4} nats/char  {chars_per_sec:.0} chars/s"
@@ -624,6 +737,7 @@ impl Observer for Ui {
         recent: f64,
         sample: &str,
     ) {
+        self.recent = recent;
         self.bar.suspend(|| {
             // a closed stdout must not stop training
             let mut out = std::io::stdout().lock();
@@ -646,5 +760,22 @@ impl Observer for Ui {
         self.bar.suspend(|| {
             eprintln!("iter {iteration}: validation loss {val_loss:.4} nats/char ({bits:.4} bits/char){note}")
         });
+        // worse than the frequencies alone while training does better than them
+        let recent = self.recent;
+        if let Some((floor, said)) = &mut self.floor
+            && val_loss > *floor
+            && recent < *floor
+            && !*said
+        {
+            *said = true;
+            self.bar.suspend(|| {
+                eprintln!(
+                    "note: that is worse than the characters' frequencies alone ({floor:.4} nats/char). Validation \
+                     starts from a zero hidden state, which a tanh RNN trained one epoch at a time may not have \
+                     seen since the last epoch began; it usually recovers after the next epoch. See README, \
+                     \"When the validation loss jumps\"."
+                )
+            });
+        }
     }
 }

@@ -31,6 +31,8 @@ pub struct Args {
     /// Output page
     #[arg(long, short = 'o', value_name = "PATH", default_value = "neurons.html")]
     out: PathBuf,
+    #[command(flatten)]
+    memory: super::MemoryFlag,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -55,7 +57,10 @@ pub fn run(args: Args) -> Result<()> {
             args.skip
         )));
     }
+    super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
     let (page, summary) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
+        let value = std::mem::size_of_val(&s.model.params[0]);
+        super::check_memory(&charrnn::memory::visualizing(s.config(), value, args.chars), args.memory.max_memory)?;
         let config = *s.config();
         let layer = args.layer.unwrap_or(config.layers) - 1;
         let shown = scan.text_from(args.skip, args.chars, &s.vocab)?;

@@ -37,6 +37,13 @@ pub(crate) struct Layouts<T> {
     why_blocks: Vec<T>,
 }
 
+impl<T> Layouts<T> {
+    /// Values held (for the workspace's memory test).
+    pub(crate) fn values(&self) -> usize {
+        self.why_t_blocks.len() + self.why_blocks.len()
+    }
+}
+
 impl<T: Real> Layouts<T> {
     pub(crate) fn new(c: &Config, seq: usize, batch: usize) -> Self {
         let n = if by_step(c, seq, batch) {

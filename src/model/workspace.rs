@@ -32,7 +32,8 @@ pub struct Workspace<T> {
     pub(crate) losses: Vec<f64>,
     /// The recurrence's scratch and layouts of Wh (shared by the layers)
     pub(crate) recurrence: RecurrenceWork<T>,
-    /// (T*B, H): gradient reaching the current layer's outputs
+    /// (T*B, H): gradient reaching the current layer's outputs (room for
+    /// (T*B, max(E, H)): it trades places with `dx` from layer to layer)
     pub(crate) dcur: Vec<T>,
     /// (T*B, max(E, H)): gradient reaching a layer's inputs
     pub(crate) dx: Vec<T>,
@@ -74,6 +75,18 @@ pub(crate) struct RecurrenceWork<T> {
     pub(crate) dh_next: Vec<T>,
     /// (B, H): gradient reaching c_{t-1} (cells with a cell state)
     pub(crate) dc: Vec<T>,
+}
+
+impl<T> RecurrenceWork<T> {
+    fn values(&self) -> usize {
+        self.hp.len()
+            + self.wh_t.len()
+            + self.wh_p.len()
+            + self.partial_sums.len()
+            + self.dh.len()
+            + self.dh_next.len()
+            + self.dc.len()
+    }
 }
 
 /// One layer's activations over a chunk.
@@ -139,7 +152,8 @@ impl<T: Real> Workspace<T> {
                 dh_next: z(batch * h),
                 dc: z(batch * h),
             },
-            dcur: z(tb * h),
+            // the layers swap dcur and dx, so both take the wider of E and H
+            dcur: z(tb * config.embedding.max(h)),
             dx: z(tb * config.embedding.max(h)),
             masks: Vec::new(),
             sampling: None,
@@ -148,6 +162,84 @@ impl<T: Real> Workspace<T> {
             head: head::Layouts::new(&config, seq, batch),
             head_done: false,
         }
+    }
+
+    /// The bytes [`Workspace::new`] allocates for `seq` steps of `batch` streams,
+    /// with `dropout` on (its masks and outputs), in values of `value` bytes,
+    /// computed without allocating (and without overflowing: absurd sizes give
+    /// huge numbers). Mirrors `new` line by line; a test holds the two together.
+    pub fn bytes_for(
+        config: &Config,
+        seq: usize,
+        batch: usize,
+        dropout: bool,
+        value: usize,
+    ) -> u128 {
+        let n = |x: usize| x as u128;
+        let (v, h, e, l) = (
+            n(config.vocab),
+            n(config.hidden),
+            n(config.embedding),
+            n(config.layers),
+        );
+        let gh = n(config.cell.gates()) * h;
+        let tb = n(seq) * n(batch);
+        let cell = config.cell;
+        let states = (n(seq) + 1) * n(batch) * h;
+        let per_layer = tb * gh
+            + states
+            + if cell.has_cell_state() { states } else { 0 }
+            + tb * n(cell.cache()) * h
+            + if dropout { tb * h } else { 0 }
+            + tb * gh
+            + if cell.own_hidden_gradient() {
+                tb * gh
+            } else {
+                0
+            };
+        let laid_out = seq >= LAYOUT_FROM;
+        let head = if head::by_step(config, seq, batch) {
+            2 * v * h
+        } else {
+            0
+        };
+        let values = l * per_layer
+            + tb * e
+            + if e > 0 { v * gh } else { 0 }
+            + tb * v
+            + n(batch) * gh
+            + if laid_out { 2 * h * gh + 4 * h } else { 0 }
+            + 3 * n(batch) * h
+            + 2 * tb * e.max(h)
+            + if dropout { l * tb * h } else { 0 }
+            + head;
+        values * n(value) + tb * 8
+    }
+
+    /// The bytes this workspace's buffers hold now (for the test of [`Workspace::bytes_for`]).
+    pub fn allocated_bytes(&self) -> u128 {
+        let values: usize = self
+            .layers
+            .iter()
+            .map(|lw| {
+                lw.xp.len()
+                    + lw.hs.len()
+                    + lw.cs.len()
+                    + lw.cache.len()
+                    + lw.out.len()
+                    + lw.dxp.len()
+                    + lw.dhp.len()
+            })
+            .sum::<usize>()
+            + self.emb.len()
+            + self.table.len()
+            + self.ys.len()
+            + self.recurrence.values()
+            + self.dcur.len()
+            + self.dx.len()
+            + self.masks.iter().map(Vec::len).sum::<usize>()
+            + self.head.values();
+        (values * std::mem::size_of::<T>() + self.losses.len() * 8) as u128
     }
 
     /// Gives the workspace a second thread. Every phase whose work divides into
@@ -242,5 +334,44 @@ pub(crate) fn layer_output<'a, T>(
         &out[..rows * hidden]
     } else {
         &hs[step..step + rows * hidden]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Cell;
+
+    /// `bytes_for` is what `new` (and dropout's masks) allocate, to the byte.
+    #[test]
+    fn the_estimate_is_what_new_allocates() {
+        for &cell in Cell::ALL {
+            for (layers, hidden, embedding, vocab, seq, batch) in [
+                (1, 100, 0, 65, 25, 1),
+                (2, 32, 8, 20, 50, 4),
+                (3, 16, 0, 300, 5, 3),
+                (1, 256, 64, 90, 100, 32),
+            ] {
+                let config = Config {
+                    cell,
+                    vocab,
+                    hidden,
+                    layers,
+                    embedding,
+                };
+                for dropout in [false, true] {
+                    let mut ws = Workspace::<f32>::new(config, seq, batch);
+                    if dropout {
+                        ws.draw_dropout(0.5, &mut rand::rng());
+                    }
+                    let want = Workspace::<f32>::bytes_for(&config, seq, batch, dropout, 4);
+                    assert_eq!(
+                        ws.allocated_bytes(),
+                        want,
+                        "{config:?} seq {seq} batch {batch} dropout {dropout}"
+                    );
+                }
+            }
+        }
     }
 }
