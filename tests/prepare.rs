@@ -362,3 +362,185 @@ fn ctrl_c_stops_without_leaving_an_output_or_temp_files() {
         .collect();
     assert_eq!(left, vec![std::ffi::OsString::from("Posts.xml")]);
 }
+
+/// The forms a dump comes in: plain, gzip, bzip2, xz and zstd of Posts.xml, and
+/// the site's .7z (Posts.xml beside the dump's other files). Each is told by its
+/// first bytes (the files here have no telling extension) and gives the text
+/// the plain Posts.xml gives.
+fn published_forms(dir: &std::path::Path) -> Vec<(&'static str, String)> {
+    use std::io::Write;
+    let xml = POSTS.as_bytes();
+    let mut forms = vec![("plain", "posts-plain".to_string())];
+    write(dir, "posts-plain", xml);
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+    gz.write_all(xml).unwrap();
+    write(dir, "posts-gz", gz.finish().unwrap());
+    let mut bz = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::best());
+    bz.write_all(xml).unwrap();
+    write(dir, "posts-bz", bz.finish().unwrap());
+    let mut xz = xz2::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(xml).unwrap();
+    write(dir, "posts-xz", xz.finish().unwrap());
+    write(
+        dir,
+        "posts-zst",
+        ruzstd::encoding::compress_to_vec(xml, ruzstd::encoding::CompressionLevel::Fastest),
+    );
+    let mut seven = sevenz_rust2::ArchiveWriter::create(dir.join("site-7z")).unwrap();
+    for (name, content) in [
+        ("Badges.xml", &b"<?xml version=\"1.0\"?>\n<badges />\n"[..]),
+        ("Posts.xml", xml),
+    ] {
+        seven
+            .push_archive_entry(sevenz_rust2::ArchiveEntry::new_file(name), Some(content))
+            .unwrap();
+    }
+    seven.finish().unwrap();
+    for (form, file) in [
+        ("gzip", "posts-gz"),
+        ("bzip2", "posts-bz"),
+        ("xz", "posts-xz"),
+        ("zstd", "posts-zst"),
+        ("7z", "site-7z"),
+    ] {
+        forms.push((form, file.to_string()));
+    }
+    forms
+}
+
+#[test]
+fn a_dump_is_read_as_published_plain_compressed_or_in_its_7z() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let want = format!("{Q1}\n\n{A3}\n\n{A5}\n\n{Q2}\n\n{A4}\n");
+    for (form, file) in published_forms(d) {
+        let out = charrnn(d)
+            .args([
+                "prepare",
+                "stackexchange",
+                &file,
+                "-o",
+                "out.txt",
+                "--force",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{form}: {}", stderr(&out));
+        assert_eq!(
+            std::fs::read_to_string(d.join("out.txt")).unwrap(),
+            want,
+            "{form}"
+        );
+        assert!(
+            stderr(&out).contains("2 questions, 3 answers from 6 rows"),
+            "{form}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+/// What is not a Posts.xml, or an archive of one, is an error that says what
+/// it looks like (a plain text file once "succeeded" with an empty output).
+#[test]
+fn a_file_that_is_not_a_dump_says_what_it_looks_like() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(
+        d,
+        "notes.txt",
+        "Hello, these are my notes.\nNothing to see.\n",
+    );
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(b"Hello, these are my notes.\n").unwrap();
+    write(d, "notes.gz", gz.finish().unwrap());
+    write(
+        d,
+        "posts.zip",
+        b"PK\x03\x04\x14\x00\x00\x00\x08\x00rest of a zip",
+    );
+    let mut seven = sevenz_rust2::ArchiveWriter::create(d.join("other.7z")).unwrap();
+    seven
+        .push_archive_entry(
+            sevenz_rust2::ArchiveEntry::new_file("readme.txt"),
+            Some(&b"hello"[..]),
+        )
+        .unwrap();
+    seven.finish().unwrap();
+    write(d, "empty.xml", "");
+    for (file, looks) in [
+        (
+            "notes.txt",
+            "it is plain text, starting \"Hello, these are my notes.\\nNothing to se\"",
+        ),
+        (
+            "notes.gz",
+            "it is plain text, starting \"Hello, these are my notes.\\n\" inside the gzip stream",
+        ),
+        ("posts.zip", "it is a zip archive"),
+        (
+            "other.7z",
+            "it is a 7z archive without a Posts.xml (it holds readme.txt)",
+        ),
+        ("empty.xml", "it is empty"),
+    ] {
+        let out = charrnn(d)
+            .args(["prepare", "stackexchange", file, "-o", "out.txt"])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{file}: {err}");
+        assert!(
+            err.contains(&format!(
+                "{file} is not a Stack Exchange Posts.xml: {looks}"
+            )),
+            "{file}: {err}"
+        );
+        assert!(!d.join("out.txt").exists(), "{file}: no output");
+    }
+}
+
+/// A malformed row inside a compressed dump is reported at its line and column
+/// in the decompressed Posts.xml, and the progress counts the file's bytes.
+#[test]
+fn errors_inside_a_compressed_dump_name_the_line_and_the_progress_counts_compressed_bytes() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let bad = POSTS.replace(
+        r#"<row Id="4" PostTypeId="2""#,
+        r#"<row Id="4" PostTypeId="2" Score=oops"#,
+    );
+    let mut xz = xz2::write::XzEncoder::new(Vec::new(), 6);
+    xz.write_all(bad.as_bytes()).unwrap();
+    write(d, "bad.xz", xz.finish().unwrap());
+    let out = charrnn(d)
+        .args(["prepare", "stackexchange", "bad.xz", "-o", "out.txt"])
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("bad.xz, line 6, column"), "{err}");
+
+    let forms = published_forms(d);
+    let (_, gz) = forms.iter().find(|f| f.0 == "gzip").unwrap();
+    let size = std::fs::metadata(d.join(gz)).unwrap().len();
+    let seen = std::sync::Mutex::new(0u64);
+    let mut out = Vec::new();
+    let stop = AtomicBool::new(false);
+    stackexchange::prepare(
+        &d.join(gz),
+        &mut out,
+        &Filter::default(),
+        d,
+        1 << 20,
+        &|b| *seen.lock().unwrap() = b,
+        &stop,
+    )
+    .unwrap();
+    assert_eq!(
+        *seen.lock().unwrap(),
+        size,
+        "the last progress is the compressed file's size"
+    );
+}

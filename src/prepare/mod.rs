@@ -1,5 +1,6 @@
 //! Training text from other people's data: Stack Exchange dumps and source trees.
 
+pub mod dump;
 pub mod files;
 pub mod html;
 pub mod stackexchange;

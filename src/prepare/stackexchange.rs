@@ -6,18 +6,21 @@
 //! rest of the file. Grouping them in memory would grow with the dump (100 GB
 //! for Stack Overflow), so posts are buffered up to a fixed number of bytes,
 //! sorted by (question, kind, id), and spilled to anonymous temp files that are
-//! merged at the end: an external sort in bounded memory.
+//! merged at the end: an external sort in bounded memory. The Posts.xml may be
+//! plain or compressed, or inside the site's .7z (see [`super::dump`]).
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashSet};
 use std::fs::File;
-use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+use std::io::{self, BufRead, BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use quick_xml::events::{BytesStart, Event};
 use thiserror::Error;
 
+use super::dump::{self, Container};
 use super::html;
 
 #[derive(Debug, Error)]
@@ -38,6 +41,11 @@ pub enum PrepareError {
     },
     #[error("{path}: {cause}")]
     Io { path: PathBuf, cause: io::Error },
+    #[error(
+        "{path} is not a Stack Exchange Posts.xml: {looks}. `charrnn prepare stackexchange` reads a site's \
+         Posts.xml, plain or as the .7z the dump is published as, or gzip, bzip2, xz or zstd of it"
+    )]
+    NotPosts { path: PathBuf, looks: String },
     #[error("temp files for sorting posts (in {dir}): {cause}")]
     Temp { dir: PathBuf, cause: io::Error },
     #[error("interrupted")]
@@ -80,8 +88,8 @@ const ANSWER: u8 = 1;
 
 /// Reads `input` and writes the training text to `out`. `buffer_bytes` bounds
 /// the post text held in memory before a spill to a temp file in `temp_dir`.
-/// `progress` is told the bytes read so far; `stop` ends the run early with
-/// [`PrepareError::Interrupted`].
+/// `progress` is told the bytes of `input` read so far (compressed bytes, for a
+/// compressed one); `stop` ends the run early with [`PrepareError::Interrupted`].
 pub fn prepare(
     input: &Path,
     out: &mut dyn Write,
@@ -91,12 +99,37 @@ pub fn prepare(
     progress: &dyn Fn(u64),
     stop: &AtomicBool,
 ) -> Result<Summary, PrepareError> {
-    let io_in = |cause| PrepareError::Io {
-        path: input.to_path_buf(),
-        cause,
-    };
-    let file = File::open(input).map_err(io_in)?;
-    let mut reader = quick_xml::Reader::from_reader(BufReader::with_capacity(1 << 16, file));
+    let container = dump::detect(input)?;
+    let read = Arc::new(AtomicU64::new(0));
+    dump::with_posts(input, container, &read, |posts| {
+        let bytes_read = || read.load(Ordering::Relaxed);
+        sort_posts(
+            input,
+            container,
+            posts,
+            out,
+            filter,
+            (temp_dir, buffer_bytes),
+            &|| progress(bytes_read()),
+            stop,
+        )
+    })
+}
+
+/// [`prepare`] over the decompressed Posts.xml `posts`; `progress` reports.
+#[allow(clippy::too_many_arguments)]
+fn sort_posts(
+    input: &Path,
+    container: Container,
+    posts: &mut dyn BufRead,
+    out: &mut dyn Write,
+    filter: &Filter,
+    (temp_dir, buffer_bytes): (&Path, usize),
+    progress: &dyn Fn(),
+    stop: &AtomicBool,
+) -> Result<Summary, PrepareError> {
+    let line_column = |offset| line_column(input, container, offset);
+    let mut reader = quick_xml::Reader::from_reader(posts);
     let mut sorter = Sorter::new(temp_dir, buffer_bytes);
     let mut kept = IdSet::default();
     let mut summary = Summary::default();
@@ -105,7 +138,7 @@ pub fn prepare(
         let at = reader.buffer_position();
         let event = reader.read_event_into(&mut buf).map_err(|e| {
             let message = e.to_string();
-            let (line, column) = line_column(input, reader.error_position());
+            let (line, column) = line_column(reader.error_position());
             PrepareError::Xml {
                 path: input.to_path_buf(),
                 line,
@@ -114,7 +147,7 @@ pub fn prepare(
             }
         })?;
         let row_error = |(offset, message): (u64, String)| {
-            let (line, column) = line_column(input, at + offset);
+            let (line, column) = line_column(at + offset);
             PrepareError::Row {
                 path: input.to_path_buf(),
                 line,
@@ -157,7 +190,7 @@ pub fn prepare(
                     _ => summary.other_rows += 1,
                 }
                 if summary.rows.is_multiple_of(256) {
-                    progress(reader.buffer_position());
+                    progress();
                     if stop.load(Ordering::Relaxed) {
                         return Err(PrepareError::Interrupted);
                     }
@@ -167,7 +200,7 @@ pub fn prepare(
         }
         buf.clear();
     }
-    progress(reader.buffer_position());
+    progress();
     summary.spills = sorter.runs.len();
     summary.bytes_out = sorter.finish(out, stop)?;
     Ok(summary)
@@ -441,12 +474,11 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(Key, String)>> {
 
 /// The 1-based line and column (in bytes, as the XML reader counts) of byte
 /// `offset` of `path`; counted only when reporting an error.
-fn line_column(path: &Path, offset: u64) -> (u64, u64) {
-    match File::open(path) {
-        Ok(file) => {
-            let at = crate::data::position(file, offset);
-            (at.line as u64, at.byte_column as u64)
-        }
-        Err(_) => (0, 0),
-    }
+/// The line and column of byte `offset` of the (decompressed) Posts.xml,
+/// counted by reading it again (only when reporting an error).
+fn line_column(path: &Path, container: Container, offset: u64) -> (u64, u64) {
+    let at = dump::with_posts(path, container, &Arc::new(AtomicU64::new(0)), |posts| {
+        Ok(crate::data::position(posts, offset))
+    });
+    at.map_or((0, 0), |at| (at.line as u64, at.byte_column as u64))
 }
