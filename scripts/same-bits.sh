@@ -62,7 +62,7 @@ for entry in "${configs[@]}"; do
             "$bin" sample --checkpoint "$dir/c.ckpt" --seed "The " -n 300 --rng-seed 3 >"$dir/sample.txt"
             "$bin" export --checkpoint "$dir/c.ckpt" -o "$dir/w.npz" 2>/dev/null
             "$bin" eval --checkpoint "$dir/c.ckpt" --data "$(dirname "$0")/../data/builtin.txt" 2>&1 \
-                | grep -v '^note' >"$dir/eval.txt" || true
+                | grep -E "^(text|loss|bits/char|perplexity) " >"$dir/eval.txt" || true
         done
         a=$tmp/$name-$threads-old b=$tmp/$name-$threads-new
         what=()
