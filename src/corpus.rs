@@ -541,6 +541,28 @@ pub fn fill_chunk(
 mod tests {
     use super::*;
 
+    #[test]
+    fn encode_known_skips_and_counts_unknown_characters() {
+        let v = Vocab::from_text("abc\n");
+        let scan = scan(bytes(b"ab\nxa\nyc")).unwrap();
+        let (ids, unknown) = scan.encode_known(&v).unwrap();
+        assert_eq!(
+            ids.as_slice()
+                .to_vec()
+                .iter()
+                .map(|&i| v.char(i))
+                .collect::<String>(),
+            "ab\na\nc"
+        );
+        assert_eq!(
+            unknown,
+            Unknown {
+                count: 2,
+                first: Some(('x', 2))
+            }
+        );
+    }
+
     fn bytes(text: &[u8]) -> Source {
         Source::Bytes {
             name: "t.txt".into(),

@@ -3,7 +3,6 @@
 
 use std::fmt;
 use std::io::Read;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
@@ -63,16 +62,7 @@ pub struct Text {
 }
 
 impl Text {
-    /// Reads a UTF-8 file, refusing empty files and reporting where invalid UTF-8 starts.
-    pub fn read(path: &Path) -> Result<Text, DataError> {
-        let name = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|cause| DataError::Io {
-            name: name.clone(),
-            cause,
-        })?;
-        Text::from_bytes(name, bytes)
-    }
-
+    /// A text from bytes, refusing empty ones and reporting where invalid UTF-8 starts.
     pub fn from_bytes(name: String, bytes: Vec<u8>) -> Result<Text, DataError> {
         if bytes.is_empty() {
             return Err(DataError::Empty { name });
@@ -268,33 +258,12 @@ impl Vocab {
     }
 }
 
-/// Characters [`Vocab::encode_known`] skipped.
+/// Characters [`Scan::encode_known`](crate::corpus::Scan::encode_known) skipped.
 #[derive(Debug, Default, PartialEq)]
 pub struct Unknown {
     pub count: usize,
     /// The first one and its line.
     pub first: Option<(char, usize)>,
-}
-
-impl Vocab {
-    /// Encodes the characters the vocabulary knows and counts the others (for
-    /// evaluating a model on a text it was not trained on).
-    pub fn encode_known(&self, text: &str) -> (Vec<u32>, Unknown) {
-        let mut ids = Vec::with_capacity(text.len());
-        let mut unknown = Unknown::default();
-        let mut line = 1;
-        for c in text.chars() {
-            match self.id(c) {
-                Some(id) => ids.push(id),
-                None => {
-                    unknown.count += 1;
-                    unknown.first.get_or_insert((c, line));
-                }
-            }
-            line += usize::from(c == '\n');
-        }
-        (ids, unknown)
-    }
 }
 
 impl From<Vocab> for Vec<char> {
@@ -373,23 +342,6 @@ mod tests {
         assert_eq!(ids.len(), 7);
         let back: String = ids.iter().map(|&i| v.char(i)).collect();
         assert_eq!(back, t.content);
-    }
-
-    #[test]
-    fn encode_known_skips_and_counts_unknown_characters() {
-        let v = Vocab::from_text("abc\n");
-        let (ids, unknown) = v.encode_known("ab\nxa\nyc");
-        assert_eq!(
-            ids.iter().map(|&i| v.char(i)).collect::<String>(),
-            "ab\na\nc"
-        );
-        assert_eq!(
-            unknown,
-            Unknown {
-                count: 2,
-                first: Some(('x', 2))
-            }
-        );
     }
 
     #[test]

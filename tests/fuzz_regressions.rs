@@ -94,7 +94,7 @@ fn text_seeds() {
         assert_eq!(Vocab::from_text(&text.content), vocab);
         assert_eq!(vocab.encode(&text).unwrap(), ids.as_slice().to_vec());
         let half: String = vocab.chars().iter().step_by(2).collect();
-        let (known, unknown) = Vocab::from_text(&half).encode_known(&text.content);
+        let (known, unknown) = scan.encode_known(&Vocab::from_text(&half)).unwrap();
         assert_eq!(known.len() + unknown.count, ids.len());
     }
 }
