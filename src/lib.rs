@@ -5,6 +5,7 @@
 //! [`sample`] writes text from a model; [`npz`] exchanges weights with NumPy.
 
 pub mod baselines;
+pub mod beam;
 pub mod checkpoint;
 pub mod corpus;
 pub mod data;

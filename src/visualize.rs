@@ -75,6 +75,7 @@ pub fn trace<T: Real>(
         Draw::Sample {
             temperature: 1.0,
             top_k: None,
+            top_p: None,
         },
     )
     .expect("temperature 1 and no top-k are valid");

@@ -4,6 +4,7 @@ pub mod eval;
 pub mod export;
 pub mod hyper;
 pub mod info;
+pub mod interactive;
 pub mod plot;
 pub mod prepare;
 pub mod sample;

@@ -1,27 +1,36 @@
 //! `charrnn sample`: write text from a checkpoint, primed by a seed.
 
+use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use charrnn::linalg::Real;
-use charrnn::sample::{self, Draw, SampleError, Sampler};
+use charrnn::sample::{self, Draw, Primed, SampleError, Sampler, UnknownChars};
 use charrnn::train::TrainState;
-use charrnn::{checkpoint, with_state};
+use charrnn::{beam, checkpoint, with_state};
 
 use super::{positive_float, positive_int, usage};
 
 /// Write text from a trained model; output starts with the seed and streams as it is drawn.
+///
+/// Draws go through --temperature, then --top-k, then --top-p, in that order.
 #[derive(clap::Args)]
 pub struct Args {
     #[arg(long, value_name = "PATH", default_value = "charrnn.ckpt")]
     checkpoint: PathBuf,
     /// Text to prime the hidden state with [default: one random character of the vocabulary]
-    #[arg(long, value_name = "TEXT")]
+    #[arg(long, value_name = "TEXT", conflicts_with = "seed_file")]
     seed: Option<String>,
+    /// Prime from a file (`-` reads stdin), streamed through the model and not echoed
+    #[arg(long, value_name = "PATH")]
+    seed_file: Option<PathBuf>,
+    /// Seed characters the model has never seen: stop with an error, or skip them and say how many
+    #[arg(long, value_name = "WHAT", value_enum, default_value_t = UnknownChars::Error)]
+    unknown: UnknownChars,
     /// Characters to write after the seed
     #[arg(short = 'n', long = "length", value_name = "N", default_value_t = 1000)]
     length: usize,
@@ -31,9 +40,23 @@ pub struct Args {
     /// Draw only from the K likeliest characters
     #[arg(long, value_name = "K", value_parser = positive_int::<usize>, allow_negative_numbers = true)]
     top_k: Option<usize>,
+    /// Nucleus sampling: draw only from the smallest set of likeliest characters whose
+    /// probabilities add up to at least P (0 < P <= 1)
+    #[arg(long, value_name = "P", value_parser = super::decay_factor, allow_negative_numbers = true)]
+    top_p: Option<f64>,
     /// Always take the likeliest character (greedy; char-rnn's -sample 0)
-    #[arg(long, conflicts_with_all = ["temperature", "top_k"])]
+    #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
     argmax: bool,
+    /// Beam search: write the likeliest continuation of N characters a beam of W sequences
+    /// finds (summed log-probabilities). Prints nothing until the search ends; --beam 1 is
+    /// --argmax. Its log-probability goes to stderr
+    #[arg(long, value_name = "W", value_parser = positive_int::<usize>,
+          conflicts_with_all = ["temperature", "top_k", "top_p", "argmax", "interactive"])]
+    beam: Option<usize>,
+    /// Read a prime per line and write a continuation for each, until end of input (Ctrl+D).
+    /// On a terminal it prompts and takes :help, :temperature, :length, :top-k, :top-p, :reset
+    #[arg(long, short = 'i', conflicts_with_all = ["seed", "seed_file"])]
+    interactive: bool,
     /// Seed for the random draws; the same seed gives the same text [default: random]
     #[arg(long, value_name = "N")]
     rng_seed: Option<u64>,
@@ -45,42 +68,140 @@ pub fn run(args: Args) -> Result<()> {
     super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
     with_state!(checkpoint::load(&args.checkpoint)?, s => {
         super::check_memory(&charrnn::memory::sampling(s.config(), std::mem::size_of_val(&s.model.params[0])), args.memory.max_memory)?;
-        write_sample(&args, &s)
+        let result = if args.interactive {
+            super::interactive::run(&args.settings(), &s, args.rng())
+        } else {
+            write_sample(&args, &s)
+        };
+        match result {
+            // `charrnn sample | head` closes the pipe early: that is a normal end
+            Err(e) if e.downcast_ref::<io::Error>().is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) => Ok(()),
+            other => other,
+        }
     })
 }
 
+/// What `--interactive` starts from and lets the user change between prompts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    pub length: usize,
+    pub draw: Draw,
+    pub unknown: UnknownChars,
+}
+
+impl Args {
+    fn draw(&self) -> Draw {
+        if self.argmax || self.beam.is_some() {
+            Draw::Argmax
+        } else {
+            Draw::Sample {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+            }
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        Settings {
+            length: self.length,
+            draw: self.draw(),
+            unknown: self.unknown,
+        }
+    }
+
+    fn rng(&self) -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(self.rng_seed.unwrap_or_else(|| rand::rng().random()))
+    }
+}
+
+/// A user-facing error for what a prime held.
+pub fn prime_error(e: SampleError, source: &str) -> anyhow::Error {
+    match e {
+        SampleError::UnknownSeedChar { .. } | SampleError::BadUtf8 { .. } => {
+            usage(format!("{source}: {e}"))
+        }
+        other => anyhow::Error::new(other).context(source.to_string()),
+    }
+}
+
+/// Says on stderr what `--unknown skip` left out.
+pub fn report_skipped(primed: &Primed, source: &str) {
+    if let Some((ch, at)) = primed.first_skipped {
+        eprintln!(
+            "note: skipped {} character(s) of {source} not in the model's vocabulary \
+             (first: {ch:?} (U+{:04X}) at character {at})",
+            primed.skipped, ch as u32
+        );
+    }
+}
+
 fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {
-    let seeded = args.seed.as_ref().is_some_and(|s| !s.is_empty());
+    let seeded = args.seed_file.is_some() || args.seed.as_ref().is_some_and(|s| !s.is_empty());
     if args.length == 0 && !seeded {
         // nothing asked for: not even the random first character
         return Ok(());
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(args.rng_seed.unwrap_or_else(|| rand::rng().random()));
+    let mut rng = args.rng();
     let vocab = &state.vocab;
-    let prime = match &args.seed {
-        Some(seed) if seeded => sample::encode_seed(vocab, seed).map_err(|e| match e {
-            SampleError::UnknownSeedChar { .. } => usage(e.to_string()),
-            other => other.into(),
-        })?,
-        _ => vec![rng.random_range(0..vocab.len() as u32)],
-    };
-    let draw = if args.argmax {
-        Draw::Argmax
-    } else {
-        Draw::Sample {
-            temperature: args.temperature,
-            top_k: args.top_k,
-        }
-    };
-    let mut sampler = Sampler::new(&state.model, draw)?;
-
+    let mut sampler = Sampler::new(&state.model, args.draw())?;
     let mut out = io::BufWriter::new(io::stdout().lock());
     let mut buf = [0u8; 4];
-    let result = (|| -> io::Result<()> {
-        for &id in &prime {
+
+    let source = match &args.seed_file {
+        Some(path) if path.as_os_str() == "-" => "the seed on stdin".to_string(),
+        Some(path) => format!("the seed file {}", path.display()),
+        None => "--seed".to_string(),
+    };
+    let primed = match (&args.seed, &args.seed_file) {
+        (_, Some(path)) if path.as_os_str() == "-" => {
+            let p = sample::feed_prime(&mut sampler, vocab, io::stdin().lock(), args.unknown);
+            p.map_err(|e| prime_error(e, &source))?
+        }
+        (_, Some(path)) => {
+            let file = File::open(path)
+                .with_context(|| format!("cannot open the seed file {}", path.display()))?;
+            let p = sample::feed_prime(&mut sampler, vocab, io::BufReader::new(file), args.unknown);
+            p.map_err(|e| prime_error(e, &source))?
+        }
+        (Some(seed), None) => {
+            // checked whole before anything is written, then echoed as fed
+            let p = sample::read_prime(vocab, seed.as_bytes(), args.unknown, |_| Ok(()));
+            p.map_err(|e| prime_error(e, &source))?;
+            let p = sample::read_prime(vocab, seed.as_bytes(), args.unknown, |id| {
+                sampler.feed(id);
+                out.write_all(vocab.char(id).encode_utf8(&mut buf).as_bytes())?;
+                Ok(())
+            });
+            p.map_err(|e| prime_error(e, &source))?
+        }
+        (None, None) => Primed::default(),
+    };
+    report_skipped(&primed, &source);
+    if primed.last.is_none() {
+        if seeded {
+            eprintln!(
+                "note: the seed held no character the model knows; starting from a random one"
+            );
+        }
+        let id = rng.random_range(0..vocab.len() as u32);
+        out.write_all(vocab.char(id).encode_utf8(&mut buf).as_bytes())?;
+        sampler.feed(id);
+    }
+
+    if let Some(width) = args.beam {
+        out.flush()?;
+        let best = beam::search(&mut sampler, width, args.length).swap_remove(0);
+        for &id in &best.ids {
             out.write_all(vocab.char(id).encode_utf8(&mut buf).as_bytes())?;
         }
-        sample::generate(&mut sampler, &prime, args.length, &mut rng, |id| {
+        eprintln!(
+            "beam {width}: log-probability {:.4} nats ({:.4} nats/char)",
+            best.log_prob,
+            -best.log_prob / best.ids.len().max(1) as f64
+        );
+    } else {
+        sample::continue_for(&mut sampler, args.length, &mut rng, |id| {
             let c = vocab.char(id);
             out.write_all(c.encode_utf8(&mut buf).as_bytes())?;
             if c == '\n' {
@@ -88,12 +209,8 @@ fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {
             }
             Ok::<(), io::Error>(())
         })?;
-        out.write_all(b"\n")?;
-        out.flush()
-    })();
-    match result {
-        // `charrnn sample | head` closes the pipe early: that is a normal end
-        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
     }
+    out.write_all(b"\n")?;
+    out.flush()?;
+    Ok(())
 }
