@@ -21,5 +21,6 @@ pub mod parallel;
 pub mod plot;
 pub mod prepare;
 pub mod sample;
+pub mod score;
 pub mod train;
 pub mod visualize;

@@ -25,7 +25,7 @@ fn trained(dir: &Path, cell: &str, extra: &[&str]) -> String {
             "24",
         ])
         .args(["--iters", "150", "--sample-every", "0", "--log-every", "0"])
-        .args(["--checkpoint", &ckpt])
+        .args(["--checkpoint", &ckpt, "--force"])
         .args(extra)
         .output()
         .unwrap();
@@ -393,4 +393,158 @@ fn interactive_on_a_terminal_prompts_takes_commands_and_ends_on_ctrl_d() {
     let pane = pane_shows(&socket, "exited ");
     tmux(&socket, &["kill-server"]);
     assert!(pane.contains("exited 0"), "{pane}");
+}
+
+/// The number after `label` on the line that starts with it.
+fn figure(text: &str, label: &str) -> f64 {
+    let line = text
+        .lines()
+        .find(|l| l.starts_with(label))
+        .unwrap_or_else(|| panic!("no {label} in {text}"));
+    line[label.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn score_totals_equal_eval_and_its_csv_has_a_row_per_character() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let text = format!(
+        "{}☃ and ☃{}",
+        &small_text()[..700],
+        &small_text()[2000..2400]
+    );
+    write(d, "held.txt", &text);
+    let chars = text.chars().count();
+    let predicted = format!("({} characters predicted)", chars - 3);
+    for cell in ["rnn", "lstm", "gru"] {
+        let ckpt = trained(d, cell, &["--layers", "2", "--embedding-size", "8"]);
+        let eval = charrnn(d)
+            .args(["eval", "--checkpoint", &ckpt, "--data", "held.txt"])
+            .output()
+            .unwrap();
+        assert!(eval.status.success(), "{}", stderr(&eval));
+        let score = charrnn(d)
+            .args([
+                "score",
+                "--checkpoint",
+                &ckpt,
+                "held.txt",
+                "--csv",
+                "held.csv",
+            ])
+            .output()
+            .unwrap();
+        assert!(score.status.success(), "{}", stderr(&score));
+        let (e, s) = (stdout(&eval), stdout(&score));
+        assert!(
+            (figure(&e, "loss") - figure(&s, "loss")).abs() < 2e-6,
+            "{cell}:\n{e}\n{s}"
+        );
+        assert!(e.contains(&predicted) && s.contains(&predicted), "{e}\n{s}");
+        let note = stderr(&score);
+        assert!(
+            note.contains(&format!("2 of {chars} characters")) && note.contains("'☃' on line"),
+            "{note}"
+        );
+        assert!(
+            s.starts_with(&text),
+            "the text as it was, no colours through a pipe"
+        );
+        assert!(!s.contains('\x1b'));
+        let mut reader = csv::Reader::from_path(d.join("held.csv")).unwrap();
+        let rows: Vec<csv::StringRecord> = reader.records().map(|r| r.unwrap()).collect();
+        assert_eq!(rows.len(), chars, "a row per character, unknown ones too");
+        let column: String = rows.iter().map(|r| r[1].to_string()).collect();
+        assert_eq!(column, text);
+        let losses: Vec<f64> = rows
+            .iter()
+            .filter(|r| !r[2].is_empty())
+            .map(|r| r[2].parse().unwrap())
+            .collect();
+        assert_eq!(losses.len(), chars - 3);
+        let total: f64 = losses.iter().sum();
+        assert!((total - figure(&s, "total")).abs() < 1e-3, "{total} {s}");
+        for r in rows.iter().filter(|r| !r[2].is_empty()) {
+            let p: Vec<f64> = (0..5).map(|i| r[4 + 2 * i].parse().unwrap()).collect();
+            assert!(
+                p.windows(2).all(|w| w[0] >= w[1]) && p.iter().sum::<f64>() <= 1.0 + 1e-5,
+                "{r:?}"
+            );
+            // the character's own loss is at least the best guess's
+            assert!(r[2].parse::<f64>().unwrap() >= -p[0].ln() - 1e-5);
+        }
+    }
+    let ckpt = trained(d, "rnn", &[]);
+    let out = charrnn(d)
+        .args(["score", "--checkpoint", &ckpt, "--text", "the sea", "-q"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).starts_with("text           --text (6 characters"),
+        "{}",
+        stdout(&out)
+    );
+    let out = charrnn(d)
+        .args(["score", "--checkpoint", &ckpt, "-"])
+        .write_stdin("the sea")
+        .output()
+        .unwrap();
+    assert!(stdout(&out).contains("<stdin> (6 characters"));
+    let bad = charrnn(d)
+        .args(["score", "--checkpoint", &ckpt, "--text", "☃"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        stderr(&bad).contains("too few known characters"),
+        "{}",
+        stderr(&bad)
+    );
+}
+
+#[test]
+fn score_colours_only_on_a_terminal_and_not_with_no_color() {
+    if Std::new("tmux").arg("-V").output().is_err() {
+        assert!(
+            std::env::var_os("CHARRNN_REQUIRE_TMUX").is_none(),
+            "tmux required"
+        );
+        eprintln!("skipping the terminal test: tmux not found");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let ckpt = trained(d, "rnn", &[]);
+    for (env, coloured) in [("", true), ("NO_COLOR=1 ", false)] {
+        let socket = format!("charrnn-score-{}-{coloured}", std::process::id());
+        let command = format!(
+            "cd {} && {env}{} score --checkpoint {ckpt} --text 'the sea was calm'; echo done; sleep 30",
+            d.display(),
+            env!("CARGO_BIN_EXE_charrnn")
+        );
+        tmux(
+            &socket,
+            &[
+                "new-session",
+                "-d",
+                "-s",
+                "t",
+                "-x",
+                "200",
+                "-y",
+                "20",
+                &command,
+            ],
+        );
+        pane_shows(&socket, "done");
+        let pane = tmux(&socket, &["capture-pane", "-e", "-p", "-t", "t"]);
+        tmux(&socket, &["kill-server"]);
+        assert!(pane.contains("bits/char"), "{pane}");
+        assert_eq!(pane.contains("\x1b[48;5;"), coloured, "{env:?}: {pane:?}");
+    }
 }

@@ -8,6 +8,7 @@ pub mod interactive;
 pub mod plot;
 pub mod prepare;
 pub mod sample;
+pub mod score;
 pub mod signals;
 pub mod train;
 pub mod visualize;
