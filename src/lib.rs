@@ -18,6 +18,7 @@ pub mod model;
 pub mod npz;
 pub mod optim;
 pub mod parallel;
+pub mod play;
 pub mod plot;
 pub mod prepare;
 pub mod sample;

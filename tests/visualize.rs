@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{charrnn, stderr, write};
+use common::{browser_missing, charrnn, stderr, write};
 
 /// Text with quotes, brackets and short lines, so every feature varies.
 fn text() -> String {
@@ -240,21 +240,6 @@ fn bad_layer_and_unknown_text_are_usage_errors() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("nope.ckpt"), "{}", stderr(&out));
-}
-
-/// Why the browser test cannot run here, if it cannot.
-fn browser_missing(scripts: &Path) -> Option<String> {
-    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    if !Path::new(&chromium).exists() {
-        return Some(format!("{chromium} not found (apt-get install chromium)"));
-    }
-    if Command::new("node").arg("--version").output().is_err() {
-        return Some("node not found".into());
-    }
-    if !scripts.join("node_modules/playwright-core").exists() {
-        return Some("tests/browser/node_modules missing (cd tests/browser && npm ci)".into());
-    }
-    None
 }
 
 #[test]

@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 
-use charrnn::{checkpoint, export, npz, with_state};
+use charrnn::{checkpoint, export, fsutil, npz, play, with_state};
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {
@@ -12,6 +12,8 @@ enum Format {
     Npz,
     /// .safetensors (PyTorch, safetensors.numpy) in the model's precision, metadata inside
     Safetensors,
+    /// One self-contained web page that runs the model in the browser (weights as float32)
+    Html,
 }
 
 /// Write a checkpoint's weights, vocabulary and hyperparameters in a format other tools read.
@@ -37,6 +39,7 @@ fn sidecar_path(out: &Path) -> PathBuf {
 pub fn run(args: Args) -> Result<()> {
     let by_extension = match args.out.extension().and_then(|e| e.to_str()) {
         Some("safetensors") => Format::Safetensors,
+        Some("html" | "htm") => Format::Html,
         _ => Format::Npz,
     };
     let format = args.format.unwrap_or(by_extension);
@@ -59,6 +62,13 @@ pub fn run(args: Args) -> Result<()> {
             Format::Safetensors => {
                 export::safetensors(&args.out, &s)?;
                 String::new()
+            }
+            Format::Html => {
+                let title = format!("{} (iteration {})", args.checkpoint.display(), s.iteration);
+                let page = play::page(&s.model, &s.vocab, &title);
+                fsutil::write_atomic(&args.out, page.as_bytes())
+                    .with_context(|| format!("cannot write {}", args.out.display()))?;
+                format!(" ({} KB, self-contained)", page.len().div_ceil(1000))
             }
         };
         (s.iteration, extra)

@@ -56,3 +56,22 @@ pub fn stderr(out: &std::process::Output) -> String {
 pub fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
+
+/// Why the browser test cannot run here, if it cannot.
+pub fn browser_missing(scripts: &Path) -> Option<String> {
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    if !Path::new(&chromium).exists() {
+        return Some(format!("{chromium} not found (apt-get install chromium)"));
+    }
+    if std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        return Some("node not found".into());
+    }
+    if !scripts.join("node_modules/playwright-core").exists() {
+        return Some("tests/browser/node_modules missing (cd tests/browser && npm ci)".into());
+    }
+    None
+}
