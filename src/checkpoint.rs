@@ -13,7 +13,9 @@
 //! Version 3 added the recent loss and the session settings
 //! (`TrainState::recent`, `recent_since`, `session`) just before the last field,
 //! the training time (an f64, so the payload's last 8 bytes); a version 2
-//! payload is read by putting defaults there.
+//! payload is read by putting defaults there. Version 4 added the learning-rate
+//! schedule and weight decay (`TrainState::plan`) in the same place; older
+//! payloads get the default plan, which trains as they did.
 //! Loading checks each of these in order and reports the first that fails, so a
 //! truncated, damaged or foreign file gives a message and never a panic or a
 //! large allocation.
@@ -29,10 +31,10 @@ use crate::linalg::{Precision, Real};
 use crate::train::TrainState;
 
 pub const MAGIC: [u8; 8] = *b"CHARRNN\0";
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 
 /// The oldest format this charrnn reads: version 2, which had no session
-/// settings (they load as today's defaults).
+/// settings and no plan (they load as today's defaults).
 pub const OLDEST: u32 = 2;
 
 /// A checkpoint's training state in whichever precision it was trained.
@@ -74,7 +76,7 @@ pub enum CheckpointError {
     #[error("reading checkpoint {path}: not a charrnn checkpoint ({reason})")]
     Foreign { path: PathBuf, reason: String },
     #[error(
-        "reading checkpoint {path}: format version {found}, but this charrnn reads version {OLDEST} or {VERSION}; \
+        "reading checkpoint {path}: format version {found}, but this charrnn reads versions {OLDEST} to {VERSION}; \
          use the charrnn release that wrote it"
     )]
     Version { path: PathBuf, found: u32 },
@@ -224,14 +226,19 @@ fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState
         ));
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    let upgraded;
-    let payload = if version == 2 {
-        upgraded = with_default_session(payload)
+    // an older payload is upgraded in a copy; a current one is read in place
+    let mut upgraded = std::borrow::Cow::Borrowed(payload);
+    if version <= 2 {
+        let v3 = with_default_session(&upgraded)
             .ok_or_else(|| corrupt("too short for a version 2 payload".into()))?;
-        &upgraded[..]
-    } else {
-        payload
-    };
+        upgraded = v3.into();
+    }
+    if version <= 3 {
+        let v4 = before_elapsed(&upgraded, crate::train::Plan::default())
+            .ok_or_else(|| corrupt("too short for a version 3 payload".into()))?;
+        upgraded = v4.into();
+    }
+    let payload = &upgraded[..];
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
     let undecodable = |e: bincode::error::DecodeError| corrupt(format!("undecodable: {e}"));
     let (precision, used): (Precision, usize) =
@@ -267,8 +274,12 @@ fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState
 /// (the recent loss, from 0 at iteration 0 for now, and the default session
 /// settings) inserted before the training time, its last 8 bytes.
 fn with_default_session(payload: &[u8]) -> Option<Vec<u8>> {
+    before_elapsed(payload, (0.0f64, 0u64, crate::train::Session::default()))
+}
+
+/// `payload` with `added` encoded just before the training time, its last 8 bytes.
+fn before_elapsed(payload: &[u8], added: impl serde::Serialize) -> Option<Vec<u8>> {
     let (state, elapsed) = payload.split_at(payload.len().checked_sub(8)?);
-    let added = (0.0f64, 0u64, crate::train::Session::default());
     let added =
         bincode::serde::encode_to_vec(added, bincode::config::standard()).expect("always encodes");
     Some([state, &added, elapsed].concat())

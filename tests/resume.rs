@@ -173,6 +173,201 @@ fn resume_is_bit_exact_for_gru_rmsprop_norm_clipping_and_lr_decay() {
     );
 }
 
+#[test]
+fn resume_is_bit_exact_for_cosine_and_linear_schedules_warmup_and_adamw() {
+    // --decay-iters fixes the schedule's length whatever each session's --iters
+    let adamw = [
+        "--optimizer",
+        "adam",
+        "--lr-schedule",
+        "cosine",
+        "--warmup",
+        "50",
+        "--min-lr",
+        "1e-4",
+        "--decay-iters",
+        "600",
+        "--weight-decay",
+        "0.1",
+    ];
+    straight_vs_resumed("f64", &adamw, "1000");
+    let lstm = [
+        "--cell",
+        "lstm",
+        "--embedding-size",
+        "8",
+        "--hidden-size",
+        "16",
+        "--batch-size",
+        "2",
+        "--lr-schedule",
+        "linear",
+        "--decay-iters",
+        "600",
+        "--weight-decay",
+        "0.01",
+        "--val-fraction",
+        "0.1",
+    ];
+    straight_vs_resumed("f32", &lstm, "100");
+}
+
+#[test]
+fn a_schedule_changes_the_run_and_weight_decay_shrinks_the_weights() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "t.txt", small_text());
+    let adam = ["--optimizer", "adam", "--sample-every", "0"];
+    train(d, "plain.ckpt", "plain.csv", 300, &adam);
+    let cosine = [&adam[..], &["--lr-schedule", "cosine", "--min-lr", "0"]].concat();
+    train(d, "cos.ckpt", "cos.csv", 300, &cosine);
+    let decayed = [&adam[..], &["--weight-decay", "0.5"]].concat();
+    train(d, "wd.ckpt", "wd.csv", 300, &decayed);
+    let (plain, cos, wd) = (
+        load_f64(&d.join("plain.ckpt")),
+        load_f64(&d.join("cos.ckpt")),
+        load_f64(&d.join("wd.ckpt")),
+    );
+    assert_eq!(cos.plan.total, Some(300), "--iters gives the length");
+    assert_ne!(plain.model.params, cos.model.params);
+    let norm = |s: &TrainState<f64>| s.model.params.iter().map(|w| w * w).sum::<f64>().sqrt();
+    assert!(
+        norm(&wd) < norm(&plain),
+        "{} vs {}",
+        norm(&wd),
+        norm(&plain)
+    );
+}
+
+#[test]
+fn a_time_limited_schedule_fixes_its_length_once_and_resumes_as_if_given_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "t.txt", small_text());
+    // the length is fixed at the end of warmup (4000 iterations take longer than
+    // 5% of 5 s unless the machine is 1.5x faster than this one), where cosine has
+    // not moved yet: the same curve as a run told that length from the start
+    let common = ["--data", "t.txt", "--rng-seed", "5", "--sample-every", "0"];
+    let plan = [
+        "--lr-schedule",
+        "cosine",
+        "--warmup",
+        "4000",
+        "--min-lr",
+        "1e-3",
+    ];
+    let run = |ckpt: &str, extra: &[&str]| {
+        let out = charrnn(d)
+            .args([
+                "train",
+                "--checkpoint",
+                ckpt,
+                "--loss-csv",
+                &format!("{ckpt}.csv"),
+            ])
+            .args(common)
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let printed = run("a.ckpt", &[&plan[..], &["--max-time", "5s"]].concat());
+    let a = load_f64(&d.join("a.ckpt"));
+    let total = a.plan.total.expect("the length is recorded");
+    assert!(total > 4000, "{printed}");
+    assert!(
+        printed.contains(&format!("decays over {total} iterations")),
+        "{printed}"
+    );
+    // it stops at that length (or, on a slowed machine, at the time limit first)
+    assert!(a.iteration <= total);
+    let total_s = total.to_string();
+    if a.iteration < total {
+        run("a.ckpt", &["--resume", "--iters", &total_s]);
+    }
+    run(
+        "b.ckpt",
+        &[&plan[..], &["--decay-iters", &total_s, "--iters", &total_s]].concat(),
+    );
+    same_run(&load_f64(&d.join("a.ckpt")), &load_f64(&d.join("b.ckpt")));
+}
+
+#[test]
+fn schedule_flags_that_cannot_work_are_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let run = |args: &[&str]| {
+        let out = charrnn(d).arg("train").args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        stderr(&out)
+    };
+    assert!(
+        run(&["--lr-schedule", "cosine"])
+            .contains("give its length with --iters, --max-time or --decay-iters")
+    );
+    assert!(
+        run(&["--min-lr", "0.01", "--iters", "5"])
+            .contains("are for --lr-schedule cosine or linear")
+    );
+    assert!(
+        run(&["--lr-schedule", "linear", "--min-lr", "1", "--iters", "5"])
+            .contains("above the learning rate")
+    );
+    assert!(run(&["--weight-decay", "-1"]).contains("at least 0"));
+    // a resumed run's plan is its own
+    let out = charrnn(d)
+        .args([
+            "train",
+            "--iters",
+            "20",
+            "--sample-every",
+            "0",
+            "--lr-schedule",
+            "linear",
+        ])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let e = run(&["--resume", "--iters", "40", "--weight-decay", "0.1"]);
+    assert!(e.contains("--weight-decay 0.1 (checkpoint has 0)"), "{e}");
+}
+
+#[test]
+fn a_version_3_checkpoint_loads_with_the_default_plan() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = charrnn(d)
+        .args(["train", "--iters", "30", "--sample-every", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v4 = std::fs::read(d.join("charrnn.ckpt")).unwrap();
+    // version 3 is version 4 without the plan, the fields before the last 8 bytes
+    let plan =
+        bincode::serde::encode_to_vec(charrnn::train::Plan::default(), bincode::config::standard())
+            .unwrap();
+    let payload = &v4[28..];
+    let cut = payload.len() - 8 - plan.len();
+    assert_eq!(&payload[cut..payload.len() - 8], &plan[..]);
+    let v3_payload = [&payload[..cut], &payload[payload.len() - 8..]].concat();
+    let mut v3 = v4[..8].to_vec();
+    v3.extend_from_slice(&3u32.to_le_bytes());
+    v3.extend_from_slice(&(v3_payload.len() as u64).to_le_bytes());
+    v3.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&v3_payload).to_le_bytes());
+    v3.extend_from_slice(&v3_payload);
+    let (a, b) = (
+        charrnn::checkpoint::decode(Path::new("v3"), &v3).unwrap(),
+        charrnn::checkpoint::decode(Path::new("v4"), &v4).unwrap(),
+    );
+    match (a, b) {
+        (charrnn::checkpoint::AnyState::F64(a), charrnn::checkpoint::AnyState::F64(b)) => {
+            assert_eq!(a, b)
+        }
+        _ => panic!("the default model is f64"),
+    }
+}
+
 /// A run killed after it logged rows past its last checkpoint: resuming drops
 /// those rows and logs them again, so the history ends up as if never killed.
 #[test]

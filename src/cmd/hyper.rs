@@ -5,7 +5,7 @@
 use charrnn::linalg::Precision;
 use charrnn::model::{Cell, Config};
 use charrnn::optim::{Kind, Rule};
-use charrnn::train::{Clip, Hyper};
+use charrnn::train::{Clip, Hyper, LrSchedule, Plan};
 
 /// Settings as given on a command line: `None` = not given.
 #[derive(Clone, Debug, Default)]
@@ -21,6 +21,11 @@ pub struct HyperFlags {
     pub decay_rate: Option<f64>,
     pub lr_decay: Option<f64>,
     pub lr_decay_after: Option<u64>,
+    pub lr_schedule: Option<LrSchedule>,
+    pub warmup: Option<u64>,
+    pub min_lr: Option<f64>,
+    pub decay_iters: Option<u64>,
+    pub weight_decay: Option<f64>,
     pub clip: Option<f64>,
     pub clip_norm: Option<f64>,
     pub dropout: Option<f64>,
@@ -86,6 +91,66 @@ impl HyperFlags {
             rng_seed: self.rng_seed.unwrap_or(default_seed),
             shares: 1,
         }
+    }
+
+    /// The schedule and weight decay of a new run; `iters` and `timed` say
+    /// whether the session has an iteration or a time limit (a cosine or linear
+    /// schedule needs one of them, or --decay-iters).
+    pub fn plan(&self, base_lr: f64, iters: Option<u64>, timed: bool) -> Result<Plan, String> {
+        let d = Plan::default();
+        let schedule = self.lr_schedule.unwrap_or(d.schedule);
+        let decays = schedule.decays_over_the_run();
+        let plan = Plan {
+            schedule,
+            warmup: self.warmup.unwrap_or(d.warmup),
+            min_lr: self.min_lr.unwrap_or(d.min_lr),
+            weight_decay: self.weight_decay.unwrap_or(d.weight_decay),
+            // without a time limit the length is known now; with one, the run
+            // measures its speed first (and keeps to --iters if that is shorter)
+            total: self.decay_iters.or(iters.filter(|_| decays && !timed)),
+        };
+        if decays && plan.total.is_none() && iters.is_none() && !timed {
+            return Err(format!(
+                "--lr-schedule {} decays over the run: give its length with --iters, --max-time or --decay-iters",
+                plan.schedule
+            ));
+        }
+        if !decays && (self.decay_iters.is_some() || self.min_lr.is_some()) {
+            return Err(format!(
+                "--decay-iters and --min-lr are for --lr-schedule cosine or linear, not {}",
+                plan.schedule
+            ));
+        }
+        if plan.min_lr > base_lr {
+            return Err(format!(
+                "--min-lr {} is above the learning rate {base_lr}",
+                plan.min_lr
+            ));
+        }
+        Ok(plan)
+    }
+
+    /// Flags that disagree with a saved run's plan (its schedule length may be
+    /// given when the run had not fixed it yet).
+    pub fn plan_conflicts(&self, p: &Plan) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(g) = self.lr_schedule.filter(|&g| g != p.schedule) {
+            out.push(format!("--lr-schedule {g} (checkpoint has {})", p.schedule));
+        }
+        let mut check = |flag: &str, given: Option<f64>, have: f64| {
+            if let Some(g) = given.filter(|&g| g != have) {
+                out.push(format!("{flag} {g} (checkpoint has {have})"));
+            }
+        };
+        check("--warmup", self.warmup.map(|w| w as f64), p.warmup as f64);
+        check("--min-lr", self.min_lr, p.min_lr);
+        check("--weight-decay", self.weight_decay, p.weight_decay);
+        if let (Some(g), Some(have)) = (self.decay_iters, p.total)
+            && g != have
+        {
+            out.push(format!("--decay-iters {g} (checkpoint has {have})"));
+        }
+        out
     }
 
     /// Flags that disagree with a saved run, described for a message

@@ -74,6 +74,14 @@ pub fn positive_float(s: &str) -> Result<f64, String> {
     }
 }
 
+/// clap value parser: a finite number of at least 0.
+pub fn non_negative_float(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if v >= 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("must be a number of at least 0, got {s:?}")),
+    }
+}
+
 /// clap value parser: a number in [0, 1).
 pub fn unit_interval(s: &str) -> Result<f64, String> {
     match s.parse::<f64>() {

@@ -14,13 +14,15 @@ use charrnn::history::LossLog;
 use charrnn::linalg::{Precision, Real};
 use charrnn::model::Cell;
 use charrnn::optim::Rule;
-use charrnn::train::{self, Clip, Observer, Record, Schedule, Session, Stop, TrainState, Trainer};
+use charrnn::train::{
+    self, Clip, LrSchedule, Observer, Record, Schedule, Session, Stop, TrainState, Trainer,
+};
 
 use super::hyper::HyperFlags;
 use super::signals;
 use charrnn::{baselines, checkpoint, npz, with_state};
 
-use super::{decay_factor, positive_float, positive_int, unit_interval, usage};
+use super::{decay_factor, non_negative_float, positive_float, positive_int, unit_interval, usage};
 
 /// Train a model on a text file (or the built-in corpus). Defaults are min-char-rnn's.
 #[derive(clap::Args)]
@@ -70,6 +72,25 @@ pub struct Args {
     /// First epoch after which --lr-decay applies [default: 10]
     #[arg(long, value_name = "EPOCHS", help_heading = OPTIM)]
     lr_decay_after: Option<u64>,
+    /// How the learning rate moves: step (char-rnn's per-epoch --lr-decay), or cosine or linear
+    /// down to --min-lr over the run (--decay-iters, else --iters, else what --max-time allows
+    /// at the speed measured after warmup), or constant [default: step]
+    #[arg(long, value_enum, hide_possible_values = true, value_name = "step|cosine|linear|constant", help_heading = OPTIM)]
+    lr_schedule: Option<LrSchedule>,
+    /// Ramp the learning rate up linearly over the first N iterations [default: 0]
+    #[arg(long, value_name = "N", help_heading = OPTIM)]
+    warmup: Option<u64>,
+    /// Where cosine and linear schedules end [default: 0]
+    #[arg(long, value_name = "LR", value_parser = non_negative_float, allow_negative_numbers = true, help_heading = OPTIM)]
+    min_lr: Option<f64>,
+    /// The iteration count cosine and linear decay over, whatever this session's --iters
+    /// [default: --iters, or from --max-time]
+    #[arg(long, value_name = "N", value_parser = positive_int::<u64>, help_heading = OPTIM)]
+    decay_iters: Option<u64>,
+    /// Decoupled weight decay on the weight matrices and the embedding (not biases), as
+    /// PyTorch's AdamW: w <- w (1 - lr W) at every update [default: 0]
+    #[arg(long, value_name = "W", value_parser = non_negative_float, allow_negative_numbers = true, help_heading = OPTIM)]
+    weight_decay: Option<f64>,
     /// Clip every gradient element to [-C, C] [default: 5]
     #[arg(long, value_name = "C", value_parser = positive_float, allow_negative_numbers = true, help_heading = OPTIM)]
     clip: Option<f64>,
@@ -160,6 +181,11 @@ impl Args {
             decay_rate: self.decay_rate,
             lr_decay: self.lr_decay,
             lr_decay_after: self.lr_decay_after,
+            lr_schedule: self.lr_schedule,
+            warmup: self.warmup,
+            min_lr: self.min_lr,
+            decay_iters: self.decay_iters,
+            weight_decay: self.weight_decay,
             clip: self.clip,
             clip_norm: self.clip_norm,
             dropout: self.dropout,
@@ -403,15 +429,19 @@ fn start<T: Real>(args: &Args, scan: Scan) -> Result<()> {
         }
         None => None,
     };
-    let state = TrainState::new(config, hyper, vocab, scan.info.clone(), init);
+    let plan = flags
+        .plan(hyper.learning_rate, args.iters, args.max_time.is_some())
+        .map_err(usage)?;
+    let mut state = TrainState::new(config, hyper, vocab, scan.info.clone(), init);
+    state.plan = plan;
     train(args, state, ids, scan.info.name)
 }
 
 fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<()> {
     let ckpt = &args.checkpoint;
-    let conflicts = args
-        .hyper_flags()
-        .conflicts(&state.hyper, state.config(), T::PRECISION);
+    let flags = args.hyper_flags();
+    let mut conflicts = flags.conflicts(&state.hyper, state.config(), T::PRECISION);
+    conflicts.extend(flags.plan_conflicts(&state.plan));
     if !conflicts.is_empty() {
         return Err(usage(format!(
             "these flags conflict with the run saved in {}: {}; drop them to resume, \
@@ -419,6 +449,19 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<
             ckpt.display(),
             conflicts.join(", ")
         )));
+    }
+    // a run stopped before its schedule's length was fixed fixes it now
+    let plan = &mut state.plan;
+    if plan.schedule.decays_over_the_run() && plan.total.is_none() {
+        plan.total = args
+            .decay_iters
+            .or(args.iters.filter(|_| args.max_time.is_none()));
+        if plan.total.is_none() && args.iters.is_none() && args.max_time.is_none() {
+            return Err(usage(format!(
+                "this run's --lr-schedule {} has no length yet: give --iters, --max-time or --decay-iters",
+                plan.schedule
+            )));
+        }
     }
     let info = scan.info.clone();
     if info.hash != state.text.hash {
@@ -555,6 +598,10 @@ fn train<T: Real>(
     let done = s.iteration - start_iteration;
     let why = match reason {
         Stop::Iterations => format!("reached --iters {}", s.iteration),
+        Stop::Planned => format!(
+            "reached the {} iterations the schedule planned for --max-time",
+            s.iteration
+        ),
         Stop::TimeLimit => "reached --max-time".to_string(),
         Stop::Interrupted => match stop.signal() {
             Some(signal) if signal != signal_hook::consts::SIGINT => {
@@ -618,7 +665,7 @@ fn train<T: Real>(
         );
         eprintln!("on the {text}: {}", baselines::compare(bits, unigram, xz));
     }
-    if reason != Stop::Iterations {
+    if !matches!(reason, Stop::Iterations | Stop::Planned) {
         eprintln!(
             "continue with: charrnn train --resume --checkpoint {}",
             ckpt.display()
@@ -668,6 +715,18 @@ fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, train_len: usize, val
         h.dropout,
         h.rng_seed
     );
+    let p = &s.plan;
+    if *p != train::Plan::default() {
+        let length = match (p.schedule.decays_over_the_run(), p.total) {
+            (true, Some(n)) => format!(" to {:?} over {n} iterations", p.min_lr),
+            (true, None) => format!(" to {:?} over what --max-time allows", p.min_lr),
+            (false, _) => String::new(),
+        };
+        eprintln!(
+            "  {} schedule{length}, warmup {}, weight decay {:?}",
+            p.schedule, p.warmup, p.weight_decay
+        );
+    }
     if resumed {
         eprintln!(
             "resuming at iteration {} (epoch {}), smooth loss {:.4}",
@@ -752,6 +811,17 @@ impl Observer for Ui {
 
     fn warn(&mut self, message: &str) {
         self.bar.suspend(|| eprintln!("warning: {message}"));
+    }
+
+    fn planned(&mut self, total: u64, speed: Option<f64>) {
+        if let Some(speed) = speed {
+            self.bar.suspend(|| {
+                eprintln!(
+                    "the learning rate decays over {total} iterations: what the time limit allows at \
+                     the {speed:.1} iterations/s measured so far (recorded in the checkpoint)"
+                )
+            });
+        }
     }
 
     fn evaluated(&mut self, iteration: u64, val_loss: f64, best: bool) {

@@ -1,10 +1,12 @@
 //! Training, in three parts: [`state`] is what a checkpoint holds, [`trainer`]
 //! runs one iteration (and the validation loss), [`run`] is the loop around it.
 
+pub mod plan;
 pub mod run;
 pub mod state;
 pub mod trainer;
 
+pub use plan::{LrSchedule, Plan};
 pub use run::{Observer, Record, Schedule, Stop, TrainError};
 pub use state::{Clip, Hyper, Session, TrainState, fresh_seed};
 pub use trainer::{Trainer, evaluate};

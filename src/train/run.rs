@@ -72,6 +72,9 @@ pub trait Observer {
     /// After each validation pass: the loss in nats/char, and whether it is the best so far.
     fn evaluated(&mut self, _iteration: u64, _val_loss: f64, _best: bool) {}
     fn saved(&mut self, _path: &Path, _iteration: u64) {}
+    /// A cosine or linear schedule's length is fixed: `total` iterations, from
+    /// the iteration limit or (`speed` in iterations/s) from the time limit.
+    fn planned(&mut self, _total: u64, _speed: Option<f64>) {}
     /// Something went wrong that training survives (a checkpoint or log row that
     /// could not be written).
     fn warn(&mut self, _message: &str) {}
@@ -90,6 +93,8 @@ pub struct Record<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Stop {
     Iterations,
+    /// At the length a time-limited schedule planned (see [`Observer::planned`]).
+    Planned,
     TimeLimit,
     Interrupted,
 }
@@ -171,6 +176,20 @@ impl<T: Real> Trainer<T> {
             ))
         };
         let mut log_failing = false;
+        // a schedule that decays over the run needs its length: the iteration
+        // limit, or what the time limit allows at the speed measured once warm
+        let start_it = self.state.iteration;
+        // the length this session fixed from the time limit: it stops there
+        let mut planned_here = None;
+        let plan = &mut self.state.plan;
+        if plan.schedule.decays_over_the_run()
+            && plan.total.is_none()
+            && schedule.max_time.is_none()
+            && let Some(n) = schedule.until
+        {
+            plan.total = Some(n);
+            obs.planned(n, None);
+        }
         let reason = loop {
             if stop.load(Ordering::SeqCst) {
                 break Stop::Interrupted;
@@ -178,11 +197,33 @@ impl<T: Real> Trainer<T> {
             if schedule.until.is_some_and(|n| self.state.iteration >= n) {
                 break Stop::Iterations;
             }
+            if planned_here.is_some_and(|n| self.state.iteration >= n) {
+                break Stop::Planned;
+            }
             if schedule.max_time.is_some_and(|t| clock(evaluating) >= t) {
                 break Stop::TimeLimit;
             }
             let loss = self.step(train).map_err(|e| note_kept(e, saved_at))?;
             let it = self.state.iteration;
+            let plan = &mut self.state.plan;
+            if let Some(limit) = schedule
+                .max_time
+                .filter(|_| plan.schedule.decays_over_the_run() && plan.total.is_none())
+            {
+                let (done, t) = (it - start_it, clock(evaluating));
+                // after warmup, over at least 20 iterations and 5% of the budget;
+                // planned 3% short of the time left, so that a machine a little
+                // slower later still finishes the decay within the limit
+                if it >= plan.warmup && done >= 20 && t >= limit / 20 {
+                    let speed = done as f64 / t.as_secs_f64();
+                    let left = limit.saturating_sub(t).as_secs_f64() * 0.97;
+                    let total =
+                        (it + (left * speed) as u64).min(schedule.until.unwrap_or(u64::MAX));
+                    plan.total = Some(total);
+                    planned_here = Some(total);
+                    obs.planned(total, Some(speed));
+                }
+            }
             let mut val_loss = None;
             if !val.is_empty() && every(schedule.eval_every, it) {
                 let eval_started = Instant::now();

@@ -12,6 +12,8 @@ use crate::linalg::Real;
 use crate::model::{Config, Model, State};
 use crate::optim::{Kind, Optimizer};
 
+use super::plan::Plan;
+
 /// How gradients are clipped before each update.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 pub enum Clip {
@@ -147,6 +149,8 @@ pub struct TrainState<T> {
     /// How often the run reports, logs, validates and saves: kept by `--resume`
     /// unless a flag says otherwise.
     pub session: Session,
+    /// The learning-rate schedule and weight decay (checkpoint version 4).
+    pub plan: Plan,
     /// Training wall time over all sessions (evaluation not counted). The last
     /// field, so it is the checkpoint payload's last 8 bytes (see `checkpoint`).
     pub elapsed_s: f64,
@@ -241,6 +245,7 @@ impl<T: Real> TrainState<T> {
             recent: 0.0,
             recent_since: 0,
             session: Session::default(),
+            plan: Plan::default(),
             elapsed_s: 0.0,
             vocab,
             hyper,
@@ -256,6 +261,7 @@ impl<T: Real> TrainState<T> {
         let c = &self.model.config;
         c.validate()?;
         self.hyper.validate()?;
+        self.plan.validate(self.hyper.learning_rate)?;
         if c.vocab != self.vocab.len() {
             return Err(format!(
                 "the model has {} outputs but the vocabulary {} characters",

@@ -275,9 +275,15 @@ impl<T: Real> Trainer<T> {
                 None
             }
         };
+        // the schedule's rate for this update (the stepped rate itself by default)
+        let lr = s
+            .plan
+            .learning_rate(s.hyper.learning_rate, s.learning_rate, s.iteration);
+        s.plan
+            .decay_weights(&s.model.config, lr, &mut s.model.params);
         s.optim.step_clipped(
             pair,
-            s.learning_rate,
+            lr,
             &mut s.model.params,
             grads,
             clip,
