@@ -168,7 +168,7 @@ fn the_page_predicts_as_charrnn_does_for_every_cell_and_streams_pauses_and_hover
     );
     assert!(
         r["paused"].as_u64().unwrap() < 3004,
-        "it streamed: paused part-way"
+        "Pause stopped it before the end"
     );
     assert_eq!(
         r["paused"], r["stillPaused"],

@@ -37,9 +37,9 @@ try {
       await page.fill("#prime", "The ");
       await page.fill("#length", "3000");
       await page.fill("#seed", "3");
-      await page.click("#generate");
-      await page.waitForFunction(() => document.querySelectorAll("#out span").length > 50);
-      await page.click("#pause");
+      // Pause in the same task as Generate: a small model draws 3000 characters
+      // within its first 15 ms slice, so a later click could find it done
+      await page.evaluate(() => { document.querySelector("#generate").click(); document.querySelector("#pause").click(); });
       const paused = await page.$$eval("#out span", (s) => s.length);
       await page.waitForTimeout(300);
       const stillPaused = await page.$$eval("#out span", (s) => s.length);
