@@ -15,7 +15,7 @@
 //! the training time (an f64, so the payload's last 8 bytes); a version 2
 //! payload is read by putting defaults there. Version 4 added the learning-rate
 //! schedule and weight decay (`TrainState::plan`) in the same place; older
-//! payloads get the default plan, which trains as they did.
+//! payloads get the default plan, which trains as they did, and no `ema`.
 //! Loading checks each of these in order and reports the first that fails, so a
 //! truncated, damaged or foreign file gives a message and never a panic or a
 //! large allocation.
@@ -234,7 +234,7 @@ fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState
         upgraded = v3.into();
     }
     if version <= 3 {
-        let v4 = before_elapsed(&upgraded, crate::train::Plan::default())
+        let v4 = before_elapsed(&upgraded, (crate::train::Plan::default(), None::<()>))
             .ok_or_else(|| corrupt("too short for a version 3 payload".into()))?;
         upgraded = v4.into();
     }
@@ -283,6 +283,14 @@ fn before_elapsed(payload: &[u8], added: impl serde::Serialize) -> Option<Vec<u8
     let added =
         bincode::serde::encode_to_vec(added, bincode::config::standard()).expect("always encodes");
     Some([state, &added, elapsed].concat())
+}
+
+/// [`load`] for a command that only predicts: the averaged weights (`--ema`) in
+/// place of the raw ones.
+pub fn load_for_use(path: &Path) -> Result<AnyState, CheckpointError> {
+    let mut any = load(path)?;
+    crate::with_state!(&mut any, s => s.use_average());
+    Ok(any)
 }
 
 /// The format version in a checkpoint's header, if it has one.

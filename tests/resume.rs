@@ -189,6 +189,8 @@ fn resume_is_bit_exact_for_cosine_and_linear_schedules_warmup_and_adamw() {
         "600",
         "--weight-decay",
         "0.1",
+        "--ema",
+        "0.99",
     ];
     straight_vs_resumed("f64", &adamw, "1000");
     let lstm = [
@@ -206,6 +208,8 @@ fn resume_is_bit_exact_for_cosine_and_linear_schedules_warmup_and_adamw() {
         "600",
         "--weight-decay",
         "0.01",
+        "--ema",
+        "0.9",
         "--val-fraction",
         "0.1",
     ];
@@ -236,6 +240,47 @@ fn a_schedule_changes_the_run_and_weight_decay_shrinks_the_weights() {
         "{} vs {}",
         norm(&wd),
         norm(&plain)
+    );
+}
+
+#[test]
+fn the_average_of_the_weights_is_what_the_commands_predict_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "t.txt", small_text());
+    train(
+        d,
+        "e.ckpt",
+        "e.csv",
+        200,
+        &["--ema", "0.9", "--sample-every", "0"],
+    );
+    let s = load_f64(&d.join("e.ckpt"));
+    let ema = s.ema.as_ref().expect("--ema keeps an average");
+    assert_eq!(ema.steps, 200);
+    let averaged = ema.averaged().unwrap();
+    assert_ne!(
+        averaged, s.model.params,
+        "the raw weights are kept beside it"
+    );
+    let out = charrnn(d)
+        .args(["export", "--checkpoint", "e.ckpt", "-o", "w.npz"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let exported = charrnn::npz::import::<f64>(&d.join("w.npz"), s.model.config).unwrap();
+    assert_eq!(
+        exported.params, averaged,
+        "export (like eval, sample, score, visualize) uses the average"
+    );
+    let out = charrnn(d)
+        .args(["info", "--checkpoint", "e.ckpt"])
+        .output()
+        .unwrap();
+    assert!(
+        stdout(&out).contains("EMA decay 0.9 over 200 updates"),
+        "{}",
+        stdout(&out)
     );
 }
 
@@ -343,10 +388,12 @@ fn a_version_3_checkpoint_loads_with_the_default_plan() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let v4 = std::fs::read(d.join("charrnn.ckpt")).unwrap();
-    // version 3 is version 4 without the plan, the fields before the last 8 bytes
-    let plan =
-        bincode::serde::encode_to_vec(charrnn::train::Plan::default(), bincode::config::standard())
-            .unwrap();
+    // version 3 is version 4 without the plan and the average, the fields before the last 8 bytes
+    let plan = bincode::serde::encode_to_vec(
+        (charrnn::train::Plan::default(), None::<()>),
+        bincode::config::standard(),
+    )
+    .unwrap();
     let payload = &v4[28..];
     let cut = payload.len() - 8 - plan.len();
     assert_eq!(&payload[cut..payload.len() - 8], &plan[..]);

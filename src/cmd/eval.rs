@@ -25,7 +25,7 @@ pub fn run(args: Args) -> Result<()> {
     // the text as `train` reads it: checked, then encoded in a second pass
     let scan = corpus::scan(Source::File(args.data.clone()))?;
     super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
-    with_state!(checkpoint::load(&args.checkpoint)?, s => {
+    with_state!(checkpoint::load_for_use(&args.checkpoint)?, s => {
         let (h, value) = (&s.hyper, std::mem::size_of_val(&s.model.params[0]));
         let need = charrnn::memory::evaluating(s.config(), value, h.seq_length, h.batch_size, scan.info.chars as u128);
         super::check_memory(&need, args.memory.max_memory)?;

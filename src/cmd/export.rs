@@ -50,7 +50,7 @@ pub fn run(args: Args) -> Result<()> {
         )));
     }
     super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
-    let (iteration, extra) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
+    let (iteration, extra) = with_state!(checkpoint::load_for_use(&args.checkpoint)?, s => {
         super::check_memory(&charrnn::memory::exporting(s.config()), args.memory.max_memory)?;
         let extra = match format {
             Format::Npz => {

@@ -64,6 +64,22 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
         h.seq_length, h.batch_size, h.dropout, h.rng_seed
     );
     println!("optimizer      {opt_line}");
+    let p = &s.plan;
+    if *p != charrnn::train::Plan::default() {
+        let length = p
+            .total
+            .map_or(String::new(), |n| format!(" over {n} iterations"));
+        println!(
+            "schedule       {}{length}, warmup {}, min_lr {:?}, weight decay {:?}",
+            p.schedule, p.warmup, p.min_lr, p.weight_decay
+        );
+    }
+    if let Some(e) = &s.ema {
+        println!(
+            "averaged       EMA decay {:?} over {} updates (eval, sample and export use it)",
+            e.decay, e.steps
+        );
+    }
     let e = &s.session;
     println!(
         "session        sample every {} ({} chars), log every {}, validate every {}, checkpoint every {}{}",

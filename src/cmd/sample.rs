@@ -66,7 +66,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> Result<()> {
     super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
-    with_state!(checkpoint::load(&args.checkpoint)?, s => {
+    with_state!(checkpoint::load_for_use(&args.checkpoint)?, s => {
         super::check_memory(&charrnn::memory::sampling(s.config(), std::mem::size_of_val(&s.model.params[0])), args.memory.max_memory)?;
         let result = if args.interactive {
             super::interactive::run(&args.settings(), &s, args.rng())

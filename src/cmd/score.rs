@@ -41,7 +41,7 @@ pub struct Args {
 pub fn run(args: Args) -> Result<()> {
     let text = read_text(&args)?;
     super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
-    with_state!(checkpoint::load(&args.checkpoint)?, s => {
+    with_state!(checkpoint::load_for_use(&args.checkpoint)?, s => {
         super::check_memory(&charrnn::memory::sampling(s.config(), std::mem::size_of_val(&s.model.params[0])), args.memory.max_memory)?;
         let result = score(&args, &s, &text);
         match result {

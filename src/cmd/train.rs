@@ -91,6 +91,10 @@ pub struct Args {
     /// PyTorch's AdamW: w <- w (1 - lr W) at every update [default: 0]
     #[arg(long, value_name = "W", value_parser = non_negative_float, allow_negative_numbers = true, help_heading = OPTIM)]
     weight_decay: Option<f64>,
+    /// Keep an exponential moving average of the weights with this decay (e.g. 0.999),
+    /// bias-corrected; validation, --keep-best, eval, sample and export use it [default: off]
+    #[arg(long, value_name = "DECAY", value_parser = unit_interval, allow_negative_numbers = true, help_heading = OPTIM)]
+    ema: Option<f64>,
     /// Clip every gradient element to [-C, C] [default: 5]
     #[arg(long, value_name = "C", value_parser = positive_float, allow_negative_numbers = true, help_heading = OPTIM)]
     clip: Option<f64>,
@@ -257,6 +261,7 @@ pub fn run(args: Args) -> Result<()> {
             value,
             bytes as u128 / 4,
             1,
+            args.ema.is_some_and(|d| d > 0.0),
         );
         super::check_memory(&need, args.memory.max_memory)?;
     }
@@ -339,6 +344,7 @@ fn estimate(
     value: usize,
     chars: u128,
     vocab: usize,
+    averaged: bool,
 ) -> charrnn::memory::Estimate {
     let id_bytes = if vocab <= 1 << 8 {
         1
@@ -354,11 +360,13 @@ fn estimate(
         batch: hyper.batch_size,
         shares: hyper.shares,
         dropout: hyper.dropout > 0.0,
+        // --ema's average and the corrected copy validation makes of it count
+        // as two more values per parameter
         optimizer_values: if matches!(hyper.optimizer, charrnn::optim::Kind::Adam { .. }) {
             2
         } else {
             1
-        },
+        } + if averaged { 2 } else { 0 },
         text_chars: chars,
         id_bytes,
         validation: hyper.val_fraction > 0.0,
@@ -411,6 +419,7 @@ fn start<T: Real>(args: &Args, scan: Scan) -> Result<()> {
         std::mem::size_of::<T>(),
         scan.info.chars as u128,
         vocab.len(),
+        args.ema.is_some_and(|d| d > 0.0),
     );
     super::check_memory(&need, args.memory.max_memory)?;
     // second pass: the ids, as narrow as the vocabulary allows
@@ -434,6 +443,10 @@ fn start<T: Real>(args: &Args, scan: Scan) -> Result<()> {
         .map_err(usage)?;
     let mut state = TrainState::new(config, hyper, vocab, scan.info.clone(), init);
     state.plan = plan;
+    state.ema = args
+        .ema
+        .filter(|&d| d > 0.0)
+        .map(|d| train::Ema::new(d, state.model.params.len()));
     train(args, state, ids, scan.info.name)
 }
 
@@ -442,6 +455,15 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<
     let flags = args.hyper_flags();
     let mut conflicts = flags.conflicts(&state.hyper, state.config(), T::PRECISION);
     conflicts.extend(flags.plan_conflicts(&state.plan));
+    match (args.ema, &state.ema) {
+        (Some(d), Some(e)) if d != e.decay => {
+            conflicts.push(format!("--ema {d} (checkpoint has {})", e.decay))
+        }
+        (Some(d), None) if d > 0.0 => {
+            conflicts.push(format!("--ema {d} (checkpoint keeps no average)"))
+        }
+        _ => {}
+    }
     if !conflicts.is_empty() {
         return Err(usage(format!(
             "these flags conflict with the run saved in {}: {}; drop them to resume, \
@@ -490,6 +512,7 @@ fn resume<T: Real>(args: &Args, mut state: TrainState<T>, scan: Scan) -> Result<
         std::mem::size_of::<T>(),
         scan.info.chars as u128,
         state.vocab.len(),
+        state.ema.is_some(),
     );
     super::check_memory(&need, args.memory.max_memory)?;
     // a run started with --max-vocab folds characters it never kept into U+FFFD
@@ -547,6 +570,7 @@ fn train<T: Real>(
         std::mem::size_of::<T>(),
         ids.len() as u128,
         state.vocab.len(),
+        state.ema.is_some(),
     );
     eprintln!("  memory: about {}", charrnn::memory::Bytes(need.total()));
     if !overrides.is_empty() {
@@ -725,6 +749,12 @@ fn print_banner<T: Real>(resumed: bool, s: &TrainState<T>, train_len: usize, val
         eprintln!(
             "  {} schedule{length}, warmup {}, weight decay {:?}",
             p.schedule, p.warmup, p.weight_decay
+        );
+    }
+    if let Some(e) = &s.ema {
+        eprintln!(
+            "  averaging the weights (EMA decay {:?}): validation, --keep-best, eval, sample and export use the average",
+            e.decay
         );
     }
     if resumed {

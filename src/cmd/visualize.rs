@@ -58,7 +58,7 @@ pub fn run(args: Args) -> Result<()> {
         )));
     }
     super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
-    let (page, summary) = with_state!(checkpoint::load(&args.checkpoint)?, s => {
+    let (page, summary) = with_state!(checkpoint::load_for_use(&args.checkpoint)?, s => {
         let value = std::mem::size_of_val(&s.model.params[0]);
         super::check_memory(&charrnn::memory::visualizing(s.config(), value, args.chars), args.memory.max_memory)?;
         let config = *s.config();

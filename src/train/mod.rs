@@ -1,11 +1,13 @@
 //! Training, in three parts: [`state`] is what a checkpoint holds, [`trainer`]
 //! runs one iteration (and the validation loss), [`run`] is the loop around it.
 
+pub mod ema;
 pub mod plan;
 pub mod run;
 pub mod state;
 pub mod trainer;
 
+pub use ema::Ema;
 pub use plan::{LrSchedule, Plan};
 pub use run::{Observer, Record, Schedule, Stop, TrainError};
 pub use state::{Clip, Hyper, Session, TrainState, fresh_seed};

@@ -12,6 +12,7 @@ use crate::linalg::Real;
 use crate::model::{Config, Model, State};
 use crate::optim::{Kind, Optimizer};
 
+use super::ema::Ema;
 use super::plan::Plan;
 
 /// How gradients are clipped before each update.
@@ -151,6 +152,8 @@ pub struct TrainState<T> {
     pub session: Session,
     /// The learning-rate schedule and weight decay (checkpoint version 4).
     pub plan: Plan,
+    /// The average of the weights, with `--ema` (checkpoint version 4).
+    pub ema: Option<Ema<T>>,
     /// Training wall time over all sessions (evaluation not counted). The last
     /// field, so it is the checkpoint payload's last 8 bytes (see `checkpoint`).
     pub elapsed_s: f64,
@@ -246,6 +249,7 @@ impl<T: Real> TrainState<T> {
             recent_since: 0,
             session: Session::default(),
             plan: Plan::default(),
+            ema: None,
             elapsed_s: 0.0,
             vocab,
             hyper,
@@ -256,12 +260,32 @@ impl<T: Real> TrainState<T> {
         &self.model.config
     }
 
+    /// The weights to predict with: the average with `--ema` (once it has one),
+    /// else the last step's.
+    pub fn predicting(&self) -> std::borrow::Cow<'_, Model<T>> {
+        match self.ema.as_ref().and_then(Ema::averaged) {
+            Some(params) => std::borrow::Cow::Owned(Model::from_params(self.model.config, params)),
+            None => std::borrow::Cow::Borrowed(&self.model),
+        }
+    }
+
+    /// For commands that only predict (eval, sample, score, export, visualize):
+    /// puts the averaged weights in place of the raw ones.
+    pub fn use_average(&mut self) {
+        if let Some(params) = self.ema.as_ref().and_then(Ema::averaged) {
+            self.model.params = params;
+        }
+    }
+
     /// Internal consistency of a state read from disk.
     pub fn validate(&self) -> Result<(), String> {
         let c = &self.model.config;
         c.validate()?;
         self.hyper.validate()?;
         self.plan.validate(self.hyper.learning_rate)?;
+        if let Some(e) = &self.ema {
+            e.validate(self.model.params.len())?;
+        }
         if c.vocab != self.vocab.len() {
             return Err(format!(
                 "the model has {} outputs but the vocabulary {} characters",

@@ -289,6 +289,9 @@ impl<T: Real> Trainer<T> {
             clip,
             self.mine.clone(),
         );
+        if let Some(ema) = &mut s.ema {
+            ema.update(&s.model.params);
+        }
         s.pointer = (p + seq) as u64;
         s.iteration += 1;
         Ok(loss)
@@ -320,7 +323,8 @@ impl<T: Real> Trainer<T> {
     /// Validation loss in nats/char, with as many streams as training uses.
     pub fn validate_on(&self, val: IdSlice<'_>) -> Option<f64> {
         let h = &self.state.hyper;
-        let (total, count) = evaluate(&self.state.model, val, h.batch_size, h.seq_length);
+        let model = self.state.predicting();
+        let (total, count) = evaluate(&model, val, h.batch_size, h.seq_length);
         (count > 0).then(|| total / count as f64)
     }
 }
