@@ -360,6 +360,17 @@ fn schedule_flags_that_cannot_work_are_refused_with_the_fix() {
             .contains("above the learning rate")
     );
     assert!(run(&["--weight-decay", "-1"]).contains("at least 0"));
+    assert!(
+        run(&[
+            "--lr-schedule",
+            "cosine",
+            "--iters",
+            "5",
+            "--lr-decay",
+            "0.9"
+        ])
+        .contains("are for --lr-schedule step")
+    );
     // a resumed run's plan is its own
     let out = charrnn(d)
         .args([

@@ -121,6 +121,14 @@ impl HyperFlags {
                 plan.schedule
             ));
         }
+        if plan.schedule != LrSchedule::Step
+            && (self.lr_decay.is_some() || self.lr_decay_after.is_some())
+        {
+            return Err(format!(
+                "--lr-decay and --lr-decay-after are for --lr-schedule step, not {}",
+                plan.schedule
+            ));
+        }
         if plan.min_lr > base_lr {
             return Err(format!(
                 "--min-lr {} is above the learning rate {base_lr}",
