@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command as Std;
 use std::time::{Duration, Instant};
 
-use common::{charrnn, small_text, stderr, stdout, write};
+use common::{charrnn, small_text, stderr, stdout, tmux_present, write};
 
 /// Trains a small model in `dir` and returns its checkpoint's name.
 fn trained(dir: &Path, cell: &str, extra: &[&str]) -> String {
@@ -331,12 +331,7 @@ fn pane_shows(socket: &str, want: &str) -> String {
 
 #[test]
 fn interactive_on_a_terminal_prompts_takes_commands_and_ends_on_ctrl_d() {
-    if Std::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            std::env::var_os("CHARRNN_REQUIRE_TMUX").is_none(),
-            "tmux required"
-        );
-        eprintln!("skipping the terminal test: tmux not found");
+    if !tmux_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -509,12 +504,7 @@ fn score_totals_equal_eval_and_its_csv_has_a_row_per_character() {
 
 #[test]
 fn score_colours_only_on_a_terminal_and_not_with_no_color() {
-    if Std::new("tmux").arg("-V").output().is_err() {
-        assert!(
-            std::env::var_os("CHARRNN_REQUIRE_TMUX").is_none(),
-            "tmux required"
-        );
-        eprintln!("skipping the terminal test: tmux not found");
+    if !tmux_present() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use charrnn::checkpoint::{self, AnyState};
@@ -11,7 +10,7 @@ use charrnn::linalg::Real;
 use charrnn::sample::{Draw, Sampler};
 use charrnn::train::TrainState;
 
-use common::{browser_missing, charrnn, small_text, stderr, write};
+use common::{browser_scripts, charrnn, small_text, stderr, write};
 
 /// charrnn's own distribution after each prime (characters it does not know left out).
 fn probs<T: Real>(s: &TrainState<T>, primes: &[String]) -> Vec<Vec<f64>> {
@@ -30,15 +29,9 @@ fn probs<T: Real>(s: &TrainState<T>, primes: &[String]) -> Vec<Vec<f64>> {
 
 #[test]
 fn the_page_predicts_as_charrnn_does_for_every_cell_and_streams_pauses_and_hovers() {
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if let Some(why) = browser_missing(&scripts) {
-        assert!(
-            std::env::var_os("CHARRNN_REQUIRE_BROWSER").is_none(),
-            "browser test required: {why}"
-        );
-        eprintln!("skipping the browser test: {why}");
+    let Some(scripts) = browser_scripts() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "t.txt", small_text());

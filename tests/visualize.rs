@@ -6,7 +6,7 @@ mod common;
 use std::path::Path;
 use std::process::Command;
 
-use common::{browser_missing, charrnn, stderr, write};
+use common::{browser_scripts, charrnn, stderr, write};
 
 /// Text with quotes, brackets and short lines, so every feature varies.
 fn text() -> String {
@@ -244,16 +244,9 @@ fn bad_layer_and_unknown_text_are_usage_errors() {
 
 #[test]
 fn page_works_in_headless_chromium() {
-    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    if let Some(why) = browser_missing(&scripts) {
-        // CI sets CHARRNN_REQUIRE_BROWSER so that a broken install fails instead of skipping
-        assert!(
-            std::env::var_os("CHARRNN_REQUIRE_BROWSER").is_none(),
-            "browser test required: {why}"
-        );
-        eprintln!("skipping the browser test: {why}");
+    let Some(scripts) = browser_scripts() else {
         return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     train_and_visualize(dir.path());
     let shot = dir.path().join("shot.png");

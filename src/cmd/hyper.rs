@@ -142,21 +142,17 @@ impl HyperFlags {
     /// given when the run had not fixed it yet).
     pub fn plan_conflicts(&self, p: &Plan) -> Vec<String> {
         let mut out = Vec::new();
-        if let Some(g) = self.lr_schedule.filter(|&g| g != p.schedule) {
-            out.push(format!("--lr-schedule {g} (checkpoint has {})", p.schedule));
-        }
-        let mut check = |flag: &str, given: Option<f64>, have: f64| {
-            if let Some(g) = given.filter(|&g| g != have) {
-                out.push(format!("{flag} {g} (checkpoint has {have})"));
-            }
-        };
-        check("--warmup", self.warmup.map(|w| w as f64), p.warmup as f64);
-        check("--min-lr", self.min_lr, p.min_lr);
-        check("--weight-decay", self.weight_decay, p.weight_decay);
-        if let (Some(g), Some(have)) = (self.decay_iters, p.total)
-            && g != have
-        {
-            out.push(format!("--decay-iters {g} (checkpoint has {have})"));
+        check(&mut out, "--lr-schedule", self.lr_schedule, p.schedule);
+        check(&mut out, "--warmup", self.warmup, p.warmup);
+        check(&mut out, "--min-lr", self.min_lr, p.min_lr);
+        check(
+            &mut out,
+            "--weight-decay",
+            self.weight_decay,
+            p.weight_decay,
+        );
+        if let Some(have) = p.total {
+            check(&mut out, "--decay-iters", self.decay_iters, have);
         }
         out
     }
@@ -164,16 +160,6 @@ impl HyperFlags {
     /// Flags that disagree with a saved run, described for a message
     /// ("--hidden-size 200 (checkpoint has 100)").
     pub fn conflicts(&self, h: &Hyper, c: &Config, precision: Precision) -> Vec<String> {
-        fn check<T: PartialEq + std::fmt::Display>(
-            out: &mut Vec<String>,
-            flag: &str,
-            given: Option<T>,
-            have: T,
-        ) {
-            if let Some(g) = given.filter(|g| *g != have) {
-                out.push(format!("{flag} {g} (checkpoint has {have})"));
-            }
-        }
         let mut out = Vec::new();
         check(&mut out, "--cell", self.cell, c.cell);
         check(&mut out, "--hidden-size", self.hidden_size, c.hidden);
@@ -232,5 +218,18 @@ impl HyperFlags {
         check(&mut out, "--rng-seed", self.rng_seed, h.rng_seed);
         check(&mut out, "--precision", self.precision, precision);
         out
+    }
+}
+
+/// Adds "FLAG GIVEN (checkpoint has HAVE)" to `out` when a flag was given and
+/// disagrees with the saved run.
+fn check<T: PartialEq + std::fmt::Display>(
+    out: &mut Vec<String>,
+    flag: &str,
+    given: Option<T>,
+    have: T,
+) {
+    if let Some(g) = given.filter(|g| *g != have) {
+        out.push(format!("{flag} {g} (checkpoint has {have})"));
     }
 }

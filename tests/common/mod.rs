@@ -57,8 +57,45 @@ pub fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Whether a test that needs a tool can run: true if nothing is `missing`; else
+/// it says why it skips, unless CI's `require` variable is set (so a broken
+/// install fails instead of skipping), where it panics.
+pub fn can_run(what: &str, require: &str, missing: Option<String>) -> bool {
+    let Some(why) = missing else { return true };
+    assert!(
+        std::env::var_os(require).is_none(),
+        "{what} required: {why}"
+    );
+    eprintln!("skipping the {what}: {why}");
+    false
+}
+
+/// tests/browser, if the browser tests can run here (see [`can_run`]).
+pub fn browser_scripts() -> Option<std::path::PathBuf> {
+    let scripts = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    can_run(
+        "browser test",
+        "CHARRNN_REQUIRE_BROWSER",
+        browser_missing(&scripts),
+    )
+    .then_some(scripts)
+}
+
+/// Whether tmux is here for the terminal tests (see [`can_run`]).
+pub fn tmux_present() -> bool {
+    let missing = std::process::Command::new("tmux")
+        .arg("-V")
+        .output()
+        .is_err();
+    can_run(
+        "terminal test",
+        "CHARRNN_REQUIRE_TMUX",
+        missing.then(|| "tmux not found".into()),
+    )
+}
+
 /// Why the browser test cannot run here, if it cannot.
-pub fn browser_missing(scripts: &Path) -> Option<String> {
+fn browser_missing(scripts: &Path) -> Option<String> {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     if !Path::new(&chromium).exists() {
         return Some(format!("{chromium} not found (apt-get install chromium)"));
