@@ -152,6 +152,26 @@ fn large(c: &mut Criterion) {
         lstm2,
         adam_hyper(50, 32),
     );
+    // the pair as the CLI runs these on two cores: one half-batch share per
+    // thread (`shares` = threads.min(batch)); issue 18's side-by-side with PyTorch
+    let shared = |batch: usize| Hyper {
+        shares: 2.min(batch),
+        ..adam_hyper(50, batch)
+    };
+    bench_threads::<f32>(
+        c,
+        "train_iteration/lstm_h256_e64_b32_seq50_f32_2threads",
+        lstm,
+        shared(32),
+        2,
+    );
+    bench_threads::<f32>(
+        c,
+        "train_iteration/lstm_2x512_e64_b32_seq50_f32_2threads",
+        lstm2,
+        shared(32),
+        2,
+    );
 }
 
 criterion_group! {
