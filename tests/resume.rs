@@ -233,6 +233,25 @@ fn a_schedule_changes_the_run_and_weight_decay_shrinks_the_weights() {
         load_f64(&d.join("wd.ckpt")),
     );
     assert_eq!(cos.plan.total, Some(300), "--iters gives the length");
+    // at the end of its decay the rate is --min-lr, and info says so
+    let info = |ckpt: &str| {
+        let out = charrnn(d)
+            .args(["info", "--checkpoint", ckpt])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    assert!(
+        info("cos.ckpt").contains("learning_rate 0.002 (now 0.0)"),
+        "{}",
+        info("cos.ckpt")
+    );
+    assert!(
+        info("plain.ckpt").contains("learning_rate 0.002 (now 0.002)"),
+        "{}",
+        info("plain.ckpt")
+    );
     assert_ne!(plain.model.params, cos.model.params);
     let norm = |s: &TrainState<f64>| s.model.params.iter().map(|w| w * w).sum::<f64>().sqrt();
     assert!(

@@ -40,9 +40,13 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
     } else {
         String::new()
     };
+    // the rate of the next update, whatever the schedule
+    let now = s
+        .plan
+        .learning_rate(h.learning_rate, s.learning_rate, s.iteration);
     let opt_line = format!(
-        "{opt}, learning_rate {:?} (now {:?}){decay}, {clip}",
-        h.learning_rate, s.learning_rate
+        "{opt}, learning_rate {:?} (now {now:?}){decay}, {clip}",
+        h.learning_rate
     );
     let val = |v: Option<f64>| {
         v.map_or("-".to_string(), |v| {
