@@ -308,15 +308,16 @@ fn a_time_limited_schedule_fixes_its_length_once_and_resumes_as_if_given_it() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     write(d, "t.txt", small_text());
-    // the length is fixed at the end of warmup (4000 iterations take longer than
-    // 5% of 5 s unless the machine is 1.5x faster than this one), where cosine has
-    // not moved yet: the same curve as a run told that length from the start
+    // the length is fixed at the end of warmup, where cosine has not moved yet:
+    // the same curve as a run told that length from the start. 2000 iterations
+    // take 1.5 s alone on the development machine, inside [5%, 100%] of 10 s
+    // unless it is 3x faster or 7x slower (CI under load was 2x slower)
     let common = ["--data", "t.txt", "--rng-seed", "5", "--sample-every", "0"];
     let plan = [
         "--lr-schedule",
         "cosine",
         "--warmup",
-        "4000",
+        "2000",
         "--min-lr",
         "1e-3",
     ];
@@ -336,10 +337,15 @@ fn a_time_limited_schedule_fixes_its_length_once_and_resumes_as_if_given_it() {
         assert!(out.status.success(), "{}", stderr(&out));
         stderr(&out)
     };
-    let printed = run("a.ckpt", &[&plan[..], &["--max-time", "5s"]].concat());
+    let mut printed = run("a.ckpt", &[&plan[..], &["--max-time", "10s"]].concat());
+    if load_f64(&d.join("a.ckpt")).plan.total.is_none() {
+        // a machine so loaded that warmup outlasted the limit: once more, longer
+        let longer = ["--max-time", "60s", "--force"];
+        printed = run("a.ckpt", &[&plan[..], &longer].concat());
+    }
     let a = load_f64(&d.join("a.ckpt"));
     let total = a.plan.total.expect("the length is recorded");
-    assert!(total > 4000, "{printed}");
+    assert!(total > 2000, "{printed}");
     assert!(
         printed.contains(&format!("decays over {total} iterations")),
         "{printed}"
