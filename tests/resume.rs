@@ -242,15 +242,14 @@ fn a_schedule_changes_the_run_and_weight_decay_shrinks_the_weights() {
         assert!(out.status.success(), "{}", stderr(&out));
         stdout(&out)
     };
+    let (cos_info, plain_info) = (info("cos.ckpt"), info("plain.ckpt"));
     assert!(
-        info("cos.ckpt").contains("learning_rate 0.002 (now 0.0)"),
-        "{}",
-        info("cos.ckpt")
+        cos_info.contains("learning_rate 0.002 (now 0.0)"),
+        "{cos_info}"
     );
     assert!(
-        info("plain.ckpt").contains("learning_rate 0.002 (now 0.002)"),
-        "{}",
-        info("plain.ckpt")
+        plain_info.contains("learning_rate 0.002 (now 0.002)"),
+        "{plain_info}"
     );
     assert_ne!(plain.model.params, cos.model.params);
     let norm = |s: &TrainState<f64>| s.model.params.iter().map(|w| w * w).sum::<f64>().sqrt();
