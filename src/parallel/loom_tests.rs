@@ -4,7 +4,7 @@
 //! that another thread could be making at the same time. Run by `.ci/run`:
 //!
 //! ```text
-//! RUSTFLAGS="--cfg loom" cargo test --release --lib parallel::loom_tests
+//! cargo test --features loom --lib parallel::loom_tests
 //! ```
 //! Loom's threads stand in for the pair's helper and its wait loops yield at
 //! every turn (see `sync`), so the helper goes to sleep after two idle turns and

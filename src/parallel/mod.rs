@@ -13,7 +13,7 @@ pub mod shared;
 pub mod steps;
 mod sync;
 
-#[cfg(all(test, loom))]
+#[cfg(all(test, feature = "loom"))]
 mod loom_tests;
 
 pub use alloc::LineAligned;

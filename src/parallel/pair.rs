@@ -69,7 +69,7 @@ pub struct Pair {
 const ASLEEP: usize = 1;
 
 /// Turns of the helper's idle loop that yield, after it has spun, before it sleeps.
-const YIELDS: u32 = if cfg!(loom) { 1 } else { 1 << 10 };
+const YIELDS: u32 = if cfg!(feature = "loom") { 1 } else { 1 << 10 };
 
 impl Pair {
     /// Starts the helper thread (an error only if the system refuses a thread).
@@ -267,7 +267,7 @@ impl Drop for AbortOnUnwind {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use super::*;
 

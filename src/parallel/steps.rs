@@ -94,7 +94,7 @@ impl SpinBarrier {
     }
 }
 
-#[cfg(all(test, not(loom)))]
+#[cfg(all(test, not(feature = "loom")))]
 mod tests {
     use super::*;
     use crate::parallel::Pair;
