@@ -74,7 +74,7 @@ pub struct Args {
     lr_decay_after: Option<u64>,
     /// How the learning rate moves: step (char-rnn's per-epoch --lr-decay), or cosine or linear
     /// down to --min-lr over the run (--decay-iters, else --iters, else what --max-time allows
-    /// at the speed measured after warmup), or constant [default: step]
+    /// at the speed measured over its first 10%), or constant [default: step]
     #[arg(long, value_enum, hide_possible_values = true, value_name = "step|cosine|linear|constant", help_heading = OPTIM)]
     lr_schedule: Option<LrSchedule>,
     /// Ramp the learning rate up linearly over the first N iterations [default: 0]

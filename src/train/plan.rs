@@ -3,6 +3,8 @@
 //! version 4). The defaults change nothing: the step schedule with no warmup and
 //! no weight decay is char-rnn's (and, with its other defaults, min-char-rnn's).
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::linalg::Real;
@@ -132,6 +134,48 @@ impl Plan {
     }
 }
 
+/// How a time-limited run fixes the length its cosine or linear schedule decays
+/// over: from its speed over a window that starts at 4% of the budget (the first
+/// iterations run slower: the workspace's first touch, caches, the CPU's clock)
+/// and spans at least 20 iterations and 6% of the budget; then the time left,
+/// less a 1.5% margin (so that a slightly slower stretch still ends the decay
+/// inside the limit), at that speed. Warmup iterations cost what the others do,
+/// so the window does not wait for warmup's end: a warmup longer than 10% of the
+/// budget sees the length fixed before the decay starts, and the run follows the
+/// curve of one given that length from the start.
+#[derive(Debug, Default)]
+pub struct TimedLength {
+    /// The window's first iteration and the clock then.
+    from: Option<(u64, Duration)>,
+}
+
+impl TimedLength {
+    /// Called after iteration `it`, with the training clock `t`: the run's total
+    /// length and the measured speed (iterations/s) once the window is long
+    /// enough, capped at `until` (an iteration limit given beside the time limit).
+    pub fn observe(
+        &mut self,
+        it: u64,
+        t: Duration,
+        limit: Duration,
+        until: Option<u64>,
+    ) -> Option<(u64, f64)> {
+        let Some((it0, t0)) = self.from else {
+            if t >= limit / 25 {
+                self.from = Some((it, t));
+            }
+            return None;
+        };
+        if it - it0 < 20 || t - t0 < limit * 3 / 50 {
+            return None;
+        }
+        let speed = (it - it0) as f64 / (t - t0).as_secs_f64();
+        let left = limit.saturating_sub(t).as_secs_f64() * 0.985;
+        let total = (it + (left * speed) as u64).min(until.unwrap_or(u64::MAX));
+        Some((total, speed))
+    }
+}
+
 /// The parameters weight decay shrinks: every weight matrix (Wx, Wh, Why) and the
 /// embedding, which is the one-hot model's Wxh factored in two (so a one-hot and
 /// an embedding model are treated alike, as nanoGPT decays its token embedding);
@@ -249,5 +293,58 @@ mod tests {
             5 + 2 * (9 + 3),
             "by, and b (3H) and bhn (H) per layer"
         );
+    }
+
+    /// A timeline of a run: the first `slow` iterations take `first` seconds
+    /// each, the rest `then`; returns the length the planner fixes and when.
+    fn plan_over(
+        slow: u64,
+        (first, then): (f64, f64),
+        limit: f64,
+        until: Option<u64>,
+    ) -> (u64, u64, f64) {
+        let mut timed = TimedLength::default();
+        let mut t = 0.0;
+        for it in 1.. {
+            t += if it <= slow { first } else { then };
+            let at = Duration::from_secs_f64(t);
+            if let Some((total, _)) = timed.observe(it, at, Duration::from_secs_f64(limit), until) {
+                return (total, it, t);
+            }
+            assert!(t < limit, "no length fixed inside the limit");
+        }
+        unreachable!()
+    }
+
+    #[test]
+    fn a_timed_length_uses_the_budget_despite_a_slow_start() {
+        // 10 slow iterations (1 s each), then 10 per second, in 300 s: the steady
+        // speed fills the budget to within the margin
+        let (total, it, t) = plan_over(10, (1.0, 0.1), 300.0, None);
+        let end = t + (total - it) as f64 * 0.1;
+        assert!(
+            (0.98 * 300.0..=300.0).contains(&end),
+            "planned {total} at iteration {it}: ends at {end:.1} s of 300"
+        );
+        // the speed since the start (10 s of slow iterations in the first 30)
+        // would have planned a quarter fewer iterations
+        assert!(t >= 0.1 * 300.0, "planned at {t} s, before the window");
+    }
+
+    #[test]
+    fn a_timed_length_is_fixed_by_a_tenth_of_the_budget_within_the_iteration_limit() {
+        // 10 iterations/s in 30 s: planned about 3 s in (30 iterations), so a
+        // warmup of more than 30 sees the length before its decay starts
+        let (total, it, t) = plan_over(0, (0.0, 0.1), 30.0, None);
+        assert!(
+            (3.0..3.3).contains(&t) && it <= 33,
+            "planned at {t} s, iteration {it}"
+        );
+        assert!(
+            (290..=300).contains(&total),
+            "planned {total} of 300 iterations"
+        );
+        let (total, _, _) = plan_over(0, (0.0, 0.1), 300.0, Some(1000));
+        assert_eq!(total, 1000, "--iters 1000 caps the planned length");
     }
 }

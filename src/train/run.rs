@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
+use super::plan::TimedLength;
 use super::trainer::Trainer;
 use crate::checkpoint::{self, CheckpointError};
 use crate::corpus::IdSlice;
@@ -177,8 +178,8 @@ impl<T: Real> Trainer<T> {
         };
         let mut log_failing = false;
         // a schedule that decays over the run needs its length: the iteration
-        // limit, or what the time limit allows at the speed measured once warm
-        let start_it = self.state.iteration;
+        // limit, or what the time limit allows at the speed measured early on
+        let mut timed = TimedLength::default();
         // the length this session fixed from the time limit: it stops there
         let mut planned_here = None;
         let plan = &mut self.state.plan;
@@ -209,20 +210,12 @@ impl<T: Real> Trainer<T> {
             if let Some(limit) = schedule
                 .max_time
                 .filter(|_| plan.schedule.decays_over_the_run() && plan.total.is_none())
+                && let Some((total, speed)) =
+                    timed.observe(it, clock(evaluating), limit, schedule.until)
             {
-                let (done, t) = (it - start_it, clock(evaluating));
-                // after warmup, over at least 20 iterations and 5% of the budget;
-                // planned 3% short of the time left, so that a machine a little
-                // slower later still finishes the decay within the limit
-                if it >= plan.warmup && done >= 20 && t >= limit / 20 {
-                    let speed = done as f64 / t.as_secs_f64();
-                    let left = limit.saturating_sub(t).as_secs_f64() * 0.97;
-                    let total =
-                        (it + (left * speed) as u64).min(schedule.until.unwrap_or(u64::MAX));
-                    plan.total = Some(total);
-                    planned_here = Some(total);
-                    obs.planned(total, Some(speed));
-                }
+                plan.total = Some(total);
+                planned_here = Some(total);
+                obs.planned(total, Some(speed));
             }
             let mut val_loss = None;
             if !val.is_empty() && every(schedule.eval_every, it) {
