@@ -319,10 +319,15 @@ fn tmux(socket: &str, args: &[&str]) -> String {
 
 /// Waits until the pane shows `want`, returning what it shows.
 fn pane_shows(socket: &str, want: &str) -> String {
+    pane_until(socket, |pane| pane.contains(want))
+}
+
+/// Waits until what the pane shows passes `done` (20 s at most), returning it.
+fn pane_until(socket: &str, done: impl Fn(&str) -> bool) -> String {
     let start = Instant::now();
     loop {
         let pane = tmux(socket, &["capture-pane", "-p", "-t", "t"]);
-        if pane.contains(want) || start.elapsed() > Duration::from_secs(20) {
+        if done(&pane) || start.elapsed() > Duration::from_secs(20) {
             return pane;
         }
         std::thread::sleep(Duration::from_millis(100));
@@ -369,9 +374,11 @@ fn interactive_on_a_terminal_prompts_takes_commands_and_ends_on_ctrl_d() {
             &command,
         ],
     );
-    // (capture-pane drops the prompt's trailing space)
-    let pane = pane_shows(&socket, ":help for settings");
-    assert!(pane.lines().any(|l| l == ">"), "{pane}");
+    // (capture-pane drops the prompt's trailing space; the prompt follows the
+    // banner, so wait for both)
+    let prompted = |pane: &str| pane.lines().any(|l| l == ">");
+    let pane = pane_until(&socket, |p| p.contains(":help for settings") && prompted(p));
+    assert!(prompted(&pane), "{pane}");
     tmux(&socket, &["send-keys", "-t", "t", ":help", "Enter"]);
     let pane = pane_shows(&socket, ":reset");
     assert!(pane.contains("forget the hidden state"), "{pane}");
