@@ -52,3 +52,53 @@ fn quality_script_ends_with_the_final_and_best_validation_loss() {
     assert!((best - least).abs() < 1e-9, "{best} vs {least}: {log}");
     assert!(d.join("run/charrnn.ckpt").exists());
 }
+
+/// The recipe's flags as `charrnn train` gets them from `text` (a shell command
+/// over lines joined by `\`), leaving out the ones each place sets its own way:
+/// the data, the time limit, and the script's checkpoint, overwrite and quiet
+/// sampling; the script's `${EVAL_EVERY:-250}` reads as its default.
+fn recipe_flags(text: &str) -> Vec<String> {
+    let own = [
+        "--data",
+        "--max-time",
+        "--checkpoint",
+        "--force",
+        "--sample-every",
+    ];
+    let words: Vec<String> = text
+        .replace("\"${EVAL_EVERY:-250}\"", "250")
+        .split_whitespace()
+        .filter(|w| *w != "\\")
+        .map(str::to_string)
+        .collect();
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let flag = &words[i];
+        let value = words.get(i + 1).filter(|v| !v.starts_with("--"));
+        if flag.starts_with("--") && !own.contains(&flag.as_str()) {
+            flags.push(format!("{flag} {}", value.map_or("", |v| v.as_str())));
+        }
+        i += 1 + value.is_some() as usize;
+    }
+    flags.sort();
+    flags
+}
+
+#[test]
+fn the_script_runs_the_readme_recipe() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).unwrap();
+    let script = std::fs::read_to_string(format!("{root}/scripts/quality.sh")).unwrap();
+    let recipes = &readme[readme.find("## Recipes").expect("a Recipes section")..];
+    let block = &recipes[recipes.find("```sh\n").unwrap() + 6..];
+    let command = &block[..block.find("```").unwrap()];
+    assert!(command.starts_with("charrnn train "), "{command}");
+    let run = &script[script
+        .find("\"$BIN\" train ")
+        .expect("the script's train command")..];
+    let run = &run[..run.find("2>&1").unwrap()];
+    let (a, b) = (recipe_flags(command), recipe_flags(run));
+    assert!(a.len() >= 10, "{a:?}");
+    assert_eq!(a, b, "README.md \"Recipes\" and scripts/quality.sh differ");
+}
