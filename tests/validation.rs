@@ -166,3 +166,45 @@ fn eval_counts_and_reports_characters_outside_the_vocabulary() {
         stderr(&out)
     );
 }
+
+/// The summary line counts the training clock (what --max-time limits, and what
+/// the checkpoint records) and the validation passes apart.
+#[test]
+fn the_summary_times_training_and_validation_apart() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "t.txt", small_text());
+    let out = charrnn(d)
+        .args([
+            "train",
+            "--data",
+            "t.txt",
+            "--iters",
+            "200",
+            "--val-fraction",
+        ])
+        .args(["0.2", "--eval-every", "1", "--sample-every", "0"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    let line = err.lines().find(|l| l.starts_with("stopped at")).unwrap();
+    let seconds_before = |key: &str| -> f64 {
+        let end = line
+            .find(key)
+            .unwrap_or_else(|| panic!("no {key:?}: {line}"));
+        let start = line[..end].rfind(' ').unwrap() + 1;
+        line[start..end].parse().unwrap()
+    };
+    let (training, validating) = (
+        seconds_before("s of training"),
+        seconds_before("s validating"),
+    );
+    let recorded = load_f64(&d.join("charrnn.ckpt")).elapsed_s;
+    assert!(
+        (training - recorded).abs() <= 0.051,
+        "{recorded} s recorded: {line}"
+    );
+    // 200 passes over the held-out fifth
+    assert!(validating > 0.0, "{line}");
+}

@@ -612,13 +612,19 @@ fn train<T: Real>(
             baselines::unigram_of_ids(val_ids, &trainer.state.vocab) * std::f64::consts::LN_2;
         ui.floor = Some((floor, false));
     }
-    let started = Instant::now();
+    let (started, elapsed_before) = (Instant::now(), trainer.state.elapsed_s);
     let reason = trainer.run(train_ids, val_ids, &schedule, record, &mut ui, &stop.flag);
     ui.bar.finish_and_clear();
     let reason = reason?;
 
     let s = &trainer.state;
-    let secs = started.elapsed().as_secs_f64();
+    // the training clock (what --max-time counts) and, apart, the validation passes
+    let secs = s.elapsed_s - elapsed_before;
+    let validating = started.elapsed().as_secs_f64() - secs;
+    let validating = match validating >= 0.05 {
+        true => format!(", {validating:.1}s validating"),
+        false => String::new(),
+    };
     let done = s.iteration - start_iteration;
     let why = match reason {
         Stop::Iterations => format!("reached --iters {}", s.iteration),
@@ -640,7 +646,7 @@ fn train<T: Real>(
     });
     eprintln!(
         "stopped at iteration {} ({why}): smooth loss {:.4} ({per_char:.4} nats/char){recent}, {done} iterations in \
-         {secs:.1}s ({:.0} it/s); saved {}",
+         {secs:.1}s of training ({:.0} it/s){validating}; saved {}",
         s.iteration,
         s.smooth_loss,
         done as f64 / secs.max(1e-9),
