@@ -175,15 +175,15 @@ fn the_summary_times_training_and_validation_apart() {
     let d = dir.path();
     write(d, "t.txt", small_text());
     let out = charrnn(d)
+        .args(["train", "--data", "t.txt", "--iters", "200"])
         .args([
-            "train",
-            "--data",
-            "t.txt",
-            "--iters",
-            "200",
             "--val-fraction",
+            "0.2",
+            "--eval-every",
+            "1",
+            "--sample-every",
+            "0",
         ])
-        .args(["0.2", "--eval-every", "1", "--sample-every", "0"])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
