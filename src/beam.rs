@@ -9,6 +9,10 @@ use crate::linalg::Real;
 use crate::model::State;
 use crate::sample::Sampler;
 
+/// The widest beam `sample --beam` searches: each step feeds every kept
+/// sequence, so time grows with W (and memory with W times the length).
+pub const MAX_WIDTH: usize = 1024;
+
 /// A continuation and its log-probability in nats.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Beam {

@@ -304,6 +304,24 @@ pub fn visualizing(config: &Config, value: usize, chars: usize) -> Estimate {
     e
 }
 
+/// What `sample --beam W -n N` needs beside the loaded checkpoint: the sampler,
+/// and two generations of W kept sequences (each its N ids, a hidden state and
+/// V log-probabilities) with the W * V candidates between them.
+pub fn beam_search(config: &Config, value: usize, width: usize, n: usize) -> Estimate {
+    let config = &capped(config);
+    let mut e = sampling(config, value);
+    let (w, n) = (width.min(CAP) as u128, n.min(CAP << 16) as u128);
+    let states = if config.cell.has_cell_state() { 2 } else { 1 };
+    let state = states * config.layers as u128 * config.hidden as u128 * value as u128;
+    let kept = n * 4 + state + config.vocab as u128 * 8;
+    e.push(
+        "the beam's sequences",
+        2 * w * kept + w * config.vocab as u128 * 24,
+        "a narrower --beam or a shorter -n",
+    );
+    e
+}
+
 /// What `export` needs beside the loaded checkpoint: the tensors in float64 and
 /// the file's bytes.
 pub fn exporting(config: &Config) -> Estimate {

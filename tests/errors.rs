@@ -362,6 +362,115 @@ fn a_diverging_run_stops_and_keeps_the_last_good_checkpoint() {
     assert!(!d.join("b.ckpt").exists());
 }
 
+/// `--learning-rate 1e9 --clip 1e9` keeps every number finite but sends the loss
+/// to billions of nats a character: that is divergence too.
+#[test]
+fn a_runaway_loss_is_divergence_even_while_the_numbers_stay_finite() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let args = [
+        "train",
+        "--learning-rate",
+        "1e9",
+        "--clip",
+        "1e9",
+        "--iters",
+        "3000",
+        "--checkpoint-every",
+        "1000",
+        "--sample-every",
+        "0",
+        "--rng-seed",
+        "1",
+    ];
+    let err = fails(
+        d,
+        &args,
+        1,
+        &[
+            "training diverged at iteration ",
+            "more than 10 times the",
+            "No checkpoint had been written yet",
+            "smaller --learning-rate",
+        ],
+    );
+    let at: u64 = err
+        .split("training diverged at iteration ")
+        .nth(1)
+        .and_then(|r| r.split(':').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no iteration in: {err}"));
+    assert!(at < 100, "stopped only at iteration {at}: {err}");
+    assert!(
+        !d.join("charrnn.ckpt").exists(),
+        "nothing diverged was saved"
+    );
+    // a healthy run of the same length is not stopped
+    charrnn(d)
+        .args(["train", "--iters", "300", "--sample-every", "0", "--force"])
+        .assert()
+        .success();
+}
+
+#[test]
+fn sample_refuses_a_beam_wider_than_it_searches() {
+    let dir = trained();
+    let d = dir.path();
+    fails(
+        d,
+        &["sample", "--beam", "100000000", "-n", "10"],
+        2,
+        &["at most 1024"],
+    );
+    // at the bound, a short search finishes
+    charrnn(d)
+        .args(["sample", "--beam", "1024", "-n", "3", "--seed", "a"])
+        .assert()
+        .success();
+    // a long search at a wide beam needs memory it is told it cannot have
+    fails(
+        d,
+        &[
+            "sample",
+            "--beam",
+            "1024",
+            "-n",
+            "1000000000",
+            "--max-memory",
+            "1G",
+        ],
+        2,
+        &["the beam's sequences", "a narrower --beam or a shorter -n"],
+    );
+}
+
+#[test]
+fn export_refuses_an_extension_that_names_no_format() {
+    let dir = trained();
+    let d = dir.path();
+    fails(
+        d,
+        &["export", "-o", "w.docx"],
+        2,
+        &[
+            "w.docx: .docx is not a format",
+            ".npz, .safetensors or .html",
+            "--format",
+        ],
+    );
+    assert!(!d.join("w.docx").exists());
+    // --format says what to write whatever the name; no extension is npz
+    charrnn(d)
+        .args(["export", "-o", "w.docx", "--format", "safetensors"])
+        .assert()
+        .success();
+    charrnn(d)
+        .args(["export", "-o", "weights"])
+        .assert()
+        .success();
+    assert!(d.join("weights.json").exists(), "an npz export's sidecar");
+}
+
 #[test]
 fn resume_refuses_conflicting_flags_and_other_texts() {
     let dir = trained();

@@ -350,3 +350,58 @@ fn long_samples_stream_in_constant_memory_and_a_closed_pipe_ends_quietly() {
     assert!(status.success(), "{status:?}: {err}");
     assert!(!err.contains("error") && !err.contains("panicked"), "{err}");
 }
+
+/// `sample -n` as large as it goes: the first characters arrive at once (not
+/// when a buffer fills), and Ctrl+C ends it with the text so far written out and
+/// the shell's code for the signal.
+#[test]
+fn an_endless_sample_streams_at_once_and_stops_cleanly_on_ctrl_c() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    write(d, "in.txt", common::small_text());
+    charrnn(d)
+        .args([
+            "train",
+            "--data",
+            "in.txt",
+            "--hidden-size",
+            "8",
+            "--iters",
+            "5",
+        ])
+        .assert()
+        .success();
+    // newlines are rare in an untrained model's text: only the timed flush shows it
+    let mut child = Command::new(env!("CARGO_BIN_EXE_charrnn"))
+        .current_dir(d)
+        .args(["sample", "-n", &u64::MAX.to_string(), "--seed", "The"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut first = [0u8; 3];
+    out.read_exact(&mut first).unwrap();
+    assert_eq!(&first, b"The", "the seed is echoed first");
+    let mut more = [0u8; 1];
+    out.read_exact(&mut more).unwrap();
+    let pid = child.id().to_string();
+    let killed = Command::new("kill").args(["-INT", &pid]).status().unwrap();
+    assert!(killed.success());
+    let mut rest = Vec::new();
+    out.read_to_end(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{status:?}: {err}");
+    assert!(
+        err.contains("stopped by Ctrl+C") && !err.contains("panicked"),
+        "{err}"
+    );
+    assert_eq!(rest.last(), Some(&b'\n'), "the text ends with its line");
+}

@@ -24,7 +24,8 @@ pub struct Args {
     /// Output file
     #[arg(long, short = 'o', value_name = "PATH")]
     out: PathBuf,
-    /// Output format [default: from the extension of -o, else npz]
+    /// Output format [default: from the extension of -o (.npz, .safetensors, .html or
+    /// .htm); npz when it has none]
     #[arg(long, value_enum)]
     format: Option<Format>,
     #[command(flatten)]
@@ -36,13 +37,32 @@ fn sidecar_path(out: &Path) -> PathBuf {
     out.with_extension("json")
 }
 
+/// The format an output name asks for: its extension, npz when it has none. An
+/// extension that names no format is refused rather than given an npz under it.
+fn by_extension(out: &Path) -> Result<Format> {
+    match out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+    {
+        None => Ok(Format::Npz),
+        Some(ext) => match ext.as_str() {
+            "npz" => Ok(Format::Npz),
+            "safetensors" => Ok(Format::Safetensors),
+            "html" | "htm" => Ok(Format::Html),
+            _ => Err(super::usage(format!(
+                "{}: .{ext} is not a format export writes; name the file .npz, .safetensors or \
+                 .html, or give --format npz|safetensors|html",
+                out.display()
+            ))),
+        },
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
-    let by_extension = match args.out.extension().and_then(|e| e.to_str()) {
-        Some("safetensors") => Format::Safetensors,
-        Some("html" | "htm") => Format::Html,
-        _ => Format::Npz,
+    let format = match args.format {
+        Some(format) => format,
+        None => by_extension(&args.out)?,
     };
-    let format = args.format.unwrap_or(by_extension);
     if format == Format::Npz && sidecar_path(&args.out) == args.out {
         return Err(super::usage(format!(
             "{}: an .npz export needs a name not ending in .json",

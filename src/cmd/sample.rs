@@ -3,6 +3,8 @@
 use std::fs::File;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use rand::{Rng, SeedableRng};
@@ -13,7 +15,7 @@ use charrnn::sample::{self, Draw, Primed, SampleError, Sampler, UnknownChars};
 use charrnn::train::TrainState;
 use charrnn::{beam, checkpoint, with_state};
 
-use super::{positive_float, positive_int, usage};
+use super::{positive_float, positive_int, signals, usage};
 
 /// Write text from a trained model; output starts with the seed and streams as it is drawn.
 ///
@@ -48,9 +50,9 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["temperature", "top_k", "top_p"])]
     argmax: bool,
     /// Beam search: write the likeliest continuation of N characters a beam of W sequences
-    /// finds (summed log-probabilities). Prints nothing until the search ends; --beam 1 is
-    /// --argmax. Its log-probability goes to stderr
-    #[arg(long, value_name = "W", value_parser = positive_int::<usize>,
+    /// finds (summed log-probabilities), W at most 1024. Prints nothing until the search
+    /// ends; --beam 1 is --argmax. Its log-probability goes to stderr
+    #[arg(long, value_name = "W", value_parser = beam_width,
           conflicts_with_all = ["temperature", "top_k", "top_p", "argmax", "interactive"])]
     beam: Option<usize>,
     /// Read a prime per line and write a continuation for each, until end of input (Ctrl+D).
@@ -64,10 +66,28 @@ pub struct Args {
     memory: super::MemoryFlag,
 }
 
+/// clap value parser: a beam width from 1 to [`beam::MAX_WIDTH`].
+fn beam_width(s: &str) -> Result<usize, String> {
+    match positive_int::<usize>(s) {
+        Ok(w) if w <= beam::MAX_WIDTH => Ok(w),
+        Ok(w) => Err(format!(
+            "a beam of {w} is wider than charrnn searches (at most {}): each step feeds every \
+             kept sequence, so time and memory grow with the width",
+            beam::MAX_WIDTH
+        )),
+        Err(e) => Err(e),
+    }
+}
+
 pub fn run(args: Args) -> Result<()> {
     super::check_checkpoint_memory(&args.checkpoint, args.memory.max_memory)?;
     with_state!(checkpoint::load_for_use(&args.checkpoint)?, s => {
-        super::check_memory(&charrnn::memory::sampling(s.config(), std::mem::size_of_val(&s.model.params[0])), args.memory.max_memory)?;
+        let value = std::mem::size_of_val(&s.model.params[0]);
+        let mut need = charrnn::memory::sampling(s.config(), value);
+        if let Some(width) = args.beam {
+            need = charrnn::memory::beam_search(s.config(), value, width, args.length);
+        }
+        super::check_memory(&need, args.memory.max_memory)?;
         let result = if args.interactive {
             super::interactive::run(&args.settings(), &s, args.rng())
         } else {
@@ -145,8 +165,10 @@ fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {
     let mut rng = args.rng();
     let vocab = &state.vocab;
     let mut sampler = Sampler::new(&state.model, args.draw())?;
-    let mut out = io::BufWriter::new(io::stdout().lock());
+    let mut out = Streamed::new(io::stdout().lock());
     let mut buf = [0u8; 4];
+    // the first Ctrl+C, SIGTERM or SIGHUP ends the text where it is (written out)
+    let stop = signals::install(None, "aborting")?;
 
     let source = match &args.seed_file {
         Some(path) if path.as_os_str() == "-" => "the seed on stdin".to_string(),
@@ -188,6 +210,8 @@ fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {
         out.write_all(vocab.char(id).encode_utf8(&mut buf).as_bytes())?;
         sampler.feed(id);
     }
+    // what is written so far shows at once, before the first draw
+    out.flush()?;
 
     if let Some(width) = args.beam {
         out.flush()?;
@@ -201,16 +225,82 @@ fn write_sample<T: Real>(args: &Args, state: &TrainState<T>) -> Result<()> {
             -best.log_prob / best.ids.len().max(1) as f64
         );
     } else {
-        sample::continue_for(&mut sampler, args.length, &mut rng, |id| {
+        let drawn = sample::continue_for(&mut sampler, args.length, &mut rng, |id| {
+            if stop.flag.load(Ordering::Relaxed) {
+                return Err(Ended::Stopped);
+            }
             let c = vocab.char(id);
             out.write_all(c.encode_utf8(&mut buf).as_bytes())?;
-            if c == '\n' {
+            out.stream(c == '\n')?;
+            Ok(())
+        });
+        match drawn {
+            Ok(()) => {}
+            Err(Ended::Write(e)) => return Err(e.into()),
+            Err(Ended::Stopped) => {
+                out.write_all(b"\n")?;
                 out.flush()?;
+                let signal = stop.signal().unwrap_or(signal_hook::consts::SIGINT);
+                return Err(super::Interrupted {
+                    message: format!("stopped by {}", signals::name(signal)),
+                    signal,
+                }
+                .into());
             }
-            Ok::<(), io::Error>(())
-        })?;
+        }
     }
     out.write_all(b"\n")?;
     out.flush()?;
     Ok(())
+}
+
+/// Why drawing stopped before its length.
+enum Ended {
+    Write(io::Error),
+    Stopped,
+}
+
+impl From<io::Error> for Ended {
+    fn from(e: io::Error) -> Self {
+        Ended::Write(e)
+    }
+}
+
+/// Standard output, buffered, but shown as it is drawn: written out at every
+/// line's end and at least every [`Streamed::EVERY`], so a long text (or one
+/// without newlines) appears as it grows, and a closed pipe is seen within that
+/// time (`charrnn sample -n 1000000000 | head` ends when head does).
+struct Streamed<W: Write> {
+    out: io::BufWriter<W>,
+    flushed: Instant,
+}
+
+impl<W: Write> Streamed<W> {
+    const EVERY: Duration = Duration::from_millis(50);
+
+    fn new(out: W) -> Self {
+        Streamed {
+            out: io::BufWriter::new(out),
+            flushed: Instant::now(),
+        }
+    }
+
+    /// Writes out what is buffered at a line's end, or when it has waited long enough.
+    fn stream(&mut self, line_end: bool) -> io::Result<()> {
+        if line_end || self.flushed.elapsed() >= Self::EVERY {
+            self.flush()?;
+        }
+        Ok(())
+    }
+}
+
+impl<W: Write> Write for Streamed<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.out.write(buf)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.flushed = Instant::now();
+        self.out.flush()
+    }
 }

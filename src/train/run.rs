@@ -19,7 +19,7 @@ use crate::linalg::Real;
 pub enum TrainError {
     #[error(
         "training diverged at iteration {iteration}: {what}; stopped without saving the diverged state. \
-         {kept} Try a smaller --learning-rate or --clip."
+         {kept} Try a smaller --learning-rate (a tenth of this run's, say) or a tighter --clip."
     )]
     Diverged {
         iteration: u64,

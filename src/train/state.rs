@@ -195,6 +195,10 @@ impl Default for Session {
 /// last 100 iterations count.
 pub const RECENT: f64 = 0.99;
 
+/// How many times the uniform guess's loss the recent loss may reach before a
+/// run counts as diverged (see [`TrainState::exploded`]).
+pub const EXPLODED: f64 = 10.0;
+
 impl<T: Real> TrainState<T> {
     /// The objective (summed over a chunk, averaged over streams) over about the
     /// last 100 iterations: the moving average divided by 1 - 0.99^n after n
@@ -211,6 +215,22 @@ impl<T: Real> TrainState<T> {
     /// [`TrainState::recent_loss`] per character.
     pub fn recent_per_char(&self) -> Option<f64> {
         self.recent_loss().map(|l| l / self.hyper.seq_length as f64)
+    }
+
+    /// Whether the loss has run away: over about the last 100 iterations it
+    /// averages more than [`EXPLODED`] times the loss of guessing every character
+    /// uniformly (ln V nats). A model that starts there and learns never comes
+    /// near it; weights pushed that far by too large a step do not come back.
+    /// Says how far it went, when it has.
+    pub fn exploded(&self) -> Option<String> {
+        let uniform = (self.vocab.len().max(2) as f64).ln();
+        let recent = self.recent_per_char()?;
+        (recent > EXPLODED * uniform).then(|| {
+            format!(
+                "the loss over the last ~100 iterations is {recent:.4e} nats/char, more than \
+                 {EXPLODED} times the {uniform:.2} of guessing uniformly"
+            )
+        })
     }
 
     /// A new run. `init` gives starting weights (from `--init-npz`); otherwise

@@ -267,6 +267,13 @@ impl<T: Real> Trainer<T> {
         s.smooth_loss = 0.999 * s.smooth_loss + 0.001 * loss;
         s.recent = super::state::RECENT * s.recent + (1.0 - super::state::RECENT) * loss;
         s.last_loss = loss;
+        if let Some(what) = s.exploded() {
+            return Err(TrainError::Diverged {
+                iteration: s.iteration + 1,
+                what,
+                kept: String::new(),
+            });
+        }
         let grads = &mut self.shares[0].grads;
         let clip = match s.hyper.clip {
             Clip::Value(c) => Some(T::c(c)),
