@@ -6,7 +6,7 @@ use charrnn::data::{TextInfo, Vocab};
 use charrnn::linalg::Real;
 use charrnn::model::{Cell, Config};
 use charrnn::optim::Kind;
-use charrnn::train::{Hyper, TrainState, Trainer};
+use charrnn::train::{Hyper, LearningRate, TrainState, Trainer};
 use criterion::{Criterion, criterion_group, criterion_main};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -18,10 +18,6 @@ static ALLOCATOR: charrnn::parallel::LineAligned = charrnn::parallel::LineAligne
 const V: usize = 65;
 
 fn trainer<T: Real>(config: Config, hyper: Hyper, threads: usize) -> (Trainer<T>, Vec<u32>) {
-    static GEMM_THREADS: std::sync::Once = std::sync::Once::new();
-    // as the CLI does: every product on one thread (the trainer spreads the work)
-    // SAFETY: set before the first product, while this is the only thread
-    GEMM_THREADS.call_once(|| unsafe { std::env::set_var("MATMUL_NUM_THREADS", "1") });
     let mut rng = ChaCha8Rng::seed_from_u64(0);
     let ids: Vec<u32> = (0..200_000)
         .map(|_| rng.random_range(0..V as u32))
@@ -32,6 +28,8 @@ fn trainer<T: Real>(config: Config, hyper: Hyper, threads: usize) -> (Trainer<T>
             .collect(),
     )
     .unwrap();
+    // the optimizer's default rate: min-char-rnn's 0.1 for Adagrad, 2e-3 for Adam
+    let rate = LearningRate::constant(hyper.optimizer.default_learning_rate());
     let text = TextInfo {
         name: "random".into(),
         chars: ids.len() as u64,
@@ -39,7 +37,10 @@ fn trainer<T: Real>(config: Config, hyper: Hyper, threads: usize) -> (Trainer<T>
         hash: 0,
     };
     (
-        Trainer::new(TrainState::new(config, hyper, vocab, text, None), threads),
+        Trainer::new(
+            TrainState::new(config, hyper, rate, vocab, text, None),
+            threads,
+        ),
         ids,
     )
 }
@@ -69,7 +70,6 @@ fn adam_hyper(seq_length: usize, batch_size: usize) -> Hyper {
             beta1: 0.9,
             beta2: 0.999,
         },
-        learning_rate: 2e-3,
         ..Hyper::default()
     }
 }

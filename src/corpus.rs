@@ -28,13 +28,22 @@ pub enum Ids {
 }
 
 impl Ids {
-    fn with_capacity(vocab_len: usize, n: usize) -> Ids {
+    /// Bytes per id for a vocabulary of `vocab_len` characters: 1, 2 or 4.
+    pub fn width_for(vocab_len: usize) -> usize {
         if vocab_len <= 1 << 8 {
-            Ids::U8(Vec::with_capacity(n))
+            1
         } else if vocab_len <= 1 << 16 {
-            Ids::U16(Vec::with_capacity(n))
+            2
         } else {
-            Ids::U32(Vec::with_capacity(n))
+            4
+        }
+    }
+
+    fn with_capacity(vocab_len: usize, n: usize) -> Ids {
+        match Ids::width_for(vocab_len) {
+            1 => Ids::U8(Vec::with_capacity(n)),
+            2 => Ids::U16(Vec::with_capacity(n)),
+            _ => Ids::U32(Vec::with_capacity(n)),
         }
     }
 

@@ -51,7 +51,7 @@ pub fn metadata<T: Real>(s: &TrainState<T>) -> serde_json::Value {
         "epoch": s.epoch,
         "smooth_loss_nats_per_char": s.smooth_loss / s.hyper.seq_length as f64,
         "best_val_loss_nats_per_char": s.best_val,
-        "hyperparameters": s.hyper,
+        "hyperparameters": crate::checkpoint::v2::Hyper::from(s),
         "text": { "name": s.text.name, "chars": s.text.chars, "bytes": s.text.bytes },
     })
 }

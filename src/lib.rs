@@ -4,12 +4,14 @@
 //! loss and gradients -> [`optim`] updates -> [`checkpoint`] and [`history`] record.
 //! [`sample`] writes text from a model; [`npz`] exchanges weights with NumPy.
 
+pub mod backend;
 pub mod baselines;
 pub mod beam;
 pub mod checkpoint;
 pub mod corpus;
 pub mod data;
 pub mod export;
+pub mod flags;
 pub mod fsutil;
 pub mod history;
 pub mod linalg;

@@ -335,6 +335,32 @@ pub fn exporting(config: &Config) -> Estimate {
     e
 }
 
+/// The memory a command may use: `--max-memory`, else the machine's available
+/// memory, with where the figure came from; None when neither is known.
+pub fn limit(max_memory: Option<u128>) -> Option<(u128, &'static str)> {
+    match max_memory {
+        Some(m) => Some((m, "--max-memory")),
+        None => available().map(|a| (a, "MemAvailable")),
+    }
+}
+
+/// Refuses what would not fit in the memory limit, with the message to give.
+pub fn check(estimate: &Estimate, max_memory: Option<u128>) -> Result<(), String> {
+    match limit(max_memory).and_then(|(limit, source)| estimate.refuse(limit, source)) {
+        Some(message) => Err(message),
+        None => Ok(()),
+    }
+}
+
+/// The `--max-memory` flag every command that allocates takes.
+#[derive(clap::Args, Clone, Copy, Debug)]
+pub struct MemoryFlag {
+    /// Refuse to start what would need more memory than SIZE (e.g. 512M, 4G) [default: the
+    /// machine's available memory]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub max_memory: Option<u128>,
+}
+
 /// The machine's available memory (Linux's MemAvailable), if it says.
 pub fn available() -> Option<u128> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;

@@ -204,6 +204,19 @@ pub fn clip_norm<T: Real>(grads: &mut [T], max_norm: f64) -> f64 {
     norm
 }
 
+/// Decoupled weight decay (PyTorch's AdamW): w <- w (1 - lr wd) on `weights`
+/// (the ranges [`crate::model::Config::weight_ranges`] names); nothing when `wd`
+/// is 0.
+pub fn decay_weights<T: Real>(wd: f64, lr: f64, weights: &[Range<usize>], params: &mut [T]) {
+    if wd == 0.0 {
+        return;
+    }
+    let keep = T::c(1.0 - lr * wd);
+    for r in weights {
+        params[r.clone()].iter_mut().for_each(|w| *w = *w * keep);
+    }
+}
+
 /// `s` before `r`, in `r`, and after it (all empty for an empty `s`).
 fn three<'a, T>(s: &'a mut [T], r: &Range<usize>) -> [&'a mut [T]; 3] {
     let (a, rest) = s.split_at_mut(r.start.min(s.len()));
@@ -423,6 +436,39 @@ mod tests {
             // the clip took effect: no state exceeds three steps of gradients of 5
             assert!(one.1.m.iter().all(|&m| m <= 75.0 + 1e-9), "{kind:?}");
         }
+    }
+
+    #[test]
+    fn weight_decay_shrinks_matrices_and_the_embedding_not_biases() {
+        use crate::model::{Cell, Config};
+        let config = Config {
+            cell: Cell::Gru,
+            vocab: 5,
+            hidden: 3,
+            layers: 2,
+            embedding: 2,
+        };
+        let mut w = vec![1.0f64; config.num_params()];
+        let weights = config.weight_ranges();
+        decay_weights(0.5, 0.2, &weights, &mut w);
+        let layout = config.layout();
+        let shrunk: usize = weights.iter().map(|r| r.len()).sum();
+        assert_eq!(w.iter().filter(|&&x| x == 0.9).count(), shrunk);
+        assert!(w[layout.embed.clone().unwrap()].iter().all(|&x| x == 0.9));
+        assert!(w[layout.why.clone()].iter().all(|&x| x == 0.9));
+        assert!(w[layout.by.clone()].iter().all(|&x| x == 1.0));
+        for l in &layout.layers {
+            assert!(w[l.b.clone()].iter().all(|&x| x == 1.0));
+            assert!(
+                w[l.extra.clone().unwrap()].iter().all(|&x| x == 1.0),
+                "bhn is a bias"
+            );
+        }
+        assert_eq!(
+            w.len() - shrunk,
+            5 + 2 * (9 + 3),
+            "by, and b (3H) and bhn (H) per layer"
+        );
     }
 
     #[test]

@@ -120,7 +120,7 @@ fn train_without_data_uses_the_built_in_corpus_from_any_directory() {
     );
     assert_eq!(s.hyper.batch_size, 1);
     assert_eq!(s.hyper.seq_length, 25);
-    assert_eq!(s.hyper.learning_rate, 0.1);
+    assert_eq!(s.rate.base, 0.1);
     assert_eq!(s.hyper.clip, charrnn::train::Clip::Value(5.0));
     assert_eq!(s.hyper.optimizer, charrnn::optim::Kind::Adagrad);
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 use charrnn::checkpoint;
 use charrnn::data::{Text, Vocab};
 use charrnn::model::Config;
-use charrnn::train::{Hyper, TrainState};
+use charrnn::train::{Hyper, LearningRate, TrainState};
 use common::*;
 
 /// Runs charrnn and checks it fails with `code` and a message containing each of `needles`.
@@ -228,7 +228,14 @@ fn a_well_formed_but_inconsistent_checkpoint_is_refused() {
     };
     let vocab = Vocab::from_text(&text.content);
     let config = Config::min_char_rnn(vocab.len(), 8);
-    let mut state = TrainState::<f64>::new(config, Hyper::default(), vocab, text.info(), None);
+    let mut state = TrainState::<f64>::new(
+        config,
+        Hyper::default(),
+        LearningRate::default(),
+        vocab,
+        text.info(),
+        None,
+    );
     state.state.h[0].push(0.5); // 9 values for H = 8
     std::fs::write(d.join("odd.ckpt"), checkpoint::encode(&state)).unwrap();
     fails(

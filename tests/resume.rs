@@ -167,9 +167,9 @@ fn resume_is_bit_exact_for_gru_rmsprop_norm_clipping_and_lr_decay() {
     let s = load_f32(&dir.path().join("g.ckpt")); // GRU defaults to f32
     assert_eq!(s.epoch, 5, "600 iterations of 113 per epoch");
     assert!(
-        (s.learning_rate - 2e-3 * 0.9f64.powi(5)).abs() < 1e-15,
+        (s.rate.stepped - 2e-3 * 0.9f64.powi(5)).abs() < 1e-15,
         "decayed after epochs 1-5: {}",
-        s.learning_rate
+        s.rate.stepped
     );
 }
 
@@ -232,7 +232,7 @@ fn a_schedule_changes_the_run_and_weight_decay_shrinks_the_weights() {
         load_f64(&d.join("cos.ckpt")),
         load_f64(&d.join("wd.ckpt")),
     );
-    assert_eq!(cos.plan.total, Some(300), "--iters gives the length");
+    assert_eq!(cos.rate.total, Some(300), "--iters gives the length");
     // at the end of its decay the rate is --min-lr, and info says so
     let info = |ckpt: &str| {
         let out = charrnn(d)
@@ -340,7 +340,7 @@ fn a_time_limited_schedule_fixes_its_length_once_and_resumes_as_if_given_it() {
     };
     let mut printed = run("a.ckpt", &[&plan[..], &["--max-time", "10s"]].concat());
     if load_f64(&d.join("a.ckpt"))
-        .plan
+        .rate
         .total
         .is_none_or(|n| n <= 4500)
     {
@@ -349,7 +349,7 @@ fn a_time_limited_schedule_fixes_its_length_once_and_resumes_as_if_given_it() {
         printed = run("a.ckpt", &[&plan[..], &longer].concat());
     }
     let a = load_f64(&d.join("a.ckpt"));
-    let total = a.plan.total.expect("the length is recorded");
+    let total = a.rate.total.expect("the length is recorded");
     assert!(total > 4500, "{printed}");
     assert!(
         printed.contains(&format!("decays over {total} iterations")),
@@ -431,7 +431,7 @@ fn a_version_3_checkpoint_loads_with_the_default_plan() {
     let v4 = std::fs::read(d.join("charrnn.ckpt")).unwrap();
     // version 3 is version 4 without the plan and the average, the fields before the last 8 bytes
     let plan = bincode::serde::encode_to_vec(
-        (charrnn::train::Plan::default(), None::<()>),
+        (charrnn::checkpoint::v4::Plan::default(), None::<()>),
         bincode::config::standard(),
     )
     .unwrap();

@@ -35,18 +35,17 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
         Clip::Value(c) => format!("clip {c:?}"),
         Clip::Norm(c) => format!("clip norm {c:?}"),
     };
-    let decay = if h.lr_decay < 1.0 {
-        format!(", lr decay {} after epoch {}", h.lr_decay, h.lr_decay_after)
+    let r = &s.rate;
+    let decay = if r.decay < 1.0 {
+        format!(", lr decay {} after epoch {}", r.decay, r.decay_after)
     } else {
         String::new()
     };
     // the rate of the next update, whatever the schedule
-    let now = s
-        .plan
-        .learning_rate(h.learning_rate, s.learning_rate, s.iteration);
+    let now = r.at(s.iteration);
     let opt_line = format!(
         "{opt}, learning_rate {:?} (now {now:?}){decay}, {clip}",
-        h.learning_rate
+        r.base
     );
     let val = |v: Option<f64>| {
         v.map_or("-".to_string(), |v| {
@@ -68,14 +67,13 @@ fn print<T: Real>(path: &Path, s: &TrainState<T>) {
         h.seq_length, h.batch_size, h.dropout, h.rng_seed
     );
     println!("optimizer      {opt_line}");
-    let p = &s.plan;
-    if *p != charrnn::train::Plan::default() {
-        let length = p
+    if !(r.is_plain_step() && h.weight_decay == 0.0) {
+        let length = r
             .total
             .map_or(String::new(), |n| format!(" over {n} iterations"));
         println!(
             "schedule       {}{length}, warmup {}, min_lr {:?}, weight decay {:?}",
-            p.schedule, p.warmup, p.min_lr, p.weight_decay
+            r.schedule, r.warmup, r.min_lr, h.weight_decay
         );
     }
     if let Some(e) = &s.ema {

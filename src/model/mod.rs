@@ -213,6 +213,21 @@ impl Config {
         }
     }
 
+    /// The weights that weight decay shrinks: every weight matrix (Wx, Wh, Why)
+    /// and the embedding, which is the one-hot model's Wxh factored in two (so a
+    /// one-hot and an embedding model are treated alike, as nanoGPT decays its
+    /// token embedding); not the biases, whose size says nothing about overfitting.
+    pub fn weight_ranges(&self) -> Vec<Range<usize>> {
+        let layout = self.layout();
+        let mut out: Vec<_> = layout.embed.iter().cloned().collect();
+        for l in &layout.layers {
+            out.push(l.wx.clone());
+            out.push(l.wh.clone());
+        }
+        out.push(layout.why.clone());
+        out
+    }
+
     pub fn describe(&self) -> String {
         let input = if self.embedding > 0 {
             format!("embedding {}", self.embedding)

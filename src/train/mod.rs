@@ -1,15 +1,20 @@
-//! Training, in three parts: [`state`] is what a checkpoint holds, [`trainer`]
-//! runs one iteration (and the validation loss), [`run`] is the loop around it.
+//! Training: [`state`] is what a run is (and a checkpoint holds), [`rate`] its
+//! learning rate, [`trainer`] one iteration through a compute backend (and the
+//! validation loss), [`run`] the loop around it.
 
 pub mod ema;
-pub mod plan;
+pub mod rate;
 pub mod run;
+pub mod settings;
+pub mod setup;
 pub mod state;
 pub mod trainer;
 
 pub use ema::Ema;
-pub use plan::{LrSchedule, Plan};
-pub use run::{Observer, Record, Schedule, Stop, TrainError};
+pub use rate::{LearningRate, LrSchedule};
+pub use run::{Observer, Record, Stop, TrainError};
+pub use settings::{SessionFlags, Settings};
+pub use setup::{AnyPrepared, Prepared, Request, SetupError, setup};
 pub use state::{Clip, Hyper, Session, TrainState, fresh_seed};
 pub use trainer::{Trainer, evaluate};
 

@@ -1,6 +1,6 @@
-//! The loop around the trainer: the cadences of logging, samples, validation
-//! and checkpoints, the stop conditions (iterations, time, Ctrl+C), and what a
-//! run does when a save or a log row fails.
+//! The loop around the trainer: the session's cadences of logging, samples,
+//! validation and checkpoints, its stop conditions (iterations, time, Ctrl+C),
+//! and what a run does when a save or a log row fails.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use thiserror::Error;
 
-use super::plan::TimedLength;
+use super::rate::TimedLength;
 use super::trainer::Trainer;
 use crate::checkpoint::{self, CheckpointError};
 use crate::corpus::IdSlice;
@@ -38,20 +38,6 @@ pub enum TrainError {
     Checkpoint(#[from] CheckpointError),
     #[error(transparent)]
     History(#[from] HistoryError),
-}
-
-/// When to stop and how often to report, evaluate, log and save. A cadence of 0 means never.
-#[derive(Clone, Debug)]
-pub struct Schedule {
-    /// Stop once the iteration count reaches this (counted from the run's start).
-    pub until: Option<u64>,
-    /// Stop after this much training time in this session (evaluation not counted).
-    pub max_time: Option<Duration>,
-    pub sample_every: u64,
-    pub sample_len: usize,
-    pub log_every: u64,
-    pub eval_every: u64,
-    pub checkpoint_every: u64,
 }
 
 /// What the loop tells whoever is watching (the CLI draws it; tests record it).
@@ -101,26 +87,28 @@ pub enum Stop {
 }
 
 impl<T: Real> Trainer<T> {
+    /// Saves the state to `path`, unless it has overflowed.
     fn save(&mut self, path: &Path, obs: &mut dyn Observer) -> Result<(), TrainError> {
-        if !self.state.is_finite() {
-            return Err(TrainError::Diverged {
-                iteration: self.state.iteration,
-                what: "the weights overflowed to infinity or NaN".into(),
-                kept: String::new(),
-            });
-        }
-        checkpoint::save(path, &self.state)?;
-        obs.saved(path, self.state.iteration);
-        Ok(())
+        self.synced(|s| {
+            if !s.is_finite() {
+                return Err(TrainError::Diverged {
+                    iteration: s.iteration,
+                    what: "the weights overflowed to infinity or NaN".into(),
+                    kept: String::new(),
+                });
+            }
+            checkpoint::save(path, s)?;
+            obs.saved(path, s.iteration);
+            Ok(())
+        })
     }
 
-    /// Trains on `train` until the schedule or `stop` says to stop, evaluating on
+    /// Trains on `train` until the session or `stop` says to stop, evaluating on
     /// `val` (when non-empty), then saves a checkpoint.
     pub fn run(
         &mut self,
         train: IdSlice<'_>,
         val: IdSlice<'_>,
-        schedule: &Schedule,
         record: Record<'_>,
         obs: &mut dyn Observer,
         stop: &AtomicBool,
@@ -132,18 +120,19 @@ impl<T: Real> Trainer<T> {
             best,
         } = record;
         let every = |n: u64, it: u64| n > 0 && it.is_multiple_of(n);
+        let session = self.state().session.clone();
         let (seq, b) = (
-            self.state.hyper.seq_length as u64,
-            self.state.hyper.batch_size as u64,
+            self.state().hyper.seq_length as u64,
+            self.state().hyper.batch_size as u64,
         );
         let chars = |iters: u64| (iters * seq * b) as f64;
         // the training clock: wall time minus time spent evaluating
         let started = Instant::now();
         let mut evaluating = Duration::ZERO;
         let clock = |evaluating: Duration| started.elapsed().saturating_sub(evaluating);
-        let elapsed_before = self.state.elapsed_s;
-        let (mut log_t, mut log_it) = (Duration::ZERO, self.state.iteration);
-        let (mut prog_t, mut prog_it) = (Duration::ZERO, self.state.iteration);
+        let elapsed_before = self.state().elapsed_s;
+        let (mut log_t, mut log_it) = (Duration::ZERO, self.state().iteration);
+        let (mut prog_t, mut prog_it) = (Duration::ZERO, self.state().iteration);
         // a run that stops early says which checkpoint on disk is still good
         let kept = |saved_at: Option<u64>| match saved_at {
             Some(i) => format!(
@@ -177,56 +166,48 @@ impl<T: Real> Trainer<T> {
             ))
         };
         let mut log_failing = false;
-        // a schedule that decays over the run needs its length: the iteration
-        // limit, or what the time limit allows at the speed measured early on
+        // a schedule that decays over the run and has a time limit fixes its
+        // length from the speed measured early on (the setup fixed any other)
         let mut timed = TimedLength::default();
         // the length this session fixed from the time limit: it stops there
         let mut planned_here = None;
-        let plan = &mut self.state.plan;
-        if plan.schedule.decays_over_the_run()
-            && plan.total.is_none()
-            && schedule.max_time.is_none()
-            && let Some(n) = schedule.until
-        {
-            plan.total = Some(n);
-            obs.planned(n, None);
-        }
         let reason = loop {
+            let done = self.state().iteration;
             if stop.load(Ordering::SeqCst) {
                 break Stop::Interrupted;
             }
-            if schedule.until.is_some_and(|n| self.state.iteration >= n) {
+            if session.until.is_some_and(|n| done >= n) {
                 break Stop::Iterations;
             }
-            if planned_here.is_some_and(|n| self.state.iteration >= n) {
+            if planned_here.is_some_and(|n| done >= n) {
                 break Stop::Planned;
             }
-            if schedule.max_time.is_some_and(|t| clock(evaluating) >= t) {
+            if session.max_time.is_some_and(|t| clock(evaluating) >= t) {
                 break Stop::TimeLimit;
             }
             let loss = self.step(train).map_err(|e| note_kept(e, saved_at))?;
-            let it = self.state.iteration;
-            let plan = &mut self.state.plan;
-            if let Some(limit) = schedule
+            let it = self.state().iteration;
+            if let Some(limit) = session
                 .max_time
-                .filter(|_| plan.schedule.decays_over_the_run() && plan.total.is_none())
+                .filter(|_| self.state().rate.needs_length())
                 && let Some((total, speed)) =
-                    timed.observe(it, clock(evaluating), limit, schedule.until)
+                    timed.observe(it, clock(evaluating), limit, session.until)
             {
-                plan.total = Some(total);
+                self.state_mut().rate.total = Some(total);
                 planned_here = Some(total);
                 obs.planned(total, Some(speed));
             }
             let mut val_loss = None;
-            if !val.is_empty() && every(schedule.eval_every, it) {
+            if !val.is_empty() && every(session.eval_every, it) {
                 let eval_started = Instant::now();
                 val_loss = self.validate_on(val);
                 evaluating += eval_started.elapsed();
                 if let Some(v) = val_loss {
-                    let is_best = self.state.best_val.is_none_or(|b| v < b);
-                    self.state.last_val = Some(v);
+                    let is_best = self.state().best_val.is_none_or(|b| v < b);
+                    let s = self.state_mut();
+                    s.last_val = Some(v);
                     if is_best {
-                        self.state.best_val = Some(v);
+                        s.best_val = Some(v);
                     }
                     obs.evaluated(it, v, is_best);
                     if let Some(path) = best.as_deref().filter(|_| is_best) {
@@ -241,18 +222,19 @@ impl<T: Real> Trainer<T> {
                 }
             }
             let now = clock(evaluating);
-            self.state.elapsed_s = elapsed_before + now.as_secs_f64();
+            let elapsed_s = elapsed_before + now.as_secs_f64();
+            self.state_mut().elapsed_s = elapsed_s;
             if let Some(log) = log
                 .as_deref_mut()
-                .filter(|_| every(schedule.log_every, it) || val_loss.is_some())
+                .filter(|_| every(session.log_every, it) || val_loss.is_some())
             {
                 let secs = (now - log_t).as_secs_f64();
                 let row = Row {
                     iteration: it,
                     loss: loss / seq as f64,
-                    smooth_loss: self.state.smooth_loss / seq as f64,
+                    smooth_loss: self.state().smooth_loss / seq as f64,
                     chars_per_sec: (chars(it - log_it) / secs.max(1e-9)).round(),
-                    elapsed_s: (self.state.elapsed_s * 1000.0).round() / 1000.0,
+                    elapsed_s: (elapsed_s * 1000.0).round() / 1000.0,
                     val_loss,
                 };
                 // a row that cannot be written is left out (the file stays whole);
@@ -274,15 +256,15 @@ impl<T: Real> Trainer<T> {
                 }
                 (log_t, log_it) = (now, it);
             }
-            if every(schedule.sample_every, it) {
-                let text = self.sample_text(train, schedule.sample_len);
+            if every(session.sample_every, it) {
+                let text = self.sample_text(train, session.sample_len);
                 let (s, r) = (
-                    self.state.smooth_loss,
-                    self.state.recent_per_char().unwrap_or(f64::NAN),
+                    self.state().smooth_loss,
+                    self.state().recent_per_char().unwrap_or(f64::NAN),
                 );
                 obs.report(it, s, s / seq as f64, r, &text);
             }
-            if every(schedule.checkpoint_every, it) {
+            if every(session.checkpoint_every, it) {
                 match self.save(checkpoint, obs) {
                     Ok(()) => saved_at = Some(it),
                     Err(TrainError::Checkpoint(e)) => {
@@ -293,17 +275,18 @@ impl<T: Real> Trainer<T> {
             }
             if now - prog_t >= Duration::from_millis(100) {
                 let rate = chars(it - prog_it) / (now - prog_t).as_secs_f64();
-                obs.progress(it, self.state.recent_per_char().unwrap_or(f64::NAN), rate);
+                obs.progress(it, self.state().recent_per_char().unwrap_or(f64::NAN), rate);
                 (prog_t, prog_it) = (now, it);
             }
         };
-        self.state.elapsed_s = elapsed_before + clock(evaluating).as_secs_f64();
-        if saved_at != Some(self.state.iteration) {
+        self.state_mut().elapsed_s = elapsed_before + clock(evaluating).as_secs_f64();
+        let done = self.state().iteration;
+        if saved_at != Some(done) {
             match self.save(checkpoint, obs) {
                 Ok(()) => {}
                 Err(TrainError::Checkpoint(cause)) => {
                     return Err(TrainError::FinalSave {
-                        iteration: self.state.iteration,
+                        iteration: done,
                         cause,
                         kept: kept(saved_at),
                     });

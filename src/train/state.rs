@@ -1,7 +1,10 @@
-//! The state a checkpoint holds: the run's fixed settings ([`Hyper`]), the
+//! The state of a run: its fixed settings ([`Hyper`]), its learning rate, the
 //! model, the optimizer, where each stream is in the text, the hidden state, the
-//! random generators and the loss so far. Everything needed to continue a run
-//! exactly where it stopped.
+//! random generators and the loss so far, and how its sessions report
+//! ([`Session`]). Everything needed to continue a run exactly where it stopped;
+//! `checkpoint` says how each format version lays it out on disk.
+
+use std::time::Duration;
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -13,7 +16,7 @@ use crate::model::{Config, Model, State};
 use crate::optim::{Kind, Optimizer};
 
 use super::ema::Ema;
-use super::plan::Plan;
+use super::rate::LearningRate;
 
 /// How gradients are clipped before each update.
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -25,18 +28,17 @@ pub enum Clip {
 }
 
 /// Training settings fixed for the life of a run. Defaults are min-char-rnn's.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// (The learning rate has its own owner, [`LearningRate`].)
+#[derive(Clone, Debug, PartialEq)]
 pub struct Hyper {
     pub seq_length: usize,
     /// B: independent streams over the text, each carrying its own hidden state.
     pub batch_size: usize,
     pub optimizer: Kind,
-    pub learning_rate: f64,
-    /// Multiply the learning rate by this at the end of every epoch from
-    /// `lr_decay_after` on (1 = never), as char-rnn does.
-    pub lr_decay: f64,
-    pub lr_decay_after: u64,
     pub clip: Clip,
+    /// Decoupled weight decay (PyTorch's AdamW): w <- w (1 - lr wd) at every
+    /// update, on the weight matrices and the embedding, not on biases.
+    pub weight_decay: f64,
     /// Inverted dropout on each layer's output (train only).
     pub dropout: f64,
     /// The last fraction of the text held out for validation.
@@ -46,7 +48,6 @@ pub struct Hyper {
     /// The streams are processed in this many shares, contiguous ranges of them
     /// (in parallel when threads allow; gradients summed in share order). Fixed
     /// for a run so results do not depend on how many threads later execute it.
-    #[serde(rename = "parts")]
     pub shares: usize,
 }
 
@@ -56,10 +57,8 @@ impl Default for Hyper {
             seq_length: 25,
             batch_size: 1,
             optimizer: Kind::Adagrad,
-            learning_rate: 0.1,
-            lr_decay: 1.0,
-            lr_decay_after: 10,
             clip: Clip::Value(5.0),
+            weight_decay: 0.0,
             dropout: 0.0,
             val_fraction: 0.0,
             rng_seed: 0,
@@ -71,12 +70,9 @@ impl Default for Hyper {
 impl Hyper {
     pub fn validate(&self) -> Result<(), String> {
         let positive = |x: f64| x > 0.0 && x.is_finite();
-        let (clip_ok, lr_ok) = (
-            match self.clip {
-                Clip::Value(c) | Clip::Norm(c) => positive(c),
-            },
-            positive(self.learning_rate),
-        );
+        let clip_ok = match self.clip {
+            Clip::Value(c) | Clip::Norm(c) => positive(c),
+        };
         let optimizer_ok = match self.optimizer {
             Kind::Adagrad => true,
             Kind::RmsProp { decay } => (0.0..1.0).contains(&decay),
@@ -93,16 +89,13 @@ impl Hyper {
                 "seq_length, batch_size and parts must be at least 1, parts at most batch_size"
                     .into(),
             )
-        } else if !(clip_ok
-            && lr_ok
-            && optimizer_ok
-            && positive(self.lr_decay)
-            && self.lr_decay <= 1.0)
-        {
-            Err(
-                "learning rate, its decay, the optimizer constants or the clip are out of range"
-                    .into(),
-            )
+        } else if !(clip_ok && optimizer_ok) {
+            Err("the optimizer constants or the clip are out of range".into())
+        } else if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+            Err(format!(
+                "weight decay {} must be at least 0",
+                self.weight_decay
+            ))
         } else if !(0.0..1.0).contains(&self.dropout) || !(0.0..1.0).contains(&self.val_fraction) {
             Err("dropout and val_fraction must lie in [0, 1)".into())
         } else {
@@ -112,9 +105,11 @@ impl Hyper {
 }
 
 /// Everything needed to continue a run exactly where it stopped.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct TrainState<T> {
     pub hyper: Hyper,
+    /// The rate of every update, from the base rate, the step decay and the schedule.
+    pub rate: LearningRate,
     pub vocab: Vocab,
     pub model: Model<T>,
     pub optim: Optimizer<T>,
@@ -127,8 +122,6 @@ pub struct TrainState<T> {
     pub pointer: u64,
     /// Hidden state of every stream, carried into the next chunk.
     pub state: State<T>,
-    /// The learning rate now (after any decay).
-    pub learning_rate: f64,
     /// Running average of the objective (the loss summed over a chunk, averaged
     /// over streams), min-char-rnn's smooth_loss.
     pub smooth_loss: f64,
@@ -147,23 +140,25 @@ pub struct TrainState<T> {
     /// [`TrainState::recent_loss`].
     pub recent: f64,
     pub recent_since: u64,
-    /// How often the run reports, logs, validates and saves: kept by `--resume`
-    /// unless a flag says otherwise.
+    /// How this session stops and how often the run reports, logs, validates and
+    /// saves (the cadences are kept by `--resume` unless a flag says otherwise).
     pub session: Session,
-    /// The learning-rate schedule and weight decay (checkpoint version 4).
-    pub plan: Plan,
-    /// The average of the weights, with `--ema` (checkpoint version 4).
+    /// The average of the weights, with `--ema`.
     pub ema: Option<Ema<T>>,
-    /// Training wall time over all sessions (evaluation not counted). The last
-    /// field, so it is the checkpoint payload's last 8 bytes (see `checkpoint`).
+    /// Training wall time over all sessions (evaluation not counted).
     pub elapsed_s: f64,
 }
 
-/// The cadences of a run and whether it keeps its best checkpoint: what a session
-/// of training does besides training, stored in the checkpoint so that a resumed
-/// run goes on as it was started. A cadence of 0 means never.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A session of training: when it stops, and what it does besides training, how
+/// often. The cadences are stored in the checkpoint so that a resumed run goes
+/// on as it was started; the limits are this session's own. A cadence of 0
+/// means never.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Session {
+    /// Stop once the iteration count reaches this (counted from the run's start).
+    pub until: Option<u64>,
+    /// Stop after this much training time in this session (evaluation not counted).
+    pub max_time: Option<Duration>,
     /// Report the smooth loss and a sample every N iterations.
     pub sample_every: u64,
     /// Characters per sample.
@@ -181,6 +176,8 @@ pub struct Session {
 impl Default for Session {
     fn default() -> Self {
         Session {
+            until: None,
+            max_time: None,
             sample_every: 100,
             sample_len: 200,
             log_every: 100,
@@ -208,7 +205,12 @@ impl<T: Real> TrainState<T> {
     /// first few thousand iterations it mostly shows where it started. None
     /// before the first iteration.
     pub fn recent_loss(&self) -> Option<f64> {
-        let n = self.iteration.saturating_sub(self.recent_since);
+        self.recent_loss_after(self.iteration)
+    }
+
+    /// [`TrainState::recent_loss`] once `iteration` iterations are in the average.
+    fn recent_loss_after(&self, iteration: u64) -> Option<f64> {
+        let n = iteration.saturating_sub(self.recent_since);
         (n > 0).then(|| self.recent / (1.0 - RECENT.powi(n.min(1 << 20) as i32)))
     }
 
@@ -217,14 +219,15 @@ impl<T: Real> TrainState<T> {
         self.recent_loss().map(|l| l / self.hyper.seq_length as f64)
     }
 
-    /// Whether the loss has run away: over about the last 100 iterations it
-    /// averages more than [`EXPLODED`] times the loss of guessing every character
-    /// uniformly (ln V nats). A model that starts there and learns never comes
-    /// near it; weights pushed that far by too large a step do not come back.
-    /// Says how far it went, when it has.
+    /// Whether the loss has run away, once the loss of the iteration in progress
+    /// (`iteration + 1`) is in the recent average: over about the last 100
+    /// iterations it averages more than [`EXPLODED`] times the loss of guessing
+    /// every character uniformly (ln V nats). A model that starts there and
+    /// learns never comes near it; weights pushed that far by too large a step
+    /// do not come back. Says how far it went, when it has.
     pub fn exploded(&self) -> Option<String> {
         let uniform = (self.vocab.len().max(2) as f64).ln();
-        let recent = self.recent_per_char()?;
+        let recent = self.recent_loss_after(self.iteration + 1)? / self.hyper.seq_length as f64;
         (recent > EXPLODED * uniform).then(|| {
             format!(
                 "the loss over the last ~100 iterations is {recent:.4e} nats/char, more than \
@@ -238,6 +241,7 @@ impl<T: Real> TrainState<T> {
     pub fn new(
         config: Config,
         hyper: Hyper,
+        rate: LearningRate,
         vocab: Vocab,
         text: TextInfo,
         init: Option<Vec<T>>,
@@ -256,7 +260,7 @@ impl<T: Real> TrainState<T> {
             epoch: 0,
             pointer: 0,
             state: State::zeros(&config, hyper.batch_size),
-            learning_rate: hyper.learning_rate,
+            rate,
             // the objective of uniform guessing
             smooth_loss: (vocab.len() as f64).ln() * hyper.seq_length as f64,
             last_loss: f64::NAN,
@@ -268,7 +272,6 @@ impl<T: Real> TrainState<T> {
             recent: 0.0,
             recent_since: 0,
             session: Session::default(),
-            plan: Plan::default(),
             ema: None,
             elapsed_s: 0.0,
             vocab,
@@ -302,7 +305,7 @@ impl<T: Real> TrainState<T> {
         let c = &self.model.config;
         c.validate()?;
         self.hyper.validate()?;
-        self.plan.validate(self.hyper.learning_rate)?;
+        self.rate.validate()?;
         if let Some(e) = &self.ema {
             e.validate(self.model.params.len())?;
         }
@@ -332,12 +335,6 @@ impl<T: Real> TrainState<T> {
                 "hidden state does not fit {} streams of {}",
                 self.hyper.batch_size,
                 c.describe()
-            ));
-        }
-        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
-            return Err(format!(
-                "learning rate {} is out of range",
-                self.learning_rate
             ));
         }
         if !self.is_finite() {
@@ -379,6 +376,7 @@ mod tests {
         let mut s = TrainState::<f64>::new(
             Config::min_char_rnn(2, 3),
             Hyper::default(),
+            LearningRate::default(),
             vocab,
             text,
             None,

@@ -8,17 +8,19 @@
 //!     12     8  payload length in bytes, u64 little-endian
 //!     20     8  xxh3-64 of the payload, u64 little-endian
 //!     28     n  payload, bincode 2 (standard config, serde): the precision
-//!                (Precision: 0 = f32, 1 = f64), then TrainState<f32 or f64>
+//!                (Precision: 0 = f32, 1 = f64), then the state of that version
 //! ```
-//! Version 3 added the recent loss and the session settings
-//! (`TrainState::recent`, `recent_since`, `session`) just before the last field,
-//! the training time (an f64, so the payload's last 8 bytes); a version 2
-//! payload is read by putting defaults there. Version 4 added the learning-rate
-//! schedule and weight decay (`TrainState::plan`) in the same place; older
-//! payloads get the default plan, which trains as they did, and no `ema`.
-//! Loading checks each of these in order and reports the first that fails, so a
-//! truncated, damaged or foreign file gives a message and never a panic or a
-//! large allocation.
+//! Each version the product ever wrote has its own payload type, in its own
+//! module: [`v2`], [`v3`], [`v4`] (the one written today). An older payload is
+//! decoded as its own type and migrated forward one version at a time by a
+//! `From` impl (v2 -> v3 -> v4), then mapped to the in-memory [`TrainState`],
+//! whose shape is free to change. Loading checks each of these in order and
+//! reports the first that fails, so a truncated, damaged or foreign file gives
+//! a message and never a panic or a large allocation.
+
+pub mod v2;
+pub mod v3;
+pub mod v4;
 
 use std::fs::File;
 use std::io::Read;
@@ -91,10 +93,13 @@ pub enum CheckpointError {
     },
 }
 
-/// The bytes of a checkpoint file.
+/// The bytes of a checkpoint file (the current version, [`v4`]).
 pub fn encode<T: Real>(state: &TrainState<T>) -> Vec<u8> {
-    let payload = bincode::serde::encode_to_vec((T::PRECISION, state), bincode::config::standard())
-        .expect("TrainState always encodes");
+    let payload = bincode::serde::encode_to_vec(
+        (T::PRECISION, v4::State::from(state)),
+        bincode::config::standard(),
+    )
+    .expect("TrainState always encodes");
     let mut out = Vec::with_capacity(HEADER_LEN as usize + payload.len());
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&VERSION.to_le_bytes());
@@ -226,33 +231,14 @@ fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState
         ));
     }
     let version = u32::from_le_bytes(header[8..12].try_into().expect("4 bytes"));
-    // an older payload is upgraded in a copy; a current one is read in place
-    let mut upgraded = std::borrow::Cow::Borrowed(payload);
-    if version <= 2 {
-        let v3 = with_default_session(&upgraded)
-            .ok_or_else(|| corrupt("too short for a version 2 payload".into()))?;
-        upgraded = v3.into();
-    }
-    if version <= 3 {
-        let v4 = before_elapsed(&upgraded, (crate::train::Plan::default(), None::<()>))
-            .ok_or_else(|| corrupt("too short for a version 3 payload".into()))?;
-        upgraded = v4.into();
-    }
-    let payload = &upgraded[..];
     let config = bincode::config::standard().with_limit::<DECODE_LIMIT>();
     let undecodable = |e: bincode::error::DecodeError| corrupt(format!("undecodable: {e}"));
     let (precision, used): (Precision, usize) =
         bincode::serde::decode_from_slice(payload, config).map_err(undecodable)?;
-    fn state<T: Real>(bytes: &[u8]) -> Result<(TrainState<T>, usize), bincode::error::DecodeError> {
-        bincode::serde::decode_from_slice(
-            bytes,
-            bincode::config::standard().with_limit::<DECODE_LIMIT>(),
-        )
-    }
     let rest = &payload[used..];
     let (any, used_state) = match precision {
-        Precision::F32 => state::<f32>(rest).map(|(s, n)| (AnyState::F32(s), n)),
-        Precision::F64 => state::<f64>(rest).map(|(s, n)| (AnyState::F64(s), n)),
+        Precision::F32 => state::<f32>(version, rest).map(|(s, n)| (AnyState::F32(s), n)),
+        Precision::F64 => state::<f64>(version, rest).map(|(s, n)| (AnyState::F64(s), n)),
     }
     .map_err(undecodable)?;
     if used_state != rest.len() {
@@ -261,28 +247,30 @@ fn decode_payload(path: &Path, header: &[u8], payload: &[u8]) -> Result<AnyState
             rest.len() - used_state
         )));
     }
-    let mut any = any;
-    if version == 2 {
-        // its recent loss starts now
-        crate::with_state!(&mut any, s => s.recent_since = s.iteration);
-    }
     crate::with_state!(&any, s => s.validate()).map_err(corrupt)?;
     Ok(any)
 }
 
-/// A version 2 payload as version 3 writes it: the fields version 3 added
-/// (the recent loss, from 0 at iteration 0 for now, and the default session
-/// settings) inserted before the training time, its last 8 bytes.
-fn with_default_session(payload: &[u8]) -> Option<Vec<u8>> {
-    before_elapsed(payload, (0.0f64, 0u64, crate::train::Session::default()))
-}
-
-/// `payload` with `added` encoded just before the training time, its last 8 bytes.
-fn before_elapsed(payload: &[u8], added: impl serde::Serialize) -> Option<Vec<u8>> {
-    let (state, elapsed) = payload.split_at(payload.len().checked_sub(8)?);
-    let added =
-        bincode::serde::encode_to_vec(added, bincode::config::standard()).expect("always encodes");
-    Some([state, &added, elapsed].concat())
+/// A payload of format `version` (after the precision), decoded as that version's
+/// type and migrated to today's; with the bytes it used.
+fn state<T: Real>(
+    version: u32,
+    bytes: &[u8],
+) -> Result<(TrainState<T>, usize), bincode::error::DecodeError> {
+    fn decode<S: serde::de::DeserializeOwned>(
+        bytes: &[u8],
+    ) -> Result<(S, usize), bincode::error::DecodeError> {
+        bincode::serde::decode_from_slice(
+            bytes,
+            bincode::config::standard().with_limit::<DECODE_LIMIT>(),
+        )
+    }
+    let (v4, used): (v4::State<'static, T>, usize) = match version {
+        2 => decode::<v2::State<T>>(bytes).map(|(s, n)| (v3::State::from(s).into(), n))?,
+        3 => decode::<v3::State<T>>(bytes).map(|(s, n)| (s.into(), n))?,
+        _ => decode::<v4::State<'static, T>>(bytes)?,
+    };
+    Ok((v4.into(), used))
 }
 
 /// [`load`] for a command that only predicts: the averaged weights (`--ema`) in

@@ -1,14 +1,12 @@
-//! How the learning rate moves over a run, and the decoupled weight decay: what a
-//! run that knows its budget adds to char-rnn's per-epoch decay (checkpoint
-//! version 4). The defaults change nothing: the step schedule with no warmup and
-//! no weight decay is char-rnn's (and, with its other defaults, min-char-rnn's).
+//! The learning rate of every update, in one place: the run's base rate,
+//! char-rnn's per-epoch step decay, the schedule that moves it over the run
+//! (cosine, linear, constant) with its warmup, and the run length that cosine
+//! and linear decay over, fixed once. The defaults change nothing: the step
+//! schedule with no decay and no warmup is min-char-rnn's constant rate.
 
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
-
-use crate::linalg::Real;
-use crate::model::Config;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 pub enum LrSchedule {
@@ -32,7 +30,7 @@ impl LrSchedule {
         }
     }
 
-    /// Whether it needs the run's length ([`Plan::total`]).
+    /// Whether it needs the run's length ([`LearningRate::total`]).
     pub fn decays_over_the_run(self) -> bool {
         matches!(self, LrSchedule::Cosine | LrSchedule::Linear)
     }
@@ -44,39 +42,56 @@ impl std::fmt::Display for LrSchedule {
     }
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct Plan {
+/// What rate each update of a run uses. The trainer asks [`LearningRate::at`]
+/// before every update and tells [`LearningRate::epoch_passed`] when an epoch
+/// ends; nothing else computes a rate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LearningRate {
+    /// --learning-rate: where every schedule starts.
+    pub base: f64,
+    /// char-rnn's step decay: the rate is multiplied by `decay` after each
+    /// epoch from `decay_after` on (1 = never).
+    pub decay: f64,
+    pub decay_after: u64,
+    /// The step schedule's rate now: `base` after the epochs' decays so far.
+    pub stepped: f64,
     pub schedule: LrSchedule,
-    /// The first `warmup` updates ramp the rate linearly: update i (from 0) uses
-    /// (i + 1) / warmup of it.
+    /// The first `warmup` updates ramp the rate linearly: update i (from 0)
+    /// uses (i + 1) / warmup of it.
     pub warmup: u64,
     /// Where cosine and linear end.
     pub min_lr: f64,
-    /// Decoupled weight decay (PyTorch's AdamW): w <- w (1 - lr wd) at every
-    /// update, on the weight matrices and the embedding, not on biases.
-    pub weight_decay: f64,
     /// The iteration count cosine and linear decay over: fixed once (from
-    /// --decay-iters, --iters, or a time limit and the measured speed) and kept
-    /// by the checkpoint, so a resumed run follows the same curve. None until then.
+    /// --decay-iters, --iters, or a time limit and the measured speed, see
+    /// [`LearningRate::fix_length`]) and kept by the checkpoint, so a resumed
+    /// run follows the same curve. None until then.
     pub total: Option<u64>,
 }
 
-impl Default for Plan {
+impl Default for LearningRate {
+    /// min-char-rnn's: 0.1 throughout.
     fn default() -> Self {
-        Plan {
-            schedule: LrSchedule::Step,
-            warmup: 0,
-            min_lr: 0.0,
-            weight_decay: 0.0,
-            total: None,
-        }
+        LearningRate::constant(0.1)
     }
 }
 
-impl Plan {
-    /// The rate of update `i` (counted from 0): `base` is the run's learning rate,
-    /// `stepped` it after char-rnn's per-epoch decays (the step schedule's).
-    pub fn learning_rate(&self, base: f64, stepped: f64, i: u64) -> f64 {
+impl LearningRate {
+    /// `base` for every update (the step schedule without decay).
+    pub fn constant(base: f64) -> Self {
+        LearningRate {
+            base,
+            decay: 1.0,
+            decay_after: 10,
+            stepped: base,
+            schedule: LrSchedule::Step,
+            warmup: 0,
+            min_lr: 0.0,
+            total: None,
+        }
+    }
+
+    /// The rate of update `i` (counted from 0).
+    pub fn at(&self, i: u64) -> f64 {
         let warm = if i < self.warmup {
             (i + 1) as f64 / self.warmup as f64
         } else {
@@ -90,47 +105,85 @@ impl Plan {
             Some(_) => 1.0,
             None => 0.0,
         };
-        let (lo, span) = (self.min_lr, base - self.min_lr);
+        let (lo, span) = (self.min_lr, self.base - self.min_lr);
         let lr = match self.schedule {
             LrSchedule::Step => {
                 return if self.warmup == 0 {
-                    stepped
+                    self.stepped
                 } else {
-                    stepped * warm
+                    self.stepped * warm
                 };
             }
-            LrSchedule::Constant => base,
+            LrSchedule::Constant => self.base,
             LrSchedule::Cosine => lo + span * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
             LrSchedule::Linear => lo + span * (1.0 - progress),
         };
         lr * warm
     }
 
-    pub fn validate(&self, base: f64) -> Result<(), String> {
-        if !(self.min_lr >= 0.0 && self.min_lr <= base) {
-            return Err(format!(
-                "min_lr {} must lie in [0, the learning rate {base}]",
-                self.min_lr
-            ));
+    /// Epoch `epoch` (counted from 1) has just ended: char-rnn's step decay.
+    pub fn epoch_passed(&mut self, epoch: u64) {
+        if self.decay < 1.0 && epoch >= self.decay_after {
+            self.stepped *= self.decay;
         }
-        if !(self.weight_decay >= 0.0 && self.weight_decay.is_finite()) {
+    }
+
+    /// Whether the schedule still needs the run's length.
+    pub fn needs_length(&self) -> bool {
+        self.schedule.decays_over_the_run() && self.total.is_none()
+    }
+
+    /// Fixes the length cosine and linear decay over, if it is not fixed yet:
+    /// `decay_iters` when given, else the session's iteration limit `iters` when
+    /// it has no time limit (`timed`); a time-limited run is left for its
+    /// measured speed ([`TimedLength`]). Refuses a schedule that can learn its
+    /// length from none of them.
+    pub fn fix_length(
+        &mut self,
+        decay_iters: Option<u64>,
+        iters: Option<u64>,
+        timed: bool,
+    ) -> Result<(), String> {
+        if !self.needs_length() {
+            return Ok(());
+        }
+        self.total = decay_iters.or(iters.filter(|_| !timed));
+        if self.total.is_none() && iters.is_none() && !timed {
             return Err(format!(
-                "weight decay {} must be at least 0",
-                self.weight_decay
+                "--lr-schedule {} decays over the run: give its length with --iters, --max-time or --decay-iters",
+                self.schedule
             ));
         }
         Ok(())
     }
 
-    /// w <- w (1 - lr wd) on the ranges [`decayed`] names; nothing without decay.
-    pub fn decay_weights<T: Real>(&self, config: &Config, lr: f64, params: &mut [T]) {
-        if self.weight_decay == 0.0 {
-            return;
+    pub fn validate(&self) -> Result<(), String> {
+        let positive = |x: f64| x > 0.0 && x.is_finite();
+        if !(positive(self.base) && positive(self.stepped)) {
+            return Err(format!(
+                "learning rate {} (now {}) is out of range",
+                self.base, self.stepped
+            ));
         }
-        let keep = T::c(1.0 - lr * self.weight_decay);
-        for r in decayed(config) {
-            params[r].iter_mut().for_each(|w| *w = *w * keep);
+        if !(positive(self.decay) && self.decay <= 1.0) {
+            return Err(format!("lr decay {} must lie in (0, 1]", self.decay));
         }
+        if !(self.min_lr >= 0.0 && self.min_lr <= self.base) {
+            return Err(format!(
+                "min_lr {} must lie in [0, the learning rate {}]",
+                self.min_lr, self.base
+            ));
+        }
+        Ok(())
+    }
+
+    /// Whether this is the default's shape: the step schedule without warmup
+    /// (what runs before schedules existed had), whatever the rates.
+    pub fn is_plain_step(&self) -> bool {
+        self.schedule == LrSchedule::Step
+            && self.warmup == 0
+            && self.min_lr == 0.0
+            && self.total.is_none()
     }
 }
 
@@ -176,123 +229,78 @@ impl TimedLength {
     }
 }
 
-/// The parameters weight decay shrinks: every weight matrix (Wx, Wh, Why) and the
-/// embedding, which is the one-hot model's Wxh factored in two (so a one-hot and
-/// an embedding model are treated alike, as nanoGPT decays its token embedding);
-/// not the biases, whose size says nothing about overfitting.
-pub fn decayed(config: &Config) -> Vec<std::ops::Range<usize>> {
-    let layout = config.layout();
-    let mut out: Vec<_> = layout.embed.iter().cloned().collect();
-    for l in &layout.layers {
-        out.push(l.wx.clone());
-        out.push(l.wh.clone());
-    }
-    out.push(layout.why.clone());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Cell;
 
-    fn plan(schedule: LrSchedule, warmup: u64, total: Option<u64>) -> Plan {
-        Plan {
+    fn rate(schedule: LrSchedule, warmup: u64, total: Option<u64>) -> LearningRate {
+        LearningRate {
             schedule,
             warmup,
             min_lr: 0.1,
-            weight_decay: 0.0,
             total,
+            ..LearningRate::constant(1.0)
         }
     }
 
     #[test]
     fn the_default_is_the_stepped_rate_itself() {
-        let p = Plan::default();
+        let mut r = LearningRate::constant(0.1);
         for (i, stepped) in [(0, 0.1), (5, 0.0123456789), (1 << 40, 3e-7)] {
-            assert_eq!(
-                p.learning_rate(0.1, stepped, i).to_bits(),
-                stepped.to_bits()
-            );
+            r.stepped = stepped;
+            assert_eq!(r.at(i).to_bits(), stepped.to_bits());
         }
+    }
+
+    #[test]
+    fn the_step_decay_starts_after_its_epoch() {
+        let mut r = LearningRate {
+            decay: 0.5,
+            decay_after: 2,
+            ..LearningRate::constant(1.0)
+        };
+        r.epoch_passed(1);
+        assert_eq!(r.at(0), 1.0);
+        r.epoch_passed(2);
+        r.epoch_passed(3);
+        assert_eq!(r.at(0), 0.25);
     }
 
     #[test]
     fn cosine_and_linear_run_from_the_rate_to_min_lr_after_warmup() {
-        let cos = plan(LrSchedule::Cosine, 10, Some(110));
-        assert_eq!(
-            cos.learning_rate(1.0, 1.0, 0),
-            0.1,
-            "warmup: 1/10 of the rate"
-        );
-        assert_eq!(cos.learning_rate(1.0, 1.0, 9), 1.0);
-        assert_eq!(
-            cos.learning_rate(1.0, 1.0, 10),
-            1.0,
-            "decay starts after warmup"
-        );
-        assert!(
-            (cos.learning_rate(1.0, 1.0, 60) - 0.55).abs() < 1e-12,
-            "halfway: the midpoint"
-        );
-        assert!((cos.learning_rate(1.0, 1.0, 110) - 0.1).abs() < 1e-12);
-        assert!(
-            (cos.learning_rate(1.0, 1.0, 500) - 0.1).abs() < 1e-12,
-            "min_lr past the end"
-        );
-        let lin = plan(LrSchedule::Linear, 0, Some(100));
-        assert!((lin.learning_rate(1.0, 1.0, 25) - 0.775).abs() < 1e-12);
-        let unknown = plan(LrSchedule::Cosine, 0, None);
-        assert_eq!(
-            unknown.learning_rate(1.0, 1.0, 50),
-            1.0,
-            "no length yet: no decay yet"
-        );
-        let step = plan(LrSchedule::Step, 4, None);
-        assert_eq!(
-            step.learning_rate(1.0, 0.5, 1),
-            0.25,
-            "warmup scales the stepped rate"
-        );
-        assert_eq!(
-            plan(LrSchedule::Constant, 0, Some(10)).learning_rate(1.0, 0.5, 9),
-            1.0
-        );
+        let cos = rate(LrSchedule::Cosine, 10, Some(110));
+        assert_eq!(cos.at(0), 0.1, "warmup: 1/10 of the rate");
+        assert_eq!(cos.at(9), 1.0);
+        assert_eq!(cos.at(10), 1.0, "decay starts after warmup");
+        assert!((cos.at(60) - 0.55).abs() < 1e-12, "halfway: the midpoint");
+        assert!((cos.at(110) - 0.1).abs() < 1e-12);
+        assert!((cos.at(500) - 0.1).abs() < 1e-12, "min_lr past the end");
+        let lin = rate(LrSchedule::Linear, 0, Some(100));
+        assert!((lin.at(25) - 0.775).abs() < 1e-12);
+        let unknown = rate(LrSchedule::Cosine, 0, None);
+        assert_eq!(unknown.at(50), 1.0, "no length yet: no decay yet");
+        let mut step = rate(LrSchedule::Step, 4, None);
+        step.stepped = 0.5;
+        assert_eq!(step.at(1), 0.25, "warmup scales the stepped rate");
+        assert_eq!(rate(LrSchedule::Constant, 0, Some(10)).at(9), 1.0);
     }
 
     #[test]
-    fn weight_decay_shrinks_matrices_and_the_embedding_not_biases() {
-        let config = Config {
-            cell: Cell::Gru,
-            vocab: 5,
-            hidden: 3,
-            layers: 2,
-            embedding: 2,
-        };
-        let p = Plan {
-            weight_decay: 0.5,
-            ..Plan::default()
-        };
-        let mut w = vec![1.0f64; config.num_params()];
-        p.decay_weights(&config, 0.2, &mut w);
-        let layout = config.layout();
-        let shrunk: usize = decayed(&config).iter().map(|r| r.len()).sum();
-        assert_eq!(w.iter().filter(|&&x| x == 0.9).count(), shrunk);
-        assert!(w[layout.embed.clone().unwrap()].iter().all(|&x| x == 0.9));
-        assert!(w[layout.why.clone()].iter().all(|&x| x == 0.9));
-        assert!(w[layout.by.clone()].iter().all(|&x| x == 1.0));
-        for l in &layout.layers {
-            assert!(w[l.b.clone()].iter().all(|&x| x == 1.0));
-            assert!(
-                w[l.extra.clone().unwrap()].iter().all(|&x| x == 1.0),
-                "bhn is a bias"
-            );
-        }
-        assert_eq!(
-            w.len() - shrunk,
-            5 + 2 * (9 + 3),
-            "by, and b (3H) and bhn (H) per layer"
-        );
+    fn the_length_is_fixed_once_from_the_first_limit_that_gives_it() {
+        let mut r = rate(LrSchedule::Cosine, 0, None);
+        assert!(r.fix_length(None, None, false).is_err(), "nothing to go by");
+        r.fix_length(None, Some(500), true).unwrap();
+        assert_eq!(r.total, None, "a time limit measures first");
+        r.fix_length(None, Some(500), false).unwrap();
+        assert_eq!(r.total, Some(500));
+        r.fix_length(Some(900), Some(700), false).unwrap();
+        assert_eq!(r.total, Some(500), "fixed once");
+        let mut d = rate(LrSchedule::Linear, 0, None);
+        d.fix_length(Some(900), Some(700), false).unwrap();
+        assert_eq!(d.total, Some(900), "--decay-iters first");
+        let mut step = LearningRate::constant(1.0);
+        step.fix_length(None, None, false).unwrap();
+        assert_eq!(step.total, None, "the step schedule needs no length");
     }
 
     /// A timeline of a run: the first `slow` iterations take `first` seconds
