@@ -314,8 +314,9 @@ impl<T: Real> Backend<T> for Cpu<T> {
                 ids,
                 streams,
                 seq,
+                self.pair.as_ref(),
             ),
-            None => evaluate(&self.model, ids, streams, seq),
+            None => evaluate(&self.model, ids, streams, seq, self.pair.as_ref()),
         }
     }
 }

@@ -45,7 +45,14 @@ fn report<T: Real>(s: &TrainState<T>, scan: &Scan) -> Result<()> {
         );
     }
     let h = &s.hyper;
-    let (loss, count) = train::evaluate(&s.model, ids.as_slice(), h.batch_size, h.seq_length);
+    let pair = charrnn::parallel::Pair::for_cores().map(std::sync::Arc::new);
+    let (loss, count) = train::evaluate(
+        &s.model,
+        ids.as_slice(),
+        h.batch_size,
+        h.seq_length,
+        pair.as_ref(),
+    );
     if count == 0 {
         anyhow::bail!(
             "{} has too few known characters to evaluate (need at least 2)",

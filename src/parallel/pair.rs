@@ -92,6 +92,12 @@ impl Pair {
         })
     }
 
+    /// A pair when this machine has at least two cores and grants the thread.
+    pub fn for_cores() -> Option<Pair> {
+        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        (cores >= 2).then(Pair::new).and_then(Result::ok)
+    }
+
     /// Runs `job(0)` on this thread and `job(1)` on the helper, and returns when
     /// both have finished. A panic in either aborts the process: the other thread
     /// may still be using data on this thread's stack, so unwinding is not safe.

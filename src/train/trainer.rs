@@ -2,22 +2,27 @@
 //! (batch -> forward/loss/backward -> combine -> clip -> update -> average ->
 //! report), samples from the training stream, and the loss on held-out text.
 
+use std::sync::Arc;
+
 use super::run::TrainError;
 use super::state::{RECENT, TrainState};
 use crate::backend::{Backend, Batch, Cpu};
 use crate::corpus::{self, IdSlice};
 use crate::linalg::Real;
 use crate::model::{Model, State, Workspace};
+use crate::parallel::Pair;
 use crate::sample::{self, Sampler};
 
 /// Average loss in nats per character over `ids`, read as `streams` contiguous
 /// streams in chunks of `seq` characters with the hidden state carried (no
-/// dropout). Returns (summed loss, characters predicted).
+/// dropout), each phase over rows in two halves on `pair` when given (the same
+/// values as on one thread). Returns (summed loss, characters predicted).
 pub fn evaluate<T: Real>(
     model: &Model<T>,
     ids: IdSlice<'_>,
     streams: usize,
     seq: usize,
+    pair: Option<&Arc<Pair>>,
 ) -> (f64, u64) {
     let b = streams.min(ids.len() / 2).max(1);
     let n = ids.len() / b;
@@ -25,6 +30,9 @@ pub fn evaluate<T: Real>(
         return (0.0, 0);
     }
     let mut ws = Workspace::new(model.config, seq, b);
+    if let Some(pair) = pair {
+        ws.use_pair(Arc::clone(pair), false);
+    }
     let mut state = State::zeros(&model.config, b);
     let (mut inputs, mut targets) = (Vec::with_capacity(seq * b), Vec::with_capacity(seq * b));
     let (mut total, mut count) = (0.0, 0u64);
