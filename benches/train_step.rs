@@ -2,7 +2,7 @@
 //! the same `Trainer::step` the CLI uses, on random text with tinyshakespeare's
 //! vocabulary size (65).
 
-use charrnn::data::{TextInfo, Vocab};
+use charrnn::io::data::{TextInfo, Vocab};
 use charrnn::linalg::Real;
 use charrnn::model::{Cell, Config};
 use charrnn::optim::Kind;

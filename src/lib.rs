@@ -1,29 +1,18 @@
 //! charrnn: character-level recurrent language models, min-char-rnn exact by default.
 //!
-//! Data flows text -> [`data`] (vocabulary, ids) -> [`train`] asks [`model`] for the
-//! loss and gradients -> [`optim`] updates -> [`checkpoint`] and [`history`] record.
-//! [`sample`] writes text from a model; [`npz`] exchanges weights with NumPy.
+//! Data flows text -> [`io`] (the corpus, its vocabulary and ids) -> [`train`]
+//! asks a [`backend`] for the loss and gradients of the [`model`], combines,
+//! clips and updates them ([`optim`]) -> `train::checkpoint` and
+//! `train::history` record. [`sample`] writes text from a model; [`io`] also
+//! exchanges weights with other tools and draws plots and pages.
 
 pub mod backend;
-pub mod baselines;
-pub mod beam;
-pub mod checkpoint;
-pub mod corpus;
-pub mod data;
-pub mod export;
 pub mod flags;
-pub mod fsutil;
-pub mod history;
+pub mod io;
 pub mod linalg;
 pub mod memory;
 pub mod model;
-pub mod npz;
 pub mod optim;
 pub mod parallel;
-pub mod play;
-pub mod plot;
-pub mod prepare;
 pub mod sample;
-pub mod score;
 pub mod train;
-pub mod visualize;

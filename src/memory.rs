@@ -158,7 +158,7 @@ fn capped(config: &Config) -> Config {
 /// per byte compressed (of at most 4 MiB), measured as peak RSS of `eval` on 32
 /// KB, 1.1 MB and 5.4 MB texts.
 pub fn baseline_bytes(bytes: u128) -> u128 {
-    14 * bytes.min(crate::baselines::XZ_PREFIX as u128) + (1 << 20)
+    14 * bytes.min(crate::io::baselines::XZ_PREFIX as u128) + (1 << 20)
 }
 
 /// A training run.

@@ -21,7 +21,10 @@ fn every_version_loads_and_samples_as_the_release_that_wrote_it() {
     for name in NAMES {
         let file = fixtures().join(format!("{name}.ckpt"));
         let version: u32 = name[1..2].parse().unwrap();
-        assert_eq!(charrnn::checkpoint::file_version(&file), Some(version));
+        assert_eq!(
+            charrnn::train::checkpoint::file_version(&file),
+            Some(version)
+        );
         let out = charrnn(dir.path())
             .args(["sample", "--checkpoint"])
             .arg(&file)
@@ -36,7 +39,7 @@ fn every_version_loads_and_samples_as_the_release_that_wrote_it() {
 
 #[test]
 fn older_versions_migrate_to_the_state_version_4_holds() {
-    use charrnn::checkpoint::{self, AnyState};
+    use charrnn::train::checkpoint::{self, AnyState};
     for cell in ["rnn", "lstm"] {
         let load =
             |v: u32| checkpoint::load(&fixtures().join(format!("v{v}-{cell}.ckpt"))).unwrap();
@@ -84,7 +87,7 @@ fn every_version_resumes_to_the_same_weights() {
         for v in 2..=4 {
             let ckpt = format!("v{v}-{cell}.ckpt");
             std::fs::copy(fixtures().join(&ckpt), d.join(&ckpt)).unwrap();
-            let s = charrnn::checkpoint::load(&d.join(&ckpt)).unwrap();
+            let s = charrnn::train::checkpoint::load(&d.join(&ckpt)).unwrap();
             let iters = charrnn::with_state!(&s, s => s.iteration) + 10;
             let out = charrnn(d)
                 .args(["train", "--resume", "--checkpoint", &ckpt, "--iters"])
@@ -93,7 +96,7 @@ fn every_version_resumes_to_the_same_weights() {
                 .output()
                 .unwrap();
             assert!(out.status.success(), "{ckpt}: {}", stderr(&out));
-            let s = charrnn::checkpoint::load(&d.join(&ckpt)).unwrap();
+            let s = charrnn::train::checkpoint::load(&d.join(&ckpt)).unwrap();
             weights.push(charrnn::with_state!(s, s => {
                 assert_eq!(s.iteration, iters);
                 s.model.params.iter().map(|w| w.to_string()).collect::<Vec<_>>()

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use charrnn::data::Vocab;
+use charrnn::io::data::Vocab;
 use common::*;
 
 #[test]
@@ -113,7 +113,7 @@ fn train_without_data_uses_the_built_in_corpus_from_any_directory() {
         stderr(&out)
     );
     let s = load_f64(&dir.path().join("charrnn.ckpt"));
-    assert_eq!(s.text.bytes as usize, charrnn::data::BUILTIN_TEXT.len());
+    assert_eq!(s.text.bytes as usize, charrnn::io::data::BUILTIN_TEXT.len());
     assert_eq!(
         *s.config(),
         charrnn::model::Config::min_char_rnn(s.vocab.len(), 100)
@@ -600,7 +600,7 @@ fn eval_and_train_put_the_loss_beside_two_reference_points() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     // big enough that xz gets past its own overhead (16 KB held out)
-    let text = charrnn::data::BUILTIN_TEXT;
+    let text = charrnn::io::data::BUILTIN_TEXT;
     write(d, "t.txt", text);
     let out = charrnn(d)
         .args([

@@ -5,9 +5,9 @@ mod common;
 
 use std::path::Path;
 
-use charrnn::checkpoint;
-use charrnn::data::{Text, Vocab};
+use charrnn::io::data::{Text, Vocab};
 use charrnn::model::Config;
+use charrnn::train::checkpoint;
 use charrnn::train::{Hyper, LearningRate, TrainState};
 use common::*;
 

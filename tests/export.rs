@@ -4,7 +4,7 @@ mod common;
 
 use std::process::Command;
 
-use charrnn::checkpoint;
+use charrnn::train::checkpoint;
 use common::{charrnn, stderr, write};
 
 /// A tensor's name, shape and place in the flat parameters.

@@ -5,11 +5,11 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 
-use charrnn::checkpoint::{self, HEADER_LEN, MAGIC};
-use charrnn::corpus::{self, Source};
-use charrnn::data::{Text, Vocab};
-use charrnn::history::{self, HEADER};
-use charrnn::prepare::stackexchange::{self, Filter};
+use charrnn::io::corpus::{self, Source};
+use charrnn::io::data::{Text, Vocab};
+use charrnn::io::prepare::stackexchange::{self, Filter};
+use charrnn::train::checkpoint::{self, HEADER_LEN, MAGIC};
+use charrnn::train::history::{self, HEADER};
 
 fn seeds(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -63,7 +63,7 @@ fn history_seeds() {
         let mut file = format!("{HEADER}\n").into_bytes();
         file.extend_from_slice(&data);
         if let Ok(rows) = history::parse(&path, &file) {
-            let _ = charrnn::plot::terminal(&rows, 40, 8);
+            let _ = charrnn::io::plot::terminal(&rows, 40, 8);
         }
     }
 }

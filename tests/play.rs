@@ -5,10 +5,10 @@ mod common;
 
 use std::process::Command;
 
-use charrnn::checkpoint::{self, AnyState};
 use charrnn::linalg::Real;
 use charrnn::sample::{Draw, Sampler};
 use charrnn::train::TrainState;
+use charrnn::train::checkpoint::{self, AnyState};
 
 use common::{browser_scripts, charrnn, small_text, stderr, write};
 

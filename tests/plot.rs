@@ -140,7 +140,7 @@ fn terminal_chart_and_an_incomplete_last_line() {
 #[test]
 fn malformed_and_missing_fields_are_reported_by_line() {
     let dir = tempfile::tempdir().unwrap();
-    let header = charrnn::history::HEADER;
+    let header = charrnn::train::history::HEADER;
     write(
         dir.path(),
         "bad.csv",

@@ -5,7 +5,7 @@ mod common;
 
 use std::sync::atomic::AtomicBool;
 
-use charrnn::prepare::stackexchange::{self, Filter};
+use charrnn::io::prepare::stackexchange::{self, Filter};
 use common::{charrnn, stderr, write};
 
 /// A Posts.xml shaped like a real dump: one `<row/>` per post with the dump's

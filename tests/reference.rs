@@ -241,7 +241,7 @@ fn tracks_min_char_rnn_as_closely_as_its_own_fast_form_on_the_built_in_corpus() 
     let Some(script) = reference() else { return };
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let data = write(d, "builtin.txt", charrnn::data::BUILTIN_TEXT);
+    let data = write(d, "builtin.txt", charrnn::io::data::BUILTIN_TEXT);
     // start from charrnn's own initial weights, exported for NumPy
     train(
         d,

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use charrnn::checkpoint;
+use charrnn::train::checkpoint;
 use common::{charrnn, stderr, write};
 
 fn spawn(dir: &Path, args: &[&str]) -> Child {
@@ -108,7 +108,7 @@ fn sigkill_at_random_moments_never_loses_the_checkpoint_or_tears_the_history() {
     assert!(out.status.success(), "{}", stderr(&out));
     let text = std::fs::read_to_string(d.join("loss_history.csv")).unwrap();
     assert!(text.ends_with('\n'));
-    let rows = charrnn::history::read(&d.join("loss_history.csv")).unwrap();
+    let rows = charrnn::train::history::read(&d.join("loss_history.csv")).unwrap();
     let its: Vec<u64> = rows.iter().map(|r| r.iteration).collect();
     assert!(
         its.windows(2).all(|w| w[0] < w[1]),
@@ -213,7 +213,7 @@ fn a_checkpoint_that_cannot_be_written_leaves_the_previous_one_intact() {
         .assert()
         .success();
     assert_eq!(iteration(&ckpt), 40);
-    let its: Vec<u64> = charrnn::history::read(&d.join("loss_history.csv"))
+    let its: Vec<u64> = charrnn::train::history::read(&d.join("loss_history.csv"))
         .unwrap()
         .iter()
         .map(|r| r.iteration)

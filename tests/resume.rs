@@ -286,7 +286,7 @@ fn the_average_of_the_weights_is_what_the_commands_predict_with() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let exported = charrnn::npz::import::<f64>(&d.join("w.npz"), s.model.config).unwrap();
+    let exported = charrnn::io::npz::import::<f64>(&d.join("w.npz"), s.model.config).unwrap();
     assert_eq!(
         exported.params, averaged,
         "export (like eval, sample, score, visualize) uses the average"
@@ -431,7 +431,7 @@ fn a_version_3_checkpoint_loads_with_the_default_plan() {
     let v4 = std::fs::read(d.join("charrnn.ckpt")).unwrap();
     // version 3 is version 4 without the plan and the average, the fields before the last 8 bytes
     let plan = bincode::serde::encode_to_vec(
-        (charrnn::checkpoint::v4::Plan::default(), None::<()>),
+        (charrnn::train::checkpoint::v4::Plan::default(), None::<()>),
         bincode::config::standard(),
     )
     .unwrap();
@@ -445,11 +445,14 @@ fn a_version_3_checkpoint_loads_with_the_default_plan() {
     v3.extend_from_slice(&xxhash_rust::xxh3::xxh3_64(&v3_payload).to_le_bytes());
     v3.extend_from_slice(&v3_payload);
     let (a, b) = (
-        charrnn::checkpoint::decode(Path::new("v3"), &v3).unwrap(),
-        charrnn::checkpoint::decode(Path::new("v4"), &v4).unwrap(),
+        charrnn::train::checkpoint::decode(Path::new("v3"), &v3).unwrap(),
+        charrnn::train::checkpoint::decode(Path::new("v4"), &v4).unwrap(),
     );
     match (a, b) {
-        (charrnn::checkpoint::AnyState::F64(a), charrnn::checkpoint::AnyState::F64(b)) => {
+        (
+            charrnn::train::checkpoint::AnyState::F64(a),
+            charrnn::train::checkpoint::AnyState::F64(b),
+        ) => {
             assert_eq!(a, b)
         }
         _ => panic!("the default model is f64"),
@@ -757,7 +760,7 @@ fn a_resumed_run_keeps_its_session_settings() {
 
 /// The weights of a checkpoint in either precision, as f64 bits.
 fn load_any_f64_bits(path: &Path) -> Vec<u64> {
-    charrnn::with_state!(charrnn::checkpoint::load(path).unwrap(), s => {
+    charrnn::with_state!(charrnn::train::checkpoint::load(path).unwrap(), s => {
         s.model.params.iter().map(|x| x.as_f64().to_bits()).collect()
     })
 }

@@ -31,7 +31,7 @@ fn a_vocabulary_of_thousands_of_characters_trains_and_samples() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let text = cjk_text(3000, 60_000);
-    let distinct = charrnn::data::Vocab::from_text(&text).len();
+    let distinct = charrnn::io::data::Vocab::from_text(&text).len();
     assert!(distinct > 1000, "{distinct}");
     write(d, "zh.txt", &text);
     let out = charrnn(d)

@@ -182,7 +182,7 @@ fn a_second_signal_aborts_without_saving() {
     );
     let ckpt = d.join("charrnn.ckpt");
     if ckpt.exists() {
-        charrnn::checkpoint::load(&ckpt).expect("a checkpoint on disk is never torn");
+        charrnn::train::checkpoint::load(&ckpt).expect("a checkpoint on disk is never torn");
     }
 }
 

@@ -136,7 +136,7 @@ fn eval_counts_and_reports_characters_outside_the_vocabulary() {
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     // ö, ä, ü are not in the built-in English corpus (Z, j, q, x may be; count what is absent)
-    let vocab = charrnn::data::Vocab::from_text(small_text());
+    let vocab = charrnn::io::data::Vocab::from_text(small_text());
     let text = std::fs::read_to_string(d.join("odd.txt")).unwrap();
     let unknown = text.chars().filter(|&c| vocab.id(c).is_none()).count();
     assert!(unknown >= 3);

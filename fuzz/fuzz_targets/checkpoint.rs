@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use charrnn::checkpoint::{self, HEADER_LEN, MAGIC, VERSION};
+use charrnn::train::checkpoint::{self, HEADER_LEN, MAGIC, VERSION};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use charrnn::history::{self, HEADER};
+use charrnn::train::history::{self, HEADER};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -13,6 +13,6 @@ fuzz_target!(|data: &[u8]| {
     let mut file = format!("{HEADER}\n").into_bytes();
     file.extend_from_slice(data);
     if let Ok(rows) = history::parse(path, &file) {
-        let _ = charrnn::plot::terminal(&rows, 40, 8);
+        let _ = charrnn::io::plot::terminal(&rows, 40, 8);
     }
 });

@@ -4,7 +4,7 @@
 
 use std::sync::atomic::AtomicBool;
 
-use charrnn::prepare::stackexchange::{self, Filter};
+use charrnn::io::prepare::stackexchange::{self, Filter};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,8 +4,8 @@
 //! (unknown characters skipped), checked against the in-memory encoder.
 #![no_main]
 
-use charrnn::corpus::{self, Source};
-use charrnn::data::{Text, Vocab};
+use charrnn::io::corpus::{self, Source};
+use charrnn::io::data::{Text, Vocab};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

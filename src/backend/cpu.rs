@@ -12,7 +12,7 @@ use std::sync::Arc;
 use rand_chacha::ChaCha8Rng;
 
 use super::{Backend, Batch, Combine, InOrder};
-use crate::corpus::{self, IdSlice};
+use crate::io::corpus::{self, IdSlice};
 use crate::linalg::Real;
 use crate::model::{Config, Model, State, Workspace, stream_scale};
 use crate::optim::{self, Optimizer};

@@ -33,7 +33,7 @@ pub use cpu::Cpu;
 
 use rand_chacha::ChaCha8Rng;
 
-use crate::corpus::IdSlice;
+use crate::io::corpus::IdSlice;
 use crate::linalg::Real;
 use crate::train::{Clip, TrainState};
 

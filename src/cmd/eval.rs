@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use charrnn::corpus::{self, Scan, Source};
+use charrnn::io::baselines;
+use charrnn::io::corpus::{self, Scan, Source};
 use charrnn::linalg::Real;
+use charrnn::train::checkpoint;
 use charrnn::train::{self, TrainState};
-use charrnn::{baselines, checkpoint, with_state};
+use charrnn::with_state;
 
 /// Average loss of a model on a text: nats/char, bits/char and perplexity.
 #[derive(clap::Args)]

@@ -4,7 +4,12 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
-use charrnn::{checkpoint, export, fsutil, npz, play, with_state};
+use charrnn::io::export;
+use charrnn::io::fsutil;
+use charrnn::io::npz;
+use charrnn::io::play;
+use charrnn::train::checkpoint;
+use charrnn::with_state;
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 enum Format {

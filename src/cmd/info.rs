@@ -6,8 +6,9 @@ use anyhow::Result;
 
 use charrnn::linalg::Real;
 use charrnn::optim::Kind;
+use charrnn::train::checkpoint;
 use charrnn::train::{Clip, TrainState};
-use charrnn::{checkpoint, with_state};
+use charrnn::with_state;
 
 /// Print a checkpoint's hyperparameters, vocabulary, progress and size.
 #[derive(clap::Args)]

@@ -10,10 +10,18 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use charrnn::linalg::Real;
-use charrnn::sample::{self, Draw, Sampler};
+use charrnn::sample::{self, Draw, Sampler, UnknownChars};
 use charrnn::train::TrainState;
 
-use super::sample::{Settings, prime_error, report_skipped};
+use super::prime::{prime_error, report_skipped};
+
+/// What `--interactive` starts from and lets the user change between prompts.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Settings {
+    pub length: usize,
+    pub draw: Draw,
+    pub unknown: UnknownChars,
+}
 
 const HELP: &str = "\
 Type a prime and press Enter for a continuation; an empty line continues the text.

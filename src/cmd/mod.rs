@@ -6,6 +6,7 @@ pub mod info;
 pub mod interactive;
 pub mod plot;
 pub mod prepare;
+pub mod prime;
 pub mod sample;
 pub mod score;
 pub mod signals;

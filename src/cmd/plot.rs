@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use charrnn::{history, plot};
+use charrnn::io::plot;
+use charrnn::train::history;
 
 /// Draw a loss history: loss, smooth loss and validation loss against iteration.
 #[derive(clap::Args)]

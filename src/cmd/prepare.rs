@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use charrnn::fsutil::{self, AtomicFile};
-use charrnn::prepare::files;
-use charrnn::prepare::stackexchange::{self, Filter, PrepareError};
+use charrnn::io::fsutil::{self, AtomicFile};
+use charrnn::io::prepare::files;
+use charrnn::io::prepare::stackexchange::{self, Filter, PrepareError};
 
 use super::signals::{self, Stop};
 

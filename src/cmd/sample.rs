@@ -11,11 +11,15 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use charrnn::linalg::Real;
-use charrnn::sample::{self, Draw, Primed, SampleError, Sampler, UnknownChars};
+use charrnn::sample::beam;
+use charrnn::sample::{self, Draw, Primed, Sampler, UnknownChars};
 use charrnn::train::TrainState;
-use charrnn::{beam, checkpoint, with_state};
+use charrnn::train::checkpoint;
+use charrnn::with_state;
 
-use super::{positive_float, positive_int, signals, usage};
+use super::interactive::Settings;
+use super::prime::{prime_error, report_skipped};
+use super::{positive_float, positive_int, signals};
 
 /// Write text from a trained model; output starts with the seed and streams as it is drawn.
 ///
@@ -101,14 +105,6 @@ pub fn run(args: Args) -> Result<()> {
     })
 }
 
-/// What `--interactive` starts from and lets the user change between prompts.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct Settings {
-    pub length: usize,
-    pub draw: Draw,
-    pub unknown: UnknownChars,
-}
-
 impl Args {
     fn draw(&self) -> Draw {
         if self.argmax || self.beam.is_some() {
@@ -132,27 +128,6 @@ impl Args {
 
     fn rng(&self) -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(self.rng_seed.unwrap_or_else(|| rand::rng().random()))
-    }
-}
-
-/// A user-facing error for what a prime held.
-pub fn prime_error(e: SampleError, source: &str) -> anyhow::Error {
-    match e {
-        SampleError::UnknownSeedChar { .. } | SampleError::BadUtf8 { .. } => {
-            usage(format!("{source}: {e}"))
-        }
-        other => anyhow::Error::new(other).context(source.to_string()),
-    }
-}
-
-/// Says on stderr what `--unknown skip` left out.
-pub fn report_skipped(primed: &Primed, source: &str) {
-    if let Some((ch, at)) = primed.first_skipped {
-        eprintln!(
-            "note: skipped {} character(s) of {source} not in the model's vocabulary \
-             (first: {ch:?} (U+{:04X}) at character {at})",
-            primed.skipped, ch as u32
-        );
     }
 }
 

@@ -5,11 +5,13 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use charrnn::data::{Text, Vocab};
+use charrnn::io::data::{Text, Vocab};
+use charrnn::io::fsutil;
 use charrnn::linalg::Real;
-use charrnn::score::{GUESSES, Scorer};
+use charrnn::sample::score::{GUESSES, Scorer};
 use charrnn::train::TrainState;
-use charrnn::{checkpoint, fsutil, with_state};
+use charrnn::train::checkpoint;
+use charrnn::with_state;
 
 /// Show each character of a text coloured by the model's surprisal, then the total.
 ///

@@ -8,11 +8,12 @@ use std::time::Instant;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+use charrnn::io::baselines;
+use charrnn::io::corpus;
 use charrnn::linalg::Real;
 use charrnn::train::{
     self, AnyPrepared, Clip, Observer, Prepared, Record, Request, Stop, TrainState, Trainer,
 };
-use charrnn::{baselines, corpus};
 
 use super::signals;
 

@@ -4,8 +4,11 @@ use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 
-use charrnn::corpus::{self, Source};
-use charrnn::{checkpoint, fsutil, visualize, with_state};
+use charrnn::io::corpus::{self, Source};
+use charrnn::io::fsutil;
+use charrnn::io::visualize;
+use charrnn::train::checkpoint;
+use charrnn::with_state;
 
 /// Write one self-contained HTML page: the text coloured by a hidden unit's activation,
 /// the units that track quotes, brackets and line starts, and the next-character guesses.

@@ -1,9 +1,7 @@
-//! Activations and softmax: exp, tanh and sigmoid written without branches or
-//! library calls so that the cells' loops over a slice vectorise (f64: Cephes'
-//! routines, about 1 ulp; f32: approximations within 3e-7), and a softmax that
-//! returns its log-sum-exp. Used by the cells, the output layer and sampling.
-
-use super::Real;
+//! Activations: exp and tanh written without branches or library calls so that
+//! the cells' loops over a slice vectorise (f64: Cephes' routines, about 1 ulp;
+//! f32: approximations within 3e-7). [`Real`](super::Real) builds its
+//! activations (and sigmoid) from these; `softmax` builds on those.
 
 /// e^x for f64 within about 1 ulp on [-708, 709] (0 below, saturating above), without
 /// branches or library calls so loops vectorise. Cephes' exp: x = n ln2 + r,
@@ -91,28 +89,6 @@ pub fn exp_f32(x: f32) -> f32 {
     if x < -87.0 { 0.0 } else { e }
 }
 
-/// Logistic sigmoid (see [`Real::sigmoid`]).
-#[inline(always)]
-pub fn sigmoid<T: Real>(x: T) -> T {
-    x.sigmoid()
-}
-
-/// Turns logits into probabilities in place and returns ln(sum_j exp(logits_j)),
-/// so that -ln p[k] = lse - logits[k] can be formed without taking the log of a
-/// probability that may have underflowed to zero.
-pub fn softmax_in_place<T: Real>(v: &mut [T]) -> f64 {
-    let max = v.iter().copied().fold(T::neg_infinity(), T::max);
-    for x in v.iter_mut() {
-        *x = (*x - max).exp_act();
-    }
-    let sum = v.iter().fold(T::zero(), |s, &x| s + x);
-    let inv = T::one() / sum;
-    for x in v.iter_mut() {
-        *x = *x * inv;
-    }
-    max.as_f64() + sum.as_f64().ln()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -165,15 +141,5 @@ mod tests {
         assert!(exp_f64(1e4).is_finite());
         assert_eq!(exp_f64(f64::NEG_INFINITY), 0.0);
         assert!(exp_f64(f64::NAN).is_nan() && tanh_f64(f64::NAN).is_nan());
-    }
-
-    #[test]
-    fn softmax_sums_to_one_and_returns_log_sum_exp() {
-        let mut v = [1000.0f64, 1001.0, 999.0];
-        let lse = softmax_in_place(&mut v);
-        assert!((v.iter().sum::<f64>() - 1.0).abs() < 1e-12);
-        let expected = 1001.0 + ((-1.0f64).exp() + 1.0 + (-2.0f64).exp()).ln();
-        assert!((lse - expected).abs() < 1e-9);
-        assert!(v[1] > v[0] && v[0] > v[2]);
     }
 }

@@ -13,50 +13,11 @@
 //! values: [`block_matmat`](linalg::block_matmat) gives each row the bits of
 //! [`block_vecmat`](linalg::block_vecmat) however rows are grouped.
 
-use super::output::{dwhy_rows, softmax_loss};
-use super::workspace::Workspace;
-use super::{Config, Model, State};
+use super::softmax::{dwhy_rows, softmax_loss};
+use super::workspace::{HeadLayouts, Workspace};
+use super::{Model, State};
 use crate::linalg::{self, Real};
 use crate::parallel::{self, Pair, SharedMut, StepCounter};
-
-/// Whether one stream's passes of `steps` steps run the output layer step by
-/// step: one stream, chunks long enough to lay Wh out, and Why small enough to
-/// stay in cache at every step (docs/performance.md has the measurements).
-pub(crate) fn by_step(c: &Config, steps: usize, batch: usize) -> bool {
-    batch == 1 && steps >= super::recurrence::LAYOUT_FROM && c.vocab * c.hidden <= BY_STEP_MAX
-}
-
-/// The largest Why (values) that [`by_step`] allows.
-const BY_STEP_MAX: usize = 1 << 16;
-
-/// Why laid out for the output layer step by step.
-pub(crate) struct Layouts<T> {
-    /// (H, V): Why^T in blocks, for y_t
-    why_t_blocks: Vec<T>,
-    /// (V, H): Why in blocks, for dtop_t
-    why_blocks: Vec<T>,
-}
-
-impl<T> Layouts<T> {
-    /// Values held (for the workspace's memory test).
-    pub(crate) fn values(&self) -> usize {
-        self.why_t_blocks.len() + self.why_blocks.len()
-    }
-}
-
-impl<T: Real> Layouts<T> {
-    pub(crate) fn new(c: &Config, seq: usize, batch: usize) -> Self {
-        let n = if by_step(c, seq, batch) {
-            c.vocab * c.hidden
-        } else {
-            0
-        };
-        Layouts {
-            why_t_blocks: vec![T::zero(); n],
-            why_blocks: vec![T::zero(); n],
-        }
-    }
-}
 
 /// The rows h_0 .. h_T of a layer's states as the recurrence writes them: its
 /// own buffer, or (the top layer, when the output layer runs beside) a buffer
@@ -137,7 +98,7 @@ struct Outputs<T> {
     losses: Vec<f64>,
     /// (T, H): dtop = dY Why
     dtop: Vec<T>,
-    layouts: Layouts<T>,
+    layouts: HeadLayouts<T>,
 }
 
 /// The two jobs of a pass whose output layer runs beside the recurrence.
@@ -177,7 +138,7 @@ impl<T: Real> Model<T> {
             dtop: std::mem::take(&mut ws.dcur),
             layouts: std::mem::replace(
                 &mut ws.head,
-                Layouts {
+                HeadLayouts {
                     why_t_blocks: Vec::new(),
                     why_blocks: Vec::new(),
                 },

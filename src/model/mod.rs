@@ -13,6 +13,7 @@ mod network;
 mod output;
 mod recurrence;
 mod sampling;
+mod softmax;
 mod split;
 mod workspace;
 

@@ -9,8 +9,8 @@
 
 use std::ops::Range;
 
-use super::head;
-use super::workspace::{Workspace, layer_output};
+use super::softmax::{dwhy_rows, softmax_loss};
+use super::workspace::{Workspace, by_step, layer_output};
 use super::{Model, State};
 use crate::linalg::{self, Real};
 use crate::parallel;
@@ -68,7 +68,7 @@ impl<T: Real> Model<T> {
         scale: T,
     ) -> f64 {
         assert_eq!(inputs.len(), targets.len());
-        if ws.masks.is_empty() && head::by_step(&self.config, inputs.len() / ws.batch, ws.batch) {
+        if ws.masks.is_empty() && by_step(&self.config, inputs.len() / ws.batch, ws.batch) {
             return self.forward_loss_by_step(inputs, targets, state, ws, scale);
         }
         self.forward(inputs, state, ws);
@@ -149,35 +149,4 @@ enum OutputGrad<'a, T> {
     Dtop(&'a mut [T]),
     /// (V, H) and (V): dWhy, dby
     Dwhy(&'a mut [T], &'a mut [T]),
-}
-
-/// Rows `r` of dWhy = dY^T top and entries `r` of dby = sum_rows dY, for dY
-/// (rows, V) and top (rows, H): `gwhy` and `gby` hold just those rows.
-pub(crate) fn dwhy_rows<T: Real>(
-    r: Range<usize>,
-    (dy, top): (&[T], &[T]),
-    (gwhy, gby): (&mut [T], &mut [T]),
-) {
-    let h = gwhy.len() / r.len();
-    let rows = top.len() / h;
-    let v = dy.len() / rows;
-    linalg::at_b_rows(dy, top, gwhy, v, rows, h, r.clone(), T::zero());
-    gby.fill(T::zero());
-    for row in dy.chunks_exact(v) {
-        gby.iter_mut()
-            .zip(&row[r.clone()])
-            .for_each(|(a, &d)| *a = *a + d);
-    }
-}
-
-/// Softmax of one row of logits in place, then dy = (p - onehot(target)) * scale
-/// there; returns -ln p[target].
-pub(crate) fn softmax_loss<T: Real>(row: &mut [T], target: usize, scale: T) -> f64 {
-    let logit = row[target].as_f64();
-    let loss = linalg::softmax_in_place(row) - logit;
-    row[target] = row[target] - T::one();
-    if scale != T::one() {
-        row.iter_mut().for_each(|y| *y = *y * scale);
-    }
-    loss
 }

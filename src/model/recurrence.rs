@@ -22,13 +22,9 @@
 use super::Cell;
 use super::sampling::Packed;
 use super::split;
-use super::workspace::RecurrenceWork;
+use super::workspace::{LAYOUT_FROM, RecurrenceWork};
 use crate::linalg::{self, Real};
 use crate::parallel::{self, Pair};
-
-/// Chunks at least this long lay Wh out once for the recurrence; shorter ones
-/// (sampling feeds one character) multiply Wh as it is.
-pub(crate) const LAYOUT_FROM: usize = 8;
 
 /// How a chunk's forward recurrence computes h_{t-1} Wh^T.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -5,14 +5,55 @@
 
 use rand::Rng;
 
-use super::head;
-use super::recurrence::LAYOUT_FROM;
 use super::sampling::SamplingLayout;
 use super::{Config, Layout, Model};
 use crate::linalg::Real;
 use std::sync::Arc;
 
 use crate::parallel::Pair;
+
+/// Chunks at least this long lay Wh out once for the recurrence; shorter ones
+/// (sampling feeds one character) multiply Wh as it is.
+pub(crate) const LAYOUT_FROM: usize = 8;
+
+/// Whether one stream's passes of `steps` steps run the output layer step by
+/// step: one stream, chunks long enough to lay Wh out, and Why small enough to
+/// stay in cache at every step (docs/performance.md has the measurements).
+pub(crate) fn by_step(c: &Config, steps: usize, batch: usize) -> bool {
+    batch == 1 && steps >= LAYOUT_FROM && c.vocab * c.hidden <= BY_STEP_MAX
+}
+
+/// The largest Why (values) that [`by_step`] allows.
+const BY_STEP_MAX: usize = 1 << 16;
+
+/// Why laid out for the output layer step by step.
+pub(crate) struct HeadLayouts<T> {
+    /// (H, V): Why^T in blocks, for y_t
+    pub(crate) why_t_blocks: Vec<T>,
+    /// (V, H): Why in blocks, for dtop_t
+    pub(crate) why_blocks: Vec<T>,
+}
+
+impl<T> HeadLayouts<T> {
+    /// Values held (for the workspace's memory test).
+    pub(crate) fn values(&self) -> usize {
+        self.why_t_blocks.len() + self.why_blocks.len()
+    }
+}
+
+impl<T: Real> HeadLayouts<T> {
+    pub(crate) fn new(c: &Config, seq: usize, batch: usize) -> Self {
+        let n = if by_step(c, seq, batch) {
+            c.vocab * c.hidden
+        } else {
+            0
+        };
+        HeadLayouts {
+            why_t_blocks: vec![T::zero(); n],
+            why_blocks: vec![T::zero(); n],
+        }
+    }
+}
 
 /// Activations and scratch for one chunk size, allocated once and reused.
 pub struct Workspace<T> {
@@ -48,7 +89,7 @@ pub struct Workspace<T> {
     /// tanh RNN; see `split`).
     pub(crate) split: bool,
     /// The output layer one step at a time (see `head`): Why^T and Why in blocks.
-    pub(crate) head: head::Layouts<T>,
+    pub(crate) head: HeadLayouts<T>,
     /// The last `forward_loss` ran the output layer step by step: dtop is ready
     /// and dWhy is left for `backward`.
     pub(crate) head_done: bool,
@@ -159,7 +200,7 @@ impl<T: Real> Workspace<T> {
             sampling: None,
             pair: None,
             split: false,
-            head: head::Layouts::new(&config, seq, batch),
+            head: HeadLayouts::new(&config, seq, batch),
             head_done: false,
         }
     }
@@ -198,7 +239,7 @@ impl<T: Real> Workspace<T> {
                 0
             };
         let laid_out = seq >= LAYOUT_FROM;
-        let head = if head::by_step(config, seq, batch) {
+        let head = if by_step(config, seq, batch) {
             2 * v * h
         } else {
             0
@@ -265,7 +306,7 @@ impl<T: Real> Workspace<T> {
         !dropout
             && self.pair.is_some()
             && !self.split
-            && head::by_step(&self.config, self.seq, self.batch)
+            && by_step(&self.config, self.seq, self.batch)
     }
 
     /// Rearranges `model`'s weights for one-character steps (a single stream):

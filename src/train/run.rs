@@ -6,39 +6,13 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use thiserror::Error;
-
+use super::error::TrainError;
 use super::rate::TimedLength;
 use super::trainer::Trainer;
-use crate::checkpoint::{self, CheckpointError};
-use crate::corpus::IdSlice;
-use crate::history::{HistoryError, LossLog, Row};
+use crate::io::corpus::IdSlice;
 use crate::linalg::Real;
-
-#[derive(Debug, Error)]
-pub enum TrainError {
-    #[error(
-        "training diverged at iteration {iteration}: {what}; stopped without saving the diverged state. \
-         {kept} Try a smaller --learning-rate (a tenth of this run's, say) or a tighter --clip."
-    )]
-    Diverged {
-        iteration: u64,
-        what: String,
-        kept: String,
-    },
-    #[error(
-        "could not save the checkpoint at iteration {iteration}: {cause}. {kept} Free some space and continue with --resume."
-    )]
-    FinalSave {
-        iteration: u64,
-        cause: CheckpointError,
-        kept: String,
-    },
-    #[error(transparent)]
-    Checkpoint(#[from] CheckpointError),
-    #[error(transparent)]
-    History(#[from] HistoryError),
-}
+use crate::train::checkpoint::{self, CheckpointError};
+use crate::train::history::{LossLog, Row};
 
 /// What the loop tells whoever is watching (the CLI draws it; tests record it).
 pub trait Observer {

@@ -10,14 +10,14 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::checkpoint::{self, AnyState, CheckpointError};
-use crate::corpus::{self, Ids, Scan, Source};
-use crate::data::DataError;
-use crate::fsutil::{self, Lock, LockError};
-use crate::history::{HistoryError, LossLog};
+use crate::io::corpus::{self, Ids, Scan, Source};
+use crate::io::data::DataError;
+use crate::io::fsutil::{self, Lock, LockError};
+use crate::io::npz::{self, NpzError};
 use crate::linalg::{Precision, Real};
 use crate::memory::{self, Estimate, MemoryFlag};
-use crate::npz::{self, NpzError};
+use crate::train::checkpoint::{self, AnyState, CheckpointError};
+use crate::train::history::{HistoryError, LossLog};
 
 use super::ema::Ema;
 use super::settings::{SessionFlags, Settings};

@@ -10,7 +10,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{TextInfo, Vocab};
+use crate::io::data::{TextInfo, Vocab};
 use crate::linalg::Real;
 use crate::model::{Config, Model, State};
 use crate::optim::{Kind, Optimizer};
@@ -363,7 +363,7 @@ pub fn fresh_seed() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::Vocab;
+    use crate::io::data::Vocab;
     use crate::model::Config;
 
     #[test]

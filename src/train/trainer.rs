@@ -2,48 +2,13 @@
 //! (batch -> forward/loss/backward -> combine -> clip -> update -> average ->
 //! report), samples from the training stream, and the loss on held-out text.
 
-use std::sync::Arc;
-
-use super::run::TrainError;
+use super::error::TrainError;
 use super::state::{RECENT, TrainState};
 use crate::backend::{Backend, Batch, Cpu};
-use crate::corpus::{self, IdSlice};
+use crate::io::corpus::IdSlice;
 use crate::linalg::Real;
-use crate::model::{Model, State, Workspace};
-use crate::parallel::Pair;
+use crate::model::State;
 use crate::sample::{self, Sampler};
-
-/// Average loss in nats per character over `ids`, read as `streams` contiguous
-/// streams in chunks of `seq` characters with the hidden state carried (no
-/// dropout), each phase over rows in two halves on `pair` when given (the same
-/// values as on one thread). Returns (summed loss, characters predicted).
-pub fn evaluate<T: Real>(
-    model: &Model<T>,
-    ids: IdSlice<'_>,
-    streams: usize,
-    seq: usize,
-    pair: Option<&Arc<Pair>>,
-) -> (f64, u64) {
-    let b = streams.min(ids.len() / 2).max(1);
-    let n = ids.len() / b;
-    if n < 2 {
-        return (0.0, 0);
-    }
-    let mut ws = Workspace::new(model.config, seq, b);
-    if let Some(pair) = pair {
-        ws.use_pair(Arc::clone(pair), false);
-    }
-    let mut state = State::zeros(&model.config, b);
-    let (mut inputs, mut targets) = (Vec::with_capacity(seq * b), Vec::with_capacity(seq * b));
-    let (mut total, mut count) = (0.0, 0u64);
-    for p in (0..n - 1).step_by(seq) {
-        let len = seq.min(n - 1 - p);
-        corpus::fill_chunk(ids, n, 0..b, p, len, &mut inputs, &mut targets);
-        total += model.forward_loss(&inputs, &targets, &mut state, &mut ws, T::one());
-        count += (len * b) as u64;
-    }
-    (total, count)
-}
 
 /// A run's state on the host and the backend that computes its iterations.
 /// While it trains, the parameters, optimizer state, average and hidden state

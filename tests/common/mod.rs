@@ -4,8 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
-use charrnn::checkpoint::{self, AnyState};
 use charrnn::train::TrainState;
+use charrnn::train::checkpoint::{self, AnyState};
 
 pub fn charrnn(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_charrnn"));
@@ -15,7 +15,7 @@ pub fn charrnn(dir: &Path) -> Command {
 
 /// A short English text (the first few KB of the built-in corpus).
 pub fn small_text() -> &'static str {
-    let t = charrnn::data::BUILTIN_TEXT;
+    let t = charrnn::io::data::BUILTIN_TEXT;
     let end = t.char_indices().nth(6000).map_or(t.len(), |(i, _)| i);
     &t[..end]
 }

@@ -1,6 +1,6 @@
 //! Weights out to other tools: safetensors (PyTorch, `safetensors.numpy`) with
 //! the vocabulary and hyperparameters in its metadata, and the same metadata as
-//! a JSON sidecar for the NumPy `.npz` that [`crate::npz`] writes.
+//! a JSON sidecar for the NumPy `.npz` that [`crate::io::npz`] writes.
 //!
 //! Tensor names and shapes are [`Config::tensors`]'s in both formats: min-char-rnn's
 //! Wxh (H, V), Whh (H, H), Why (V, H), bh (H, 1), by (V, 1) for the tanh RNN;
@@ -51,7 +51,7 @@ pub fn metadata<T: Real>(s: &TrainState<T>) -> serde_json::Value {
         "epoch": s.epoch,
         "smooth_loss_nats_per_char": s.smooth_loss / s.hyper.seq_length as f64,
         "best_val_loss_nats_per_char": s.best_val,
-        "hyperparameters": crate::checkpoint::v2::Hyper::from(s),
+        "hyperparameters": crate::train::checkpoint::v2::Hyper::from(s),
         "text": { "name": s.text.name, "chars": s.text.chars, "bytes": s.text.bytes },
     })
 }
@@ -87,7 +87,7 @@ pub fn safetensors<T: Real>(path: &Path, s: &TrainState<T>) -> Result<(), Export
         _ => HashMap::new(),
     };
     let file = safetensors::tensor::serialize(views, Some(meta)).map_err(|e| err(e.to_string()))?;
-    crate::fsutil::write_atomic(path, &file).map_err(|e| err(e.to_string()))
+    crate::io::fsutil::write_atomic(path, &file).map_err(|e| err(e.to_string()))
 }
 
 /// Writes [`metadata`] as pretty JSON (the sidecar of an .npz export).
@@ -98,7 +98,7 @@ pub fn sidecar<T: Real>(path: &Path, s: &TrainState<T>) -> Result<(), ExportErro
     };
     let mut text = serde_json::to_string_pretty(&metadata(s)).map_err(|e| err(e.to_string()))?;
     text.push('\n');
-    crate::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| err(e.to_string()))
+    crate::io::fsutil::write_atomic(path, text.as_bytes()).map_err(|e| err(e.to_string()))
 }
 
 fn to_le_bytes<T: Real>(values: &[T]) -> Vec<u8> {

@@ -154,3 +154,19 @@ impl<T: Clone> From<State<'_, T>> for TrainState<T> {
         }
     }
 }
+
+impl<T: Clone + 'static> From<v3::State<T>> for State<'static, T> {
+    /// Version 4 added the schedule, which for older runs is the step schedule
+    /// they trained with, and the average, which they did not keep.
+    fn from(v3: v3::State<T>) -> Self {
+        State {
+            head: v3.head,
+            recent: v3.recent,
+            recent_since: v3.recent_since,
+            session: v3.session,
+            plan: Plan::default(),
+            ema: None,
+            elapsed_s: v3.elapsed_s,
+        }
+    }
+}

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{v2, v4};
+use super::v2;
 
 /// The cadences a run keeps across `--resume`, as versions 3 and 4 store them.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,18 +41,16 @@ pub struct State<T: Clone + 'static> {
     pub elapsed_s: f64,
 }
 
-impl<T: Clone + 'static> From<State<T>> for v4::State<'static, T> {
-    /// Version 4 added the schedule, which for older runs is the step schedule
-    /// they trained with, and the average, which they did not keep.
-    fn from(v3: State<T>) -> Self {
-        v4::State {
-            head: v3.head,
-            recent: v3.recent,
-            recent_since: v3.recent_since,
-            session: v3.session,
-            plan: v4::Plan::default(),
-            ema: None,
-            elapsed_s: v3.elapsed_s,
+impl<T: Clone + 'static> From<v2::State<T>> for State<T> {
+    /// Version 3 added the recent loss, which starts at the checkpoint's
+    /// iteration, and the session settings, which take their defaults.
+    fn from(v2: v2::State<T>) -> Self {
+        State {
+            recent: 0.0,
+            recent_since: v2.head.iteration,
+            session: Session::default(),
+            head: v2.head,
+            elapsed_s: v2.elapsed_s,
         }
     }
 }

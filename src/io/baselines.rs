@@ -7,8 +7,8 @@
 
 use std::io::Write;
 
-use crate::corpus::IdSlice;
-use crate::data::Vocab;
+use crate::io::corpus::IdSlice;
+use crate::io::data::Vocab;
 
 /// The text's unigram entropy, bits per character: -sum p log2 p over the
 /// characters' frequencies, from their counts.

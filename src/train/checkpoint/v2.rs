@@ -7,12 +7,10 @@ use std::borrow::Cow;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-use crate::data::{TextInfo, Vocab};
+use crate::io::data::{TextInfo, Vocab};
 use crate::model::{Model, State as Hidden};
 use crate::optim::{Kind, Optimizer};
 use crate::train::{Clip, TrainState};
-
-use super::v3;
 
 /// The training settings as every version stores them.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -85,18 +83,4 @@ pub struct Head<'a, T: Clone> {
 pub struct State<T: Clone + 'static> {
     pub head: Head<'static, T>,
     pub elapsed_s: f64,
-}
-
-impl<T: Clone + 'static> From<State<T>> for v3::State<T> {
-    /// Version 3 added the recent loss, which starts at the checkpoint's
-    /// iteration, and the session settings, which take their defaults.
-    fn from(v2: State<T>) -> Self {
-        v3::State {
-            recent: 0.0,
-            recent_since: v2.head.iteration,
-            session: v3::Session::default(),
-            head: v2.head,
-            elapsed_s: v2.elapsed_s,
-        }
-    }
 }

@@ -4,6 +4,7 @@
 //! the narrowest ids the vocabulary allows (u8 up to 256 characters, u16 up to
 //! 65,536, u32 beyond).
 
+use super::utf8::{self, PieceError};
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
@@ -11,7 +12,7 @@ use std::io::{self, Read};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use crate::data::{self, DataError, Position, TextInfo, Unknown, Vocab};
+use crate::io::data::{self, DataError, Position, TextInfo, Unknown, Vocab};
 
 /// Bytes read at a time.
 const CHUNK: usize = 1 << 20;
@@ -191,38 +192,14 @@ impl Source {
     /// [`Source::pieces`] until `each` returns false (then the bytes read so far).
     fn pieces_while(
         &self,
-        mut each: impl FnMut(u64, &str) -> Result<bool, DataError>,
+        each: impl FnMut(u64, &str) -> Result<bool, DataError>,
     ) -> Result<u64, DataError> {
-        let mut r = self.open().map_err(|e| self.io(e))?;
-        let mut buf = vec![0u8; CHUNK + 4];
-        let (mut carry, mut offset) = (0usize, 0u64);
-        loop {
-            let n = match r.read(&mut buf[carry..CHUNK + carry]) {
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(self.io(e)),
-            };
-            let end = carry + n;
-            let (valid, rest) = match std::str::from_utf8(&buf[..end]) {
-                Ok(s) => (s, 0),
-                // a character cut at the chunk's end: finish it with the next read
-                Err(e) if e.error_len().is_none() && n > 0 => {
-                    let v = e.valid_up_to();
-                    (
-                        std::str::from_utf8(&buf[..v]).expect("valid prefix"),
-                        end - v,
-                    )
-                }
-                Err(e) => return Err(self.invalid_utf8(offset + e.valid_up_to() as u64)),
-            };
-            let more = each(offset, valid)?;
-            offset += valid.len() as u64;
-            if n == 0 || !more {
-                return Ok(offset);
-            }
-            buf.copy_within(end - rest..end, 0);
-            carry = rest;
-        }
+        let r = self.open().map_err(|e| self.io(e))?;
+        utf8::pieces(r, CHUNK, each).map_err(|e| match e {
+            PieceError::Io(e) => self.io(e),
+            PieceError::Invalid { offset } => self.invalid_utf8(offset),
+            PieceError::Each(e) => e,
+        })
     }
 
     /// Where byte `offset` is, counted by reading again (only when reporting an error).

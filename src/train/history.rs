@@ -100,7 +100,7 @@ impl LossLog {
             }
             w.flush().map_err(io)?;
             drop(w);
-            crate::fsutil::write_atomic(path, &text).map_err(io)?;
+            crate::io::fsutil::write_atomic(path, &text).map_err(io)?;
         }
         let file = OpenOptions::new().append(true).open(path).map_err(io)?;
         Ok((

@@ -7,7 +7,7 @@
 use base64::Engine;
 use serde::Serialize;
 
-use crate::data::Vocab;
+use crate::io::data::Vocab;
 use crate::linalg::Real;
 use crate::model::{Config, Model};
 

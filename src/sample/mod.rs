@@ -3,12 +3,16 @@
 //! optionally restricted to the k likeliest and then to the nucleus of
 //! probability p, or greedily (argmax).
 
+pub mod beam;
+pub mod score;
+
 use std::io::Read;
 
 use rand::Rng;
 use thiserror::Error;
 
-use crate::data::Vocab;
+use crate::io::data::Vocab;
+use crate::io::utf8::{self, PieceError};
 use crate::linalg::{self, Real};
 use crate::model::{Model, State, Workspace};
 
@@ -289,32 +293,8 @@ pub fn read_prime(
     mut each: impl FnMut(u32) -> Result<(), SampleError>,
 ) -> Result<Primed, SampleError> {
     let mut primed = Primed::default();
-    let mut buf = vec![0u8; 1 << 16];
-    // bytes of a character split across two reads, carried to the next
-    let (mut carried, mut offset) = (0usize, 0u64);
     let (mut position, mut line, mut column) = (0u64, 1u64, 1u64);
-    loop {
-        let n = match reader.read(&mut buf[carried..]) {
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        let end = carried + n;
-        let (text, rest) = match std::str::from_utf8(&buf[..end]) {
-            Ok(text) => (text, end),
-            Err(e) => match e.error_len() {
-                // an incomplete character at the end: wait for the next read, unless there is none
-                None if n > 0 => (
-                    std::str::from_utf8(&buf[..e.valid_up_to()]).unwrap_or_default(),
-                    e.valid_up_to(),
-                ),
-                _ => {
-                    return Err(SampleError::BadUtf8 {
-                        offset: offset + e.valid_up_to() as u64,
-                    });
-                }
-            },
-        };
+    let decoded = utf8::pieces(&mut reader, 1 << 16, |_, text| {
         for ch in text.chars() {
             match vocab.id(ch) {
                 Some(id) => {
@@ -343,12 +323,13 @@ pub fn read_prime(
                 (line, column + 1)
             };
         }
-        if n == 0 {
-            return Ok(primed);
-        }
-        offset += rest as u64;
-        buf.copy_within(rest..end, 0);
-        carried = end - rest;
+        Ok(true)
+    });
+    match decoded {
+        Ok(_) => Ok(primed),
+        Err(PieceError::Io(e)) => Err(e.into()),
+        Err(PieceError::Invalid { offset }) => Err(SampleError::BadUtf8 { offset }),
+        Err(PieceError::Each(e)) => Err(e),
     }
 }
 

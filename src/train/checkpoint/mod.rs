@@ -28,7 +28,7 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
-use crate::fsutil;
+use crate::io::fsutil;
 use crate::linalg::{Precision, Real};
 use crate::train::TrainState;
 
@@ -52,8 +52,8 @@ pub enum AnyState {
 macro_rules! with_state {
     ($any:expr, $s:ident => $body:expr) => {
         match $any {
-            $crate::checkpoint::AnyState::F32($s) => $body,
-            $crate::checkpoint::AnyState::F64($s) => $body,
+            $crate::train::checkpoint::AnyState::F32($s) => $body,
+            $crate::train::checkpoint::AnyState::F64($s) => $body,
         }
     };
 }

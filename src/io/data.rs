@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 /// The corpus compiled into the binary, used when no `--data` is given.
-pub const BUILTIN_TEXT: &str = include_str!("../data/builtin.txt");
+pub const BUILTIN_TEXT: &str = include_str!("../../data/builtin.txt");
 pub const BUILTIN_NAME: &str = "<built-in corpus>";
 
 #[derive(Debug, Error)]
@@ -258,7 +258,7 @@ impl Vocab {
     }
 }
 
-/// Characters [`Scan::encode_known`](crate::corpus::Scan::encode_known) skipped.
+/// Characters [`Scan::encode_known`](crate::io::corpus::Scan::encode_known) skipped.
 #[derive(Debug, Default, PartialEq)]
 pub struct Unknown {
     pub count: usize,

@@ -9,7 +9,7 @@ use std::sync::Once;
 use plotters::prelude::*;
 use thiserror::Error;
 
-use crate::history::Row;
+use crate::train::history::Row;
 
 #[derive(Debug, Error)]
 pub enum PlotError {
@@ -162,7 +162,7 @@ pub fn render(
                 .map_err(|e| PlotError::Draw(format!("encoding the PNG: {e}")))?
         }
     };
-    crate::fsutil::write_atomic(out, &bytes).map_err(|cause| PlotError::Io {
+    crate::io::fsutil::write_atomic(out, &bytes).map_err(|cause| PlotError::Io {
         path: out.to_path_buf(),
         cause,
     })

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::stackexchange::PrepareError;
+use super::error::PrepareError;
 
 /// How the posts are stored.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

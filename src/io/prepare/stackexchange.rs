@@ -18,39 +18,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use quick_xml::events::{BytesStart, Event};
-use thiserror::Error;
 
 use super::dump::{self, Container};
 use super::html;
 
-#[derive(Debug, Error)]
-pub enum PrepareError {
-    #[error("{path}, line {line}, column {column}: malformed XML: {message}")]
-    Xml {
-        path: PathBuf,
-        line: u64,
-        column: u64,
-        message: String,
-    },
-    #[error("{path}, line {line}, column {column}: {message}")]
-    Row {
-        path: PathBuf,
-        line: u64,
-        column: u64,
-        message: String,
-    },
-    #[error("{path}: {cause}")]
-    Io { path: PathBuf, cause: io::Error },
-    #[error(
-        "{path} is not a Stack Exchange Posts.xml: {looks}. `charrnn prepare stackexchange` reads a site's \
-         Posts.xml, plain or as the .7z the dump is published as, or gzip, bzip2, xz or zstd of it"
-    )]
-    NotPosts { path: PathBuf, looks: String },
-    #[error("temp files for sorting posts (in {dir}): {cause}")]
-    Temp { dir: PathBuf, cause: io::Error },
-    #[error("interrupted")]
-    Interrupted,
-}
+pub use super::error::PrepareError;
 
 /// Which posts to keep.
 #[derive(Clone, Debug, Default)]
@@ -478,7 +450,7 @@ fn read_record(r: &mut impl Read) -> io::Result<Option<(Key, String)>> {
 /// counted by reading it again (only when reporting an error).
 fn line_column(path: &Path, container: Container, offset: u64) -> (u64, u64) {
     let at = dump::with_posts(path, container, &Arc::new(AtomicU64::new(0)), |posts| {
-        Ok(crate::data::position(posts, offset))
+        Ok(crate::io::data::position(posts, offset))
     });
     at.map_or((0, 0), |at| (at.line as u64, at.byte_column as u64))
 }

@@ -6,7 +6,7 @@
 use serde::Serialize;
 use thiserror::Error;
 
-use crate::data::Vocab;
+use crate::io::data::Vocab;
 use crate::linalg::Real;
 use crate::model::{Cell, Model};
 use crate::sample::{Draw, Sampler};

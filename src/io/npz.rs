@@ -53,7 +53,7 @@ pub fn export<T: Real>(path: &Path, model: &Model<T>) -> Result<(), NpzError> {
         .finish()
         .map_err(|e| write_err(e.to_string()))?
         .into_inner();
-    crate::fsutil::write_atomic(path, &bytes).map_err(|e| write_err(e.to_string()))
+    crate::io::fsutil::write_atomic(path, &bytes).map_err(|e| write_err(e.to_string()))
 }
 
 /// The hidden size of the weights in an .npz: the width of the first layer's

@@ -3,9 +3,9 @@
 //! state, one character at a time; the first character has nothing before it and
 //! is not scored.
 
-use crate::beam::log_softmax;
 use crate::linalg::Real;
 use crate::model::Model;
+use crate::sample::beam::log_softmax;
 use crate::sample::{Draw, Sampler};
 
 /// How many guesses each position reports.
