@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::io::data::Vocab;
 use crate::linalg::Real;
-use crate::model::{Config, Model};
+use crate::model::{Cell, Config, Model};
 
 #[derive(Serialize)]
 struct PageData<'a> {
@@ -80,13 +80,33 @@ pub fn page<T: Real>(model: &Model<T>, vocab: &Vocab, title: &str) -> String {
     let json = json.replace("</", "<\\/");
     let title = title.replace('&', "&amp;").replace('<', "&lt;");
     // one pass, so a title or vocabulary holding "{{DATA}}" is only text
-    let (head, tail) = TEMPLATE
-        .split_once("{{DATA}}")
-        .expect("the template has {{DATA}}");
-    let (before, after) = head
+    let (head, rest) = TEMPLATE
         .split_once("{{TITLE}}")
-        .expect("the title precedes the data");
-    [before, &title, after, &json, tail].concat()
+        .expect("the template has {{TITLE}}");
+    let (between, rest) = rest
+        .split_once("{{DATA}}")
+        .expect("the data follows the title");
+    let (script, tail) = rest
+        .split_once("{{CELLS}}")
+        .expect("the cells follow the data");
+    [head, &title, between, &json, script, &cells(), tail].concat()
+}
+
+/// Every cell of this charrnn as the page's script holds them, from
+/// [`Cell::ALL`]: `{ "rnn": { gates: 1, step(px, ph, hPrev, c, extra, H) { ... } }, ... }`.
+fn cells() -> String {
+    let entries: Vec<String> = Cell::ALL
+        .iter()
+        .map(|c| {
+            format!(
+                "\n  {:?}: {{ gates: {}, step(px, ph, hPrev, c, extra, H) {{{}\n  }} }}",
+                c.name(),
+                c.gates(),
+                c.js().trim_end()
+            )
+        })
+        .collect();
+    format!("{{{}\n}}", entries.join(","))
 }
 
 const TEMPLATE: &str = include_str!("play.html");
@@ -100,7 +120,6 @@ pub fn approximate_bytes(params: usize) -> u128 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::Cell;
     use rand::SeedableRng;
     use rand_chacha::ChaCha8Rng;
 
@@ -137,5 +156,12 @@ mod tests {
             assert!(!page.contains(outside), "{outside}");
         }
         assert!(approximate_bytes(m.params.len()) >= page.len() as u128);
+        // the script knows every cell of this charrnn, from the cells themselves
+        for &cell in Cell::ALL {
+            let entry = format!("{:?}: {{ gates: {}, step(", cell.name(), cell.gates());
+            assert!(page.contains(&entry), "{entry}");
+            assert!(page.contains(cell.js().trim()), "{cell}'s step");
+        }
+        assert!(!page.contains("{{CELLS}}"));
     }
 }

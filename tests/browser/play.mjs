@@ -1,7 +1,8 @@
 // Loads `charrnn export --format html` pages in headless Chromium and reports, as
 // JSON on stdout, what tests/play.rs checks: for each page the next-character
 // probabilities after each prime, two seeded draws with one seed and one with
-// another, and any console or page errors; on the first page also the user's
+// another, and any console or page errors (for a page that refuses its model,
+// the note it shows instead); on the first page also the user's
 // path: Generate streams text, Pause stops it, Resume finishes it, hover shows the
 // guesses, a unit colours the text, and a screenshot.
 // usage: node play.mjs JOB.json   (JOB: {"pages": [...], "primes": [...], "shot": PATH})
@@ -26,6 +27,12 @@ try {
     const requests = [];
     page.on("request", (r) => { if (!r.url().startsWith("file:")) requests.push(r.url()); });
     await page.goto(pathToFileURL(path).href, { waitUntil: "load" });
+    if (!(await page.evaluate(() => typeof window.charrnn === "object"))) {
+      // a page that refused its model: what it told the user
+      results.push({ path, errors, runs: false, note: await page.textContent("#note") });
+      await page.close();
+      continue;
+    }
     const probs = await page.evaluate((primes) => primes.map((p) => window.charrnn.probs(p)), job.primes);
     const draws = await page.evaluate(() => [
       window.charrnn.sample("The ", 200, 7, { temperature: 0.9, topK: 10, topP: 0.95 }),

@@ -20,6 +20,14 @@ impl CellKind for Gru {
     const NAME: &'static str = "gru";
     const TITLE: &'static str = "GRU";
     const GATE_ORDER: &'static str = "PyTorch nn.GRU: reset, update, new; bhn is b_hn";
+    const JS: &'static str = "
+        const h = new Float64Array(H);
+        for (let j = 0; j < H; j++) {
+          const r = sigmoid(px[j] + ph[j]), z = sigmoid(px[H + j] + ph[H + j]);
+          const n = Math.tanh(px[2 * H + j] + r * (ph[2 * H + j] + extra[j]));
+          h[j] = (1 - z) * n + z * hPrev[j];
+        }
+        return h;";
     const GATES: usize = 3;
     /// r, z, n, Wh_n h_{t-1} + bhn
     const CACHE: usize = 4;

@@ -19,6 +19,15 @@ impl CellKind for Lstm {
     const NAME: &'static str = "lstm";
     const TITLE: &'static str = "LSTM";
     const GATE_ORDER: &'static str = "PyTorch nn.LSTM: input, forget, cell, output";
+    const JS: &'static str = "
+        const h = new Float64Array(H);
+        for (let j = 0; j < H; j++) {
+          const i = sigmoid(px[j] + ph[j]), f = sigmoid(px[H + j] + ph[H + j]);
+          const g = Math.tanh(px[2 * H + j] + ph[2 * H + j]), o = sigmoid(px[3 * H + j] + ph[3 * H + j]);
+          c[j] = f * c[j] + i * g;
+          h[j] = o * Math.tanh(c[j]);
+        }
+        return h;";
     const GATES: usize = 4;
     /// i, f, g, o, tanh(c_t)
     const CACHE: usize = 5;

@@ -35,6 +35,13 @@ pub trait CellKind {
     const EXTRA_BIAS: Option<&'static str> = None;
     /// The names of Wx, Wh and b (min-char-rnn's Wxh, Whh and bh for the tanh RNN).
     const NAMES: [&'static str; 3] = ["Wx", "Wh", "b"];
+    /// One step of the cell for one stream in JavaScript, for the page `export
+    /// --format html` writes: the body of `function (px, ph, hPrev, c, extra, H)`
+    /// with px = Wx x + b and ph = Wh h_{t-1} (Float64Array of G*H), hPrev (H),
+    /// c the cell state (H, updated in place; unused without one) and extra the
+    /// extra bias (H, or null). It returns h_t (a Float64Array of H). `sigmoid`
+    /// is in scope. tests/play.rs holds it against [`CellKind::forward`].
+    const JS: &'static str;
 
     /// How weights and biases start for H hidden units.
     fn init(hidden: usize) -> (Init, Init);
@@ -143,6 +150,11 @@ macro_rules! cells {
 
             pub fn extra_bias(self) -> Option<&'static str> {
                 match self { $(Cell::$variant => <$file::$kind>::EXTRA_BIAS,)* }
+            }
+
+            /// One step in JavaScript (see [`CellKind::JS`]).
+            pub fn js(self) -> &'static str {
+                match self { $(Cell::$variant => <$file::$kind>::JS,)* }
             }
 
             /// The names of Wx, Wh and b.

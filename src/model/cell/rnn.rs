@@ -17,6 +17,10 @@ impl CellKind for Rnn {
     const NAME: &'static str = "rnn";
     const TITLE: &'static str = "vanilla RNN (tanh)";
     const GATE_ORDER: &'static str = "h = tanh(Wxh x + Whh h + bh)";
+    const JS: &'static str = "
+        const h = new Float64Array(H);
+        for (let j = 0; j < H; j++) h[j] = Math.tanh(px[j] + ph[j]);
+        return h;";
     const GATES: usize = 1;
     const CACHE: usize = 0;
     const NAMES: [&'static str; 3] = ["Wxh", "Whh", "bh"];
