@@ -9,7 +9,7 @@
 # anything near 256 MB is an allocation the input does not justify).
 # Seeds live in fuzz/seeds/TARGET (committed); the growing corpus in fuzz/corpus
 # (not committed); crashes in fuzz/artifacts/TARGET. Copy a crash into
-# fuzz/seeds/TARGET and tests/fuzz_regressions.rs replays it on every `cargo test`.
+# fuzz/seeds/TARGET and tests/it/fuzz_regressions.rs replays it on every `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=("$@")

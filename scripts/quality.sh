@@ -26,7 +26,7 @@ BIN=${BIN:-$here/../target/release/charrnn}
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 cd "$OUT"
-# the recipe: the same flags as README.md "Recipes" (tests/quality_script.rs checks)
+# the recipe: the same flags as README.md "Recipes" (tests/it/quality_script.rs checks)
 "$BIN" train --data "$DATA" --val-fraction 0.1 --max-time "${SECONDS_}s" \
     --cell lstm --layers 2 --hidden-size 256 --embedding-size 64 \
     --batch-size 64 --seq-length 100 --dropout 0.1 \

@@ -1,5 +1,5 @@
 // Loads `charrnn export --format html` pages in headless Chromium and reports, as
-// JSON on stdout, what tests/play.rs checks: for each page the next-character
+// JSON on stdout, what tests/it/play.rs checks: for each page the next-character
 // probabilities after each prime, two seeded draws with one seed and one with
 // another, and any console or page errors (for a page that refuses its model,
 // the note it shows instead); on the first page also the user's

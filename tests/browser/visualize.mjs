@@ -1,5 +1,5 @@
 // Loads a `charrnn visualize` page in headless Chromium and reports, as JSON on
-// stdout, what tests/visualize.rs checks: console and page errors, the colours
+// stdout, what tests/it/visualize.rs checks: console and page errors, the colours
 // before and after choosing another unit in the selector (and by clicking a
 // listed unit), the hover tooltip, and a screenshot.
 // usage: node visualize.mjs PAGE.html SCREENSHOT.png

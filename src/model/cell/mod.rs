@@ -40,7 +40,7 @@ pub trait CellKind {
     /// with px = Wx x + b and ph = Wh h_{t-1} (Float64Array of G*H), hPrev (H),
     /// c the cell state (H, updated in place; unused without one) and extra the
     /// extra bias (H, or null). It returns h_t (a Float64Array of H). `sigmoid`
-    /// is in scope. tests/play.rs holds it against [`CellKind::forward`].
+    /// is in scope. tests/it/play.rs holds it against [`CellKind::forward`].
     const JS: &'static str;
 
     /// How weights and biases start for H hidden units.

@@ -1,13 +1,11 @@
 //! `charrnn plot`: images that decode at the requested size, SVG that parses,
 //! the terminal chart, and malformed histories reported by line.
 
-mod common;
-
-use common::{charrnn, stderr, stdout, write};
+use crate::common::{charrnn, stderr, stdout, write};
 
 /// A short run with validation, so the history has all three curves.
 fn history(dir: &std::path::Path) -> std::path::PathBuf {
-    write(dir, "in.txt", common::small_text());
+    write(dir, "in.txt", crate::common::small_text());
     charrnn(dir)
         .args([
             "train",

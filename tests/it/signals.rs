@@ -4,13 +4,11 @@
 //! and `--resume` continues exactly; a second signal aborts with the shell's code
 //! for it. `prepare` stops on each and leaves nothing behind.
 
-mod common;
-
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 fn spawn_train(dir: &Path, extra: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_charrnn"))

@@ -1,18 +1,16 @@
 //! `charrnn export`: safetensors and npz (+ JSON sidecar) read back, for every cell.
 
-mod common;
-
 use std::process::Command;
 
+use crate::common::{charrnn, stderr, write};
 use charrnn::train::checkpoint;
-use common::{charrnn, stderr, write};
 
 /// A tensor's name, shape and place in the flat parameters.
 type Spec = (String, [usize; 2], std::ops::Range<usize>);
 
 /// Trains a tiny model and returns (parameters as f64, config tensors, vocabulary).
 fn train(dir: &std::path::Path, args: &[&str]) -> (Vec<f64>, Vec<Spec>, Vec<char>) {
-    write(dir, "in.txt", common::small_text());
+    write(dir, "in.txt", crate::common::small_text());
     charrnn(dir)
         .args([
             "train",
@@ -168,7 +166,7 @@ for t in meta["tensors"]:
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    let printed = common::stdout(&out);
+    let printed = crate::common::stdout(&out);
     for (name, _, range) in &specs {
         let line = printed
             .lines()

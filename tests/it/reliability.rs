@@ -1,15 +1,13 @@
 //! Nothing lost: kills at random moments, a full disk, two runs on one
 //! checkpoint, and sampling that streams.
 
-mod common;
-
 use std::io::Read;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::common::{charrnn, stderr, write};
 use charrnn::train::checkpoint;
-use common::{charrnn, stderr, write};
 
 fn spawn(dir: &Path, args: &[&str]) -> Child {
     Command::new(env!("CARGO_BIN_EXE_charrnn"))
@@ -42,7 +40,7 @@ impl Lcg {
 fn sigkill_at_random_moments_never_loses_the_checkpoint_or_tears_the_history() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "in.txt", common::small_text());
+    write(d, "in.txt", crate::common::small_text());
     let ckpt = d.join("charrnn.ckpt");
     let every = [
         "--checkpoint-every",
@@ -135,7 +133,7 @@ fn sigkill_at_random_moments_never_loses_the_checkpoint_or_tears_the_history() {
 fn a_checkpoint_that_cannot_be_written_leaves_the_previous_one_intact() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "in.txt", common::small_text());
+    write(d, "in.txt", crate::common::small_text());
     charrnn(d)
         .args([
             "train",
@@ -225,7 +223,7 @@ fn a_checkpoint_that_cannot_be_written_leaves_the_previous_one_intact() {
 fn a_second_run_on_the_same_checkpoint_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "in.txt", common::small_text());
+    write(d, "in.txt", crate::common::small_text());
     let mut first = spawn(
         d,
         &[
@@ -302,7 +300,7 @@ fn peak_kb(pid: u32) -> u64 {
 fn long_samples_stream_in_constant_memory_and_a_closed_pipe_ends_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "in.txt", common::small_text());
+    write(d, "in.txt", crate::common::small_text());
     charrnn(d)
         .args([
             "train",
@@ -358,7 +356,7 @@ fn long_samples_stream_in_constant_memory_and_a_closed_pipe_ends_quietly() {
 fn an_endless_sample_streams_at_once_and_stops_cleanly_on_ctrl_c() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    write(d, "in.txt", common::small_text());
+    write(d, "in.txt", crate::common::small_text());
     charrnn(d)
         .args([
             "train",

@@ -1,9 +1,7 @@
 //! scripts/quality.sh, the README's five-minute recipe: its last line is the
 //! final and the best validation loss, read off the run's own output.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[test]
 fn quality_script_ends_with_the_final_and_best_validation_loss() {

@@ -1,11 +1,9 @@
 //! Every checkpoint format version charrnn ever wrote (tests/fixtures/checkpoints,
 //! written by the releases themselves) loads, samples as it did, and resumes.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 
-use common::{charrnn, stderr, stdout};
+use crate::common::{charrnn, stderr, stdout};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/checkpoints")

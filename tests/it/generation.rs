@@ -2,13 +2,11 @@
 //! characters, nucleus sampling, beam search, the interactive prompt (through a
 //! pipe and through tmux's pseudo-terminal) and `score`.
 
-mod common;
-
 use std::path::Path;
 use std::process::Command as Std;
 use std::time::{Duration, Instant};
 
-use common::{charrnn, small_text, stderr, stdout, tmux_present, write};
+use crate::common::{charrnn, small_text, stderr, stdout, tmux_present, write};
 
 /// Trains a small model in `dir` and returns its checkpoint's name.
 fn trained(dir: &Path, cell: &str, extra: &[&str]) -> String {

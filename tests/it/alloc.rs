@@ -1,11 +1,8 @@
-//! The allocator the binary installs (`charrnn::parallel::LineAligned`): blocks
-//! of a cache line or more start on a line, also after growing past that size.
+//! The allocator the binary installs (`charrnn::parallel::LineAligned`, which
+//! this test binary installs too: see main.rs): blocks of a cache line or more
+//! start on a line, also after growing past that size.
 
-use charrnn::parallel::LineAligned;
 use charrnn::parallel::alloc::LINE;
-
-#[global_allocator]
-static ALLOCATOR: LineAligned = LineAligned;
 
 #[test]
 fn blocks_of_a_line_or_more_start_on_a_line() {

@@ -1,12 +1,10 @@
 //! `charrnn prepare`: Stack Exchange Posts.xml (in the dump's real format) and
 //! source trees to training text.
 
-mod common;
-
 use std::sync::atomic::AtomicBool;
 
+use crate::common::{charrnn, stderr, write};
 use charrnn::io::prepare::stackexchange::{self, Filter};
-use common::{charrnn, stderr, write};
 
 /// A Posts.xml shaped like a real dump: one `<row/>` per post with the dump's
 /// attributes, bodies HTML escaped into attributes, newlines as `&#xA;`, an

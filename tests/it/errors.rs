@@ -1,15 +1,13 @@
 //! Bad input gets a clear message and the right exit code (1 runtime, 2 usage),
 //! never a panic, and never costs the user a good checkpoint.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use charrnn::io::data::{Text, Vocab};
 use charrnn::model::Config;
 use charrnn::train::checkpoint;
 use charrnn::train::{Hyper, LearningRate, TrainState};
-use common::*;
 
 /// Runs charrnn and checks it fails with `code` and a message containing each of `needles`.
 fn fails(dir: &Path, args: &[&str], code: i32, needles: &[&str]) -> String {

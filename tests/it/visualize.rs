@@ -1,12 +1,10 @@
 //! `charrnn visualize`: the page's data checked against the model, and the page
 //! itself driven in headless Chromium (tests/browser/visualize.mjs).
 
-mod common;
-
 use std::path::Path;
 use std::process::Command;
 
-use common::{browser_scripts, charrnn, stderr, write};
+use crate::common::{browser_scripts, charrnn, stderr, write};
 
 /// Text with quotes, brackets and short lines, so every feature varies.
 fn text() -> String {

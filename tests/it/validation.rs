@@ -1,8 +1,6 @@
 //! Held-out validation during training, `charrnn eval`, and `--keep-best`.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 fn lstm_run(dir: &std::path::Path, extra: &[&str]) {
     let out = charrnn(dir)

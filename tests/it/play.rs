@@ -1,8 +1,6 @@
 //! `charrnn export --format html`: the page runs the model in headless Chromium
 //! (tests/browser/play.mjs) and its next-character probabilities match charrnn's.
 
-mod common;
-
 use std::process::Command;
 
 use charrnn::linalg::Real;
@@ -11,7 +9,7 @@ use charrnn::sample::{Draw, Sampler};
 use charrnn::train::TrainState;
 use charrnn::train::checkpoint::{self, AnyState};
 
-use common::{browser_scripts, charrnn, small_text, stderr, write};
+use crate::common::{browser_scripts, charrnn, small_text, stderr, write};
 
 /// charrnn's own distribution after each prime (characters it does not know left out).
 fn probs<T: Real>(s: &TrainState<T>, primes: &[String]) -> Vec<Vec<f64>> {

@@ -2,13 +2,11 @@
 //! give bit-identical weights, optimizer state, hidden state, RNG states, loss
 //! history rows and printed samples.
 
-mod common;
-
 use std::path::Path;
 
+use crate::common::*;
 use charrnn::linalg::Real;
 use charrnn::train::TrainState;
-use common::*;
 
 const FLAGS: &[&str] = &[
     "--data",

@@ -1,12 +1,10 @@
 //! A user's path through the CLI: train -> sample -> info -> resume -> export,
 //! plus Ctrl+C, --max-time, reproducibility and refusing to overwrite a run.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
+use crate::common::*;
 use charrnn::io::data::Vocab;
-use common::*;
 
 #[test]
 fn train_sample_info_resume_on_a_temp_dir() {

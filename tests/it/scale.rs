@@ -1,11 +1,9 @@
 //! Big and strange inputs: memory about the size of the text, vocabularies of
 //! thousands of characters, and --max-vocab.
 
-mod common;
-
 use std::process::Command;
 
-use common::{charrnn, stderr, stdout, write};
+use crate::common::{charrnn, stderr, stdout, write};
 
 /// Thousands of distinct CJK characters, Zipf-like so some are rare.
 fn cjk_text(distinct: u32, len: usize) -> String {
@@ -109,7 +107,7 @@ fn max_vocab_folds_rare_characters_into_one_symbol_and_says_so() {
             .output()
             .unwrap(),
     );
-    let state = common::load_f64(&d.join("charrnn.ckpt"));
+    let state = crate::common::load_f64(&d.join("charrnn.ckpt"));
     assert!(
         sample.chars().all(|c| state.vocab.id(c).is_some()),
         "samples stay in the 200 kept characters"
@@ -146,7 +144,7 @@ fn training_memory_is_about_the_size_of_the_text() {
     }
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let unit = common::small_text();
+    let unit = crate::common::small_text();
     let big = unit.repeat(48_000_000 / unit.len());
     let size = big.len() as u64;
     write(d, "big.txt", big);

@@ -2,7 +2,7 @@
 //! written straight from the equations (llm.c's `test_gpt2.c` pattern). No SIMD,
 //! no packed layouts, no threads and no shared code with the library's passes
 //! beyond the parameter layout ([`Config::layout`]), so that every fast path can
-//! be checked against it (tests/oracle.rs).
+//! be checked against it (tests/it/oracle.rs).
 //!
 //! ```text
 //! x_t       one-hot(id) | embed[id] (layer 0),  dropout(h^{l-1}_t) above

@@ -3,11 +3,9 @@
 //! largest part and the flag that shrinks it, and no size flag, however absurd,
 //! reaches the allocator (which would abort the process).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 /// Random combinations of size flags, log-uniform from 1 to 10^9: each run ends
 /// with success (it fit in --max-memory and trained an iteration) or a usage

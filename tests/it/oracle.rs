@@ -1,4 +1,4 @@
-//! Every fast path of the network against the oracle (tests/plain), a plain f64
+//! Every fast path of the network against the oracle (tests/it/plain), a plain f64
 //! implementation of the same equations: the loss, every gradient, the carried
 //! state and the logits, for every cell, 1 and 2 layers, one-hot input and both
 //! embedding paths (the (V, GH) table when V <= T*B, row by row otherwise), one
@@ -12,8 +12,6 @@
 //! differ from the oracle by a few hundred ulp of a tensor's largest entry
 //! after T steps of backpropagation (the worst measured is printed); a wrong
 //! index, offset or missing term is off by far more than 1e-12.
-
-mod plain;
 
 use std::sync::Arc;
 
@@ -143,7 +141,7 @@ fn compare<T: charrnn::linalg::Real>(
     let mut grads = vec![T::nan(); config.num_params()];
     let objective = model_t.forward_backward(&inputs, &targets, &mut state, &mut grads, &mut ws);
 
-    let chunk = plain::Chunk {
+    let chunk = crate::plain::Chunk {
         inputs: &inputs,
         targets: &targets,
         batch: b,
@@ -152,7 +150,7 @@ fn compare<T: charrnn::linalg::Real>(
         masks: &masks,
         scale: stream_scale::<f64>(b),
     };
-    let want = plain::pass(&config, &m64.params, &chunk);
+    let want = crate::plain::pass(&config, &m64.params, &chunk);
 
     let mut worst = ((objective - want.loss / b as f64) / (want.loss / b as f64)).abs();
     let mut at = "loss".to_string();
@@ -424,7 +422,7 @@ fn sampling_layouts_give_the_oracles_logits() {
         let m = model::<f64>(config, &mut rng);
         let ids: Vec<u32> = (0..13).map(|_| rng.random_range(0..17)).collect();
         let state0 = State::<f64>::zeros(&config, 1);
-        let chunk = plain::Chunk {
+        let chunk = crate::plain::Chunk {
             inputs: &ids[..12],
             targets: &ids[1..],
             batch: 1,
@@ -433,7 +431,7 @@ fn sampling_layouts_give_the_oracles_logits() {
             masks: &[],
             scale: 1.0,
         };
-        let want = plain::pass(&config, &m.params, &chunk);
+        let want = crate::plain::pass(&config, &m.params, &chunk);
         let (mut state, mut ws) = (state0.clone(), Workspace::new(config, 1, 1));
         ws.prepare_for_sampling(&m);
         for t in 0..12 {

@@ -13,12 +13,10 @@
 //! iterations, so there charrnn must be exact at first and afterwards track the
 //! naive form as closely as the fast form does.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::*;
+use crate::common::*;
 
 fn reference() -> Option<PathBuf> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/ref/min_char_rnn.py");
