@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 DATA=${1:-../shared/data/tinyshakespeare.txt}
 ITERS=${2:-20000}
 ROUNDS=${3:-3}
-REF=${REF:-../shared/ref/min_char_rnn.py}
+REF=${REF:-$(dirname "$0")/min_char_rnn.py}
 
 cargo build --release --quiet
 BIN=target/release/charrnn

@@ -18,7 +18,7 @@ H=$1 L=$2 SECONDS_=${3:-20} ROUNDS=${4:-3}
 here=$(cd "$(dirname "$0")" && pwd)
 BIN=${BIN:-$here/../target/release/charrnn}
 DATA=${DATA:-$here/../../shared/data/tinyshakespeare.txt}
-TORCH=$here/../../shared/ref/torch_baseline.py
+TORCH=$here/torch_baseline.py
 [ -x "$BIN" ] || { echo "lstm-peer.sh: no charrnn at $BIN (cargo build --release, or set BIN=)" >&2; exit 1; }
 [ -f "$DATA" ] || { echo "lstm-peer.sh: no training text at $DATA (set DATA=path)" >&2; exit 1; }
 [ -f "$TORCH" ] || { echo "lstm-peer.sh: no PyTorch baseline at $TORCH" >&2; exit 1; }

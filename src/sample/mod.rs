@@ -467,39 +467,19 @@ mod tests {
     #[test]
     fn bad_draw_settings_and_unknown_seed_char_are_errors() {
         let m = model(Cell::Gru);
-        assert!(
-            Sampler::new(
-                &m,
-                Draw::Sample {
-                    temperature: 0.0,
-                    top_k: None,
-                    top_p: None,
-                }
-            )
-            .is_err()
-        );
-        assert!(
-            Sampler::new(
-                &m,
-                Draw::Sample {
-                    temperature: f64::NAN,
-                    top_k: None,
-                    top_p: None,
-                }
-            )
-            .is_err()
-        );
-        assert!(
-            Sampler::new(
-                &m,
-                Draw::Sample {
-                    temperature: 1.0,
-                    top_k: Some(0),
-                    top_p: None,
-                }
-            )
-            .is_err()
-        );
+        for (temperature, top_k, top_p) in [
+            (0.0, None, None),
+            (f64::NAN, None, None),
+            (1.0, Some(0), None),
+            (1.0, None, Some(0.0)),
+        ] {
+            let draw = Draw::Sample {
+                temperature,
+                top_k,
+                top_p,
+            };
+            assert!(Sampler::new(&m, draw).is_err(), "{draw:?}");
+        }
         let vocab = Vocab::from_text("abc");
         let err = encode_seed(&vocab, "abz").unwrap_err().to_string();
         assert!(

@@ -1,4 +1,4 @@
-//! charrnn against min-char-rnn's NumPy float64 reference, `../shared/ref/min_char_rnn.py`,
+//! charrnn against min-char-rnn's NumPy float64 reference, `scripts/min_char_rnn.py` (a copy of `../shared/ref/min_char_rnn.py`),
 //! started from the same weights on the same text. The golden run under
 //! `tests/golden/min_char_rnn/` (made once by the reference; its README says how)
 //! needs nothing but this repository. The live comparisons skip with a printed
@@ -19,7 +19,7 @@ use std::process::Command;
 use crate::common::*;
 
 fn reference() -> Option<PathBuf> {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/ref/min_char_rnn.py");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/min_char_rnn.py");
     if !script.exists() {
         eprintln!(
             "skipping the reference comparison: {} not found",

@@ -5,7 +5,7 @@
 //! `xp` = Wx x_t + b for all steps at once, the hidden side `hp` = Wh h_{t-1} one
 //! step at a time) and hands a cell the results; the cell does the elementwise
 //! rest. Adding a cell is one file here implementing [`CellKind`] and one line
-//! in the `cells!` list below (see ARCHITECTURE.md).
+//! in the `cells!` list below (see docs/ARCHITECTURE.md).
 
 use serde::{Deserialize, Serialize};
 
