@@ -177,7 +177,6 @@ impl<T: Real> Model<T> {
         }
         let loss = out.losses[..rows].iter().sum();
         (ws.ys, ws.losses, ws.dcur, ws.head) = (out.ys, out.losses, out.dtop, out.layouts);
-        ws.head_done = true;
         loss
     }
 

@@ -26,7 +26,6 @@ impl<T: Real> Model<T> {
     /// Runs the layers over `inputs` (T*B ids, time-major; T may be shorter than
     /// the workspace's capacity), carrying `state` in and out.
     pub fn forward(&self, inputs: &[u32], state: &mut State<T>, ws: &mut Workspace<T>) {
-        ws.head_done = false;
         let pair = ws.pair.clone();
         self.forward_on(inputs, state, ws, pair.as_deref(), None);
     }

@@ -10,7 +10,7 @@
 use std::ops::Range;
 
 use super::softmax::{dwhy_rows, softmax_loss};
-use super::workspace::{Workspace, by_step, layer_output};
+use super::workspace::{Workspace, layer_output};
 use super::{Model, State};
 use crate::linalg::{self, Real};
 use crate::parallel;
@@ -68,7 +68,7 @@ impl<T: Real> Model<T> {
         scale: T,
     ) -> f64 {
         assert_eq!(inputs.len(), targets.len());
-        if ws.masks.is_empty() && by_step(&self.config, inputs.len() / ws.batch, ws.batch) {
+        if ws.output_by_step(inputs.len()) {
             return self.forward_loss_by_step(inputs, targets, state, ws, scale);
         }
         self.forward(inputs, state, ws);
@@ -115,7 +115,7 @@ impl<T: Real> Model<T> {
 
     /// Backward pass after `forward_loss` on the same `inputs`; overwrites `grads`.
     pub fn backward(&self, inputs: &[u32], grads: &mut [T], ws: &mut Workspace<T>) {
-        if std::mem::take(&mut ws.head_done) {
+        if ws.output_by_step(inputs.len()) {
             return self.backward_after_output_by_step(inputs, grads, ws);
         }
         let c = self.config;

@@ -90,9 +90,6 @@ pub struct Workspace<T> {
     pub(crate) split: bool,
     /// The output layer one step at a time (see `head`): Why^T and Why in blocks.
     pub(crate) head: HeadLayouts<T>,
-    /// The last `forward_loss` ran the output layer step by step: dtop is ready
-    /// and dWhy is left for `backward`.
-    pub(crate) head_done: bool,
 }
 
 /// The scratch of the recurrent product, and Wh laid out for it (see `recurrence`).
@@ -201,7 +198,6 @@ impl<T: Real> Workspace<T> {
             pair: None,
             split: false,
             head: HeadLayouts::new(&config, seq, batch),
-            head_done: false,
         }
     }
 
@@ -295,6 +291,13 @@ impl<T: Real> Workspace<T> {
     pub fn use_pair(&mut self, pair: Arc<Pair>, split_recurrence: bool) {
         self.pair = Some(pair);
         self.split = split_recurrence;
+    }
+
+    /// Whether a pass over `rows` rows runs its output layer step by step (see
+    /// `head`): `forward_loss` and the `backward` after it both ask this, of the
+    /// same rows and masks, so they take the same path.
+    pub(crate) fn output_by_step(&self, rows: usize) -> bool {
+        self.masks.is_empty() && by_step(&self.config, rows / self.batch, self.batch)
     }
 
     /// Whether this workspace's training passes (its full chunk length, dropout
