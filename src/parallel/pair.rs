@@ -94,7 +94,7 @@ impl Pair {
 
     /// A pair when this machine has at least two cores and grants the thread.
     pub fn for_cores() -> Option<Pair> {
-        let cores = thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         (cores >= 2).then(Pair::new).and_then(Result::ok)
     }
 
